@@ -1,0 +1,72 @@
+"""Project wiring: environment files in step, the CLI, committed notebooks clean."""
+import re
+import tomllib
+
+import nbformat
+import pytest
+import yaml
+
+from conftest import POCUS, REPO
+from usnb.cli import main
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~ \[]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_lists_the_pyproject_packages():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = {r for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = {r for r in pip_section if not r.startswith("-e")}
+    assert "python=3.11" in env["dependencies"] and "-e ." in pip_section
+    assert {_name(r) for r in listed} == {_name(r) for r in wanted}
+    assert listed == wanted, "versions differ between environment.yml and pyproject.toml"
+
+
+def test_data_check_phantom_reports_every_item(tiny_breast, capsys):
+    assert main(["data", "check", "phantom", str(tiny_breast)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "loaded 8/8 items"
+    assert any(line.startswith("frames decoded: 96") for line in out)
+
+
+def test_data_check_names_a_corrupt_file_and_fails(tiny_breast, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_breast, copy)
+    victim = sorted((copy / "videos" / "benign").glob("*.mp4"))[0]
+    victim.write_bytes(b"\x00" * 100)
+    assert main(["data", "check", "phantom", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert f"unreadable: {victim}" in out and out.strip().endswith("loaded 7/8 items")
+
+
+def test_data_check_missing_folder(tmp_path, capsys):
+    assert main(["data", "check", "busv", str(tmp_path / "nope")]) == 1
+    assert "rawframes" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not POCUS.is_dir(), reason="../shared/realdata/pocus not present")
+def test_data_check_pocus_loads_all_131(capsys):
+    assert main(["data", "check", "pocus", str(POCUS)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "loaded 131/131 items"
+
+
+def test_phantom_command(tmp_path, capsys):
+    assert main(["phantom", "--kind", "lung", "--out", str(tmp_path / "l"), "--n", "4", "--size", "32",
+                 "--frames", "4"]) == 0
+    assert (tmp_path / "l" / "manifest.csv").exists() and "phantom written" in capsys.readouterr().out
+
+
+def test_committed_notebooks_are_clean():
+    """Outputs are committed only where nbval compares them (# NBVAL_CHECK_OUTPUT); each has a parameters cell."""
+    notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), path.name
+        for cell in nb.cells:
+            if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" not in cell.source:
+                assert not cell.outputs and cell.execution_count is None, f"{path.name}: stray output in {cell.source[:40]!r}"

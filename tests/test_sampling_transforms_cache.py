@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+import torch
+
+from usnb import sampling
+from usnb.cache import ClipCache
+from usnb.phantom import load_phantom
+from usnb.transforms import to_video, video_augment
+
+
+def test_uniform_indices_spread_and_short_clip_rule():
+    assert sampling.uniform_indices(32, 8).tolist() == [2, 6, 10, 14, 18, 22, 26, 30]
+    short = sampling.uniform_indices(5, 8)
+    assert short.tolist() == [0, 0, 1, 2, 2, 3, 4, 4]  # repeated in order, never padded
+    assert (np.diff(short) >= 0).all()
+    assert sampling.uniform_indices(1, 4).tolist() == [0, 0, 0, 0]
+    with pytest.raises(ValueError):
+        sampling.uniform_indices(0, 4)
+
+
+def test_random_crop_is_consecutive_and_inside():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        idx = sampling.random_crop_indices(40, 16, rng, stride=2)
+        assert idx.min() >= 0 and idx.max() < 40 and (np.diff(idx) == 2).all()
+    assert sampling.random_crop_indices(5, 16, rng).tolist() == sampling.uniform_indices(5, 16).tolist()
+
+
+def test_all_indices_cap():
+    assert sampling.all_indices(10).tolist() == list(range(10))
+    assert len(sampling.all_indices(500, max_frames=128)) == 128
+    with pytest.raises(ValueError, match="sampling mode"):
+        sampling.sample_indices(10, 4, "middle")
+
+
+def test_augmentation_is_identical_across_frames():
+    torch.manual_seed(0)
+    frame = np.random.default_rng(0).integers(0, 255, (40, 40, 1), dtype=np.uint8)
+    clip = np.repeat(frame[None], 6, axis=0)  # six identical frames
+    aug = video_augment(size=24, scale=(0.3, 0.6), degrees=10, brightness=0.3, contrast=0.3)
+    for _ in range(5):
+        out = aug(to_video(clip))
+        assert out.shape == (6, 1, 24, 24)
+        assert all(torch.equal(out[0], out[i]) for i in range(1, 6))
+    a, b = aug(to_video(clip)), aug(to_video(clip))
+    assert not torch.equal(a, b)  # but a new draw per clip
+
+
+def test_cache_decodes_once_and_matches_decoder(tiny_breast, tmp_path, monkeypatch):
+    record = load_phantom(tiny_breast)[0]
+    cache = ClipCache(tmp_path / "cache", size=(32, 32), grayscale=True)
+    first = cache.get(record)
+    assert first.shape == (12, 32, 32, 1) and first.dtype == np.uint8
+    assert np.array_equal(first, record.read(grayscale=True, size=(32, 32)))
+    # a second get must not decode: break the decoder and read again
+    monkeypatch.setattr(type(record), "read", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
+    assert np.array_equal(cache.get(record), first)
+    assert not list((tmp_path / "cache").glob("*.tmp-*"))

@@ -1,0 +1,72 @@
+"""The `usnb` command: phantom, data check, demo."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _phantom(args) -> int:
+    from .phantom import generate
+
+    kw = {k: v for k, v in {"n": args.n, "size": args.size, "frames": args.frames, "seed": args.seed}.items()
+          if v is not None}
+    out = generate(args.kind, args.out, **kw)
+    print(f"phantom written to {out}")
+    return 0
+
+
+def _data_check(args) -> int:
+    from .data_check import data_check
+
+    return 1 if data_check(args.source, args.root) else 0
+
+
+def _demo(args) -> int:
+    from .notebooks import demo
+
+    return 1 if demo(Path(args.out), profile=args.profile) else 0
+
+
+def _figure(args) -> int:
+    from .plots import readme_figure
+
+    print(f"wrote {readme_figure(args.out)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="usnb", description="usnb: deep learning on ultrasound videos")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("phantom", help="generate the built-in ultrasound phantom")
+    p.add_argument("--kind", choices=["breast", "lung"], default="breast")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, help="number of clips (default 300)")
+    p.add_argument("--size", type=int, help="frame size in pixels, even (default 112)")
+    p.add_argument("--frames", type=int, help="frames per clip (default 32)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.set_defaults(func=_phantom)
+
+    p = sub.add_parser("data", help="data tools")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    c = data_sub.add_parser("check", help="load every item and report what fails")
+    c.add_argument("source", choices=["phantom", "busv", "busi", "pocus", "manifest"])
+    c.add_argument("root", help="data set folder (manifest: the CSV or its folder)")
+    c.set_defaults(func=_data_check)
+
+    p = sub.add_parser("demo", help="run every notebook headless and write a summary")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--profile", choices=["small", "paper"], default="small")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("figure", help="write the README's example phantom frames")
+    p.add_argument("--out", default="docs/phantom_frames.png")
+    p.set_defaults(func=_figure)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

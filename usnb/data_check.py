@@ -1,0 +1,44 @@
+"""`usnb data check SOURCE ROOT`: load every item, report counts and every unreadable file."""
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import Path
+
+from .datasets import SOURCES, ImageRecord, load
+from .errors import DataError
+
+
+def data_check(source: str, root: str | Path, decode_size: tuple[int, int] = (64, 64), echo=print) -> int:
+    """Decode every item of the data set; prints a report ending `loaded N/M items`; returns failures."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            records = load(source, root)
+        except (DataError, ValueError, OSError) as err:
+            echo(f"cannot list {source} items: {err}")
+            echo("loaded 0/0 items")
+            return 1
+    for w in caught:
+        echo(f"warning: {w.message}")
+    echo(f"{source} at {root}: {len(records)} items")
+    for split, per_label in sorted(Counter((r.split or "-", r.label) for r in records).items()):
+        echo(f"  split {split[0]:<6} label {split[1]:<14} {per_label}")
+    failed, frames = [], 0
+    for r in records:
+        try:
+            if isinstance(r, ImageRecord):
+                r.read(size=decode_size)
+                frames += 1
+            else:
+                frames += len(r.read(grayscale=True, size=decode_size))
+        except Exception as err:  # noqa: BLE001 - report every failure, then go on
+            failed.append((r.path, err))
+    echo(f"frames decoded: {frames}")
+    for path, err in failed:
+        echo(f"unreadable: {path}: {err}")
+    echo(f"loaded {len(records) - len(failed)}/{len(records)} items")
+    return len(failed)
+
+
+__all__ = ["data_check", "SOURCES"]

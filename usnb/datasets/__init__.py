@@ -1,0 +1,40 @@
+"""Data set adapters: every source loads into the same records (see records.py and data_cards/)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..paths import dataset_root
+from .busi import load_busi
+from .busv import load_busv
+from .manifest import load_image_manifest, load_manifest
+from .pocus import load_pocus
+from .records import ImageRecord, Record, VideoRecord, class_counts, content_hash, record_id
+
+
+def _load_phantom(root: Path, **kw):
+    from ..phantom import load_phantom
+    return load_phantom(root, **kw)
+
+
+SOURCES: dict[str, Callable] = {
+    "phantom": _load_phantom,
+    "busv": load_busv,
+    "busi": load_busi,
+    "pocus": load_pocus,
+    "manifest": load_manifest,
+}
+
+
+def load(source: str, root: str | Path | None = None, **kwargs) -> list[Record]:
+    """Records of a data set: `source` one of SOURCES; `root` defaults to USNB_DATA_DIR/<source>."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown data source {source!r}; use one of {sorted(SOURCES)}")
+    if source == "phantom" and root is None:
+        from ..phantom import ensure_phantom
+        root = ensure_phantom("breast")
+    return SOURCES[source](dataset_root(source, root), **kwargs)
+
+
+__all__ = ["SOURCES", "load", "load_busi", "load_busv", "load_manifest", "load_image_manifest", "load_pocus",
+           "ImageRecord", "VideoRecord", "Record", "class_counts", "content_hash", "record_id"]

@@ -1,0 +1,113 @@
+"""Manifest CSV for any data set, private ones included: `path,label,split,patient_id`.
+
+Optional columns: `keyframe` (frame index) and `annotation` (a JSON file, relative to the CSV,
+holding `{"boxes": [[x, y, w, h] or null, one per frame], "keyframe": k, ...}`). Paths are
+relative to the CSV's folder. See data_cards/inhouse.md.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import DataError
+from .records import ImageRecord, VideoRecord
+
+REQUIRED = ("path", "label", "split", "patient_id")
+SPLITS = ("train", "val", "test", "")
+
+
+def _manifest_file(path: str | Path, default_name: str) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        path = path / default_name
+    if not path.is_file():
+        raise DataError(path, "manifest not found", f"pass the CSV file or a folder holding {default_name}")
+    return path
+
+
+def _rows(csv_path: Path, required: Sequence[str]) -> list[dict]:
+    # utf-8-sig: a CSV saved by Excel starts with a byte-order mark that would hide the first column name
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(csv_path, f"manifest lacks column(s) {missing}",
+                                f"the header must hold {', '.join(required)}")
+            rows = [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
+    except UnicodeDecodeError as err:
+        raise DataError(csv_path, f"manifest is not UTF-8 text ({err})", "save the CSV as UTF-8") from err
+    if not rows:
+        raise DataError(csv_path, "manifest has no rows", "list one clip per row")
+    return rows
+
+
+def _check_row(csv_path: Path, line: int, row: dict, labels: Sequence[str] | None, seen: dict) -> Path:
+    where = f"row {line}"
+    if not row["path"]:
+        raise DataError(csv_path, f"{where}: empty path", "give the clip's path, relative to the CSV")
+    if labels is not None and row["label"] not in labels:
+        raise DataError(csv_path, f"{where}: unknown label {row['label']!r}", f"use one of {list(labels)}")
+    if not row["patient_id"]:
+        raise DataError(csv_path, f"{where}: empty patient_id",
+                        "give every row a patient id (the video id if nothing better is known)")
+    if row["split"] not in SPLITS:
+        raise DataError(csv_path, f"{where}: unknown split {row['split']!r}", "use train, val, test or leave it empty")
+    full = (csv_path.parent / row["path"]).resolve()  # compared resolved: `a.mp4` and `./a.mp4` are one clip
+    if full in seen:
+        raise DataError(csv_path, f"{where}: duplicate path {row['path']!r} (first at row {seen[full]})",
+                        "list each clip once")
+    seen[full] = line
+    if not full.exists():
+        raise DataError(csv_path, f"{where}: file {row['path']!r} does not exist", "fix the path or drop the row")
+    return full
+
+
+def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source: str = "manifest") -> list[VideoRecord]:
+    """Clips listed in a manifest CSV (a file, or a folder holding manifest.csv)."""
+    csv_path = _manifest_file(path, "manifest.csv")
+    records, seen = [], {}
+    for line, row in enumerate(_rows(csv_path, REQUIRED), start=2):
+        full = _check_row(csv_path, line, row, labels, seen)
+        boxes, keyframe, meta = {}, None, {}
+        if row.get("annotation"):
+            ann_path = csv_path.parent / row["annotation"]
+            try:
+                meta = json.loads(ann_path.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise DataError(ann_path, f"cannot read annotation JSON ({err})", "fix or remove the file") from err
+            boxes = {i: [tuple(b)] for i, b in enumerate(meta.get("boxes", [])) if b}
+            keyframe = meta.get("keyframe")
+        if row.get("keyframe"):
+            try:
+                keyframe = int(row["keyframe"])
+            except ValueError:
+                keyframe = -1
+            if keyframe < 0:
+                raise DataError(csv_path, f"row {line}: keyframe {row['keyframe']!r} is not a frame index",
+                                "give a 0-based frame number or leave the cell empty")
+        video_id = meta.get("video_id") or Path(row["path"]).with_suffix("").as_posix()
+        records.append(VideoRecord(video_id=video_id, path=full,
+                                   label=row["label"], patient_id=row["patient_id"], split=row["split"],
+                                   source=source, licence=row.get("licence", ""), boxes=boxes,
+                                   keyframe=keyframe, meta=meta))
+    return records
+
+
+def load_image_manifest(path: str | Path, labels: Sequence[str] | None = None,
+                        source: str = "manifest") -> list[ImageRecord]:
+    """Still images listed in a CSV `path,mask_path,label,split,patient_id` (mask_path may be empty)."""
+    csv_path = _manifest_file(path, "images.csv")
+    records, seen = [], {}
+    for line, row in enumerate(_rows(csv_path, REQUIRED + ("mask_path",)), start=2):
+        full = _check_row(csv_path, line, row, labels, seen)
+        masks = [(csv_path.parent / m).resolve() for m in row["mask_path"].split(";") if m]
+        for m in masks:
+            if not m.exists():
+                raise DataError(csv_path, f"row {line}: mask {m.name!r} does not exist", "fix mask_path")
+        records.append(ImageRecord(image_id=Path(row["path"]).with_suffix("").as_posix(), path=full,
+                                   label=row["label"], patient_id=row["patient_id"], mask_paths=masks,
+                                   split=row["split"], source=source))
+    return records

@@ -1,0 +1,284 @@
+"""Reading videos, frame folders and still images into uint8 arrays `(T, H, W, C)`.
+
+Video files go through decord (mp4, avi, mpeg, mov, ...); what decord cannot open (GIF, some
+odd containers) falls back to PyAV. Decoder chatter on stderr is captured, not printed, and is
+attached to the error if decoding fails. Decoding is slow and decord leaks: training reads
+clips from `usnb.cache.ClipCache`, never from here.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .errors import DataError
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mpeg", ".mpg", ".mov", ".mkv", ".webm", ".m4v", ".gif"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+DECORD_CANNOT = {".gif"}  # checked: decord 0.6.0 fails on every GIF
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[list[str]]:
+    """Capture C-level stderr (FFmpeg warnings) for the block; yields a list that receives the text."""
+    captured: list[str] = []
+    try:
+        fd = os.dup(2)
+    except OSError:  # no real stderr (some embedded interpreters): nothing to silence
+        yield captured
+        return
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(fd, 2)
+            os.close(fd)
+            tmp.seek(0)
+            captured.append(tmp.read().decode(errors="replace"))
+
+
+def _to_layout(frames: np.ndarray, grayscale: bool) -> np.ndarray:
+    """(T, H, W) or (T, H, W, C) of any of 1/3/4 channels -> uint8 (T, H, W, 1 or 3)."""
+    if frames.dtype == np.uint16:
+        frames = (frames >> 8).astype(np.uint8)
+    elif frames.dtype != np.uint8:
+        raise TypeError(f"expected uint8 or uint16 frames, got {frames.dtype}")
+    if frames.ndim == 3:
+        frames = frames[..., None]
+    channels = frames.shape[-1]
+    if channels == 4:  # RGBA: alpha is not image content
+        frames, channels = frames[..., :3], 3
+    if channels == 2:  # grey + alpha
+        frames, channels = frames[..., :1], 1
+    if grayscale and channels == 3:
+        # ITU-R 601 luma, the weights PIL's convert("L") uses
+        grey = frames[..., 0] * 0.299 + frames[..., 1] * 0.587 + frames[..., 2] * 0.114
+        return np.ascontiguousarray(np.round(grey).astype(np.uint8)[..., None])
+    if not grayscale and channels == 1:
+        return np.ascontiguousarray(np.repeat(frames, 3, axis=-1))
+    return np.ascontiguousarray(frames)
+
+
+def video_info(path: str | Path) -> dict:
+    """Frame count, height, width and fps of a video file (decord, else PyAV)."""
+    path = _existing(path)
+    if path.suffix.lower() not in DECORD_CANNOT:
+        try:
+            vr = _decord_reader(path)
+            h, w = vr[0].shape[:2] if len(vr) else (0, 0)
+            return {"frames": len(vr), "height": h, "width": w, "fps": float(vr.get_avg_fps())}
+        except Exception:  # noqa: BLE001 - PyAV gets its chance below
+            pass
+    frames = read_video(path)
+    return {"frames": len(frames), "height": frames.shape[1], "width": frames.shape[2], "fps": float("nan")}
+
+
+def read_video(path: str | Path, grayscale: bool = False, indices: Sequence[int] | None = None,
+               size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode a video file to uint8 `(T, H, W, C)`; `indices` picks frames, `size=(H, W)` resizes."""
+    path = _existing(path)
+    errors = []
+    if path.suffix.lower() not in DECORD_CANNOT:
+        try:
+            frames = _read_decord(path, indices, size)
+            return _to_layout(frames, grayscale)
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001 - fall back to PyAV, keep the reason
+            errors.append(f"decord: {err}".strip())
+    try:
+        frames = _read_pyav(path, indices, size)
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        errors.append(f"PyAV: {err}".strip())
+        raise DataError(path, "cannot decode video (" + "; ".join(e.splitlines()[0] for e in errors) + ")",
+                        "check the file plays in a video player; re-encode it, e.g. "
+                        "`ffmpeg -i IN -c:v libx264 OUT.mp4`") from err
+    return _to_layout(frames, grayscale)
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file does not exist", "check the path, or set USNB_DATA_DIR")
+    if not os.access(path, os.R_OK):
+        raise DataError(path, "file is not readable (permissions)", f"run `chmod a+r '{path}'`")
+    return path
+
+
+def _decord_reader(path: Path, size: tuple[int, int] | None = None):
+    import decord
+
+    decord.logging.set_level(decord.logging.QUIET)
+    kwargs = {"height": size[0], "width": size[1]} if size else {}
+    with quiet_stderr():
+        return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kwargs)
+
+
+def _read_decord(path: Path, indices: Sequence[int] | None, size: tuple[int, int] | None) -> np.ndarray:
+    vr = _decord_reader(path, size)
+    n = len(vr)
+    if n == 0:
+        raise DataError(path, "video has zero frames", "re-export the clip; an empty file cannot be used")
+    idx = list(range(n)) if indices is None else [int(i) for i in indices]
+    bad = [i for i in idx if not 0 <= i < n]
+    if bad:
+        raise IndexError(f"{path}: frame indices {bad[:5]} outside 0..{n - 1}")
+    with quiet_stderr() as log:
+        frames = vr.get_batch(idx).asnumpy()
+    if frames.shape[0] != len(idx):
+        raise RuntimeError(f"decord returned {frames.shape[0]} of {len(idx)} frames; {''.join(log)[-200:]}")
+    return frames
+
+
+def _read_pyav(path: Path, indices: Sequence[int] | None, size: tuple[int, int] | None) -> np.ndarray:
+    import av
+
+    av.logging.set_level(av.logging.PANIC)
+    wanted = None if indices is None else sorted(set(int(i) for i in indices))
+    frames = []
+    with quiet_stderr(), av.open(str(path)) as container:
+        if not container.streams.video:
+            raise DataError(path, "file has no video stream", "pass a video file, not audio or an image")
+        stream = container.streams.video[0]
+        for i, frame in enumerate(container.decode(stream)):
+            if wanted is None or i in wanted:
+                if size:
+                    frame = frame.reformat(width=size[1], height=size[0])
+                frames.append(frame.to_ndarray(format="rgb24"))
+            if wanted is not None and i >= wanted[-1]:
+                break
+    if not frames:
+        raise DataError(path, "video has zero frames", "re-export the clip; an empty file cannot be used")
+    stack = np.stack(frames)
+    if indices is None:
+        return stack
+    if len(frames) != len(wanted):
+        raise IndexError(f"{path}: frame indices beyond the {i + 1} frames of the clip")
+    pos = {f: k for k, f in enumerate(wanted)}
+    return stack[[pos[int(i)] for i in indices]]
+
+
+# ---------------------------------------------------------------------------------- frame folders
+_NUMBER = re.compile(r"(\d+)$")
+
+
+def frame_files(folder: str | Path) -> list[Path]:
+    """The frame images of a folder in frame order; a gap in the numbering is an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(folder, "frame folder does not exist", "check the path to the video's frames")
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise DataError(folder, "frame folder holds no image frames (.png/.jpg)",
+                        "point at a folder of numbered frames such as 000000.png")
+    numbered = []
+    for p in files:
+        m = _NUMBER.search(p.stem)
+        if not m:
+            raise DataError(p, "frame file name has no frame number", "name frames 000000.png, 000001.png, ...")
+        numbered.append((int(m.group(1)), p))
+    numbered.sort()
+    numbers = [n for n, _ in numbered]
+    twice = sorted({a for a, b in zip(numbers, numbers[1:]) if a == b})
+    if twice:
+        names = [p.name for k, p in numbered if k == twice[0]]
+        raise DataError(folder, f"two files for one frame number: {names}",
+                        "keep one file per frame number")
+    expected = list(range(numbers[0], numbers[0] + len(numbers)))
+    if numbers != expected:
+        missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+        raise DataError(folder, f"gap in frame numbering: frame(s) {missing[:5]} missing",
+                        "restore the missing frames or renumber the folder consecutively")
+    return [p for _, p in numbered]
+
+
+def read_frame_folder(folder: str | Path, grayscale: bool = False, indices: Sequence[int] | None = None,
+                      size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a folder of numbered frames (BUSV `rawframes/<class>/<video>/000000.png`) as `(T, H, W, C)`."""
+    files = frame_files(folder)
+    picked = files if indices is None else [files[int(i)] for i in indices]
+    frames = [read_image(p, grayscale=grayscale, size=size) for p in picked]
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        raise DataError(folder, f"frames of one clip have different sizes {sorted(shapes)[:3]}",
+                        "resize the frames to one size, or pass size=(H, W)")
+    return np.stack(frames)
+
+
+def read_clip(path: str | Path, grayscale: bool = False, indices: Sequence[int] | None = None,
+              size: tuple[int, int] | None = None) -> np.ndarray:
+    """A video file or a frame folder, whichever `path` is, as uint8 `(T, H, W, C)`."""
+    path = Path(path)
+    if path.is_dir():
+        return read_frame_folder(path, grayscale, indices, size)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise DataError(path, "this is a still image, not a clip", "use usnb.io.read_image for still images")
+    return read_video(path, grayscale, indices, size)
+
+
+def count_frames(path: str | Path) -> int:
+    """Number of frames of a video file or frame folder (decodes the file if the container lies)."""
+    path = Path(path)
+    if path.is_dir():
+        return len(frame_files(path))
+    return video_info(path)["frames"]
+
+
+# ---------------------------------------------------------------------------------- still images
+def read_image(path: str | Path, grayscale: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A still image as uint8 `(H, W, C)`; 16-bit images are scaled to 8 bits, alpha is dropped."""
+    path = _existing(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if size:
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im).astype(np.int64)
+                arr = np.clip(arr >> 8 if arr.max() > 255 else arr, 0, 255).astype(np.uint8)
+            elif im.mode == "P":
+                arr = np.asarray(im.convert("RGBA" if "transparency" in im.info else "RGB"))
+            elif im.mode in ("L", "LA", "RGB", "RGBA"):
+                arr = np.asarray(im)
+            else:
+                arr = np.asarray(im.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(path, f"cannot read image ({err})", "re-export the image as PNG") from err
+    return _to_layout(arr[None], grayscale)[0]
+
+
+def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A lesion mask as bool `(H, W)`: any non-zero pixel is lesion."""
+    return read_image(path, grayscale=True, size=size)[..., 0] > 0
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int = 20, crf: int = 18) -> Path:
+    """Write uint8 `(T, H, W)` or `(T, H, W, C)` frames as H.264 mp4 that decord reads (even H and W)."""
+    import av
+
+    path = Path(path)
+    frames = _to_layout(np.asarray(frames), grayscale=False)
+    t, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"H.264 needs even frame sizes, got {h}x{w}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        # one thread and fixed options: the same frames always give the same bytes
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1", "tune": "grain"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

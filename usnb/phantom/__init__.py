@@ -1,0 +1,191 @@
+"""The built-in ultrasound phantom: deterministic B-mode-like clips with ground truth no real set has.
+
+`generate("breast", out)` writes H.264 clips, a manifest, per-frame annotations and (breast) a
+still-image set with masks; `ensure_phantom("breast")` does it once under USNB_DATA_DIR and
+reuses it. The same seed gives the same files. See data_cards/phantom.md.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .. import io
+from ..datasets.manifest import load_image_manifest, load_manifest
+from ..paths import data_dir
+from . import breast, lung
+
+GENERATOR_VERSION = 1
+KINDS = ("breast", "lung")
+LABELS = {"breast": ("benign", "malignant"), "lung": ("normal", "consolidation")}
+SPLIT_FRACTIONS = (("train", 0.6), ("val", 0.2), ("test", 0.2))
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """What to generate. Defaults: the small set (a few hundred clips at 112 px)."""
+
+    kind: str = "breast"
+    n: int = 300  # clips
+    size: int = 112  # frame height = width, pixels (even)
+    frames: int = 32
+    seed: int = 0
+    positive_fraction: float | None = None  # malignant / consolidation share; 0.25 breast, 0.5 lung
+    n_images: int | None = None  # breast still images; default n // 2
+    fps: int = 16
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"phantom kind must be one of {KINDS}, got {self.kind!r}")
+        if self.size % 2 or self.size < 32:
+            raise ValueError(f"phantom size must be even and >= 32 (H.264), got {self.size}")
+        if self.n < 4 or self.frames < 2:
+            raise ValueError(f"phantom needs n >= 4 clips of frames >= 2, got n={self.n}, frames={self.frames}")
+
+    @property
+    def positive(self) -> float:
+        return self.positive_fraction if self.positive_fraction is not None else {"breast": 0.25, "lung": 0.5}[self.kind]
+
+    @property
+    def images(self) -> int:
+        return 0 if self.kind != "breast" else self.n // 2 if self.n_images is None else self.n_images
+
+    def folder_name(self) -> str:
+        return (f"{self.kind}-n{self.n}-s{self.size}-t{self.frames}-seed{self.seed}-p{self.positive:g}"
+                f"-i{self.images}-v{GENERATOR_VERSION}")
+
+
+def _plan(spec: PhantomSpec) -> list[dict]:
+    """Patients -> clips with label, split and seeds; fixed by spec.seed alone."""
+    rng = np.random.default_rng([spec.seed, 7919])
+    patients = []
+    clips = 0
+    while clips < spec.n:
+        sweeps = 2 if spec.kind == "breast" and rng.random() < 0.4 else 1
+        sweeps = min(sweeps, spec.n - clips)
+        patients.append({"patient_id": f"p{len(patients):04d}", "sweeps": sweeps,
+                         "positive": bool(rng.random() < spec.positive)})
+        clips += sweeps
+    # stratified split by patient: each class's patients in shuffled order cut by SPLIT_FRACTIONS
+    for positive in (False, True):
+        group = [p for p in patients if p["positive"] == positive]
+        order = rng.permutation(len(group))
+        bounds = np.cumsum([f for _, f in SPLIT_FRACTIONS]) * len(group)
+        for rank, i in enumerate(order):
+            group[i]["split"] = SPLIT_FRACTIONS[int(np.searchsorted(bounds, rank, side="right"))][0]
+    tasks = []
+    for index, p in enumerate(patients):
+        label = LABELS[spec.kind][int(p["positive"])]
+        for sweep in range(p["sweeps"]):
+            video_id = f"{p['patient_id']}_s{sweep}"
+            tasks.append({"video_id": video_id, "label": label, "patient_id": p["patient_id"], "split": p["split"],
+                          "sweep": sweep, "seed": [spec.seed, index], "positive": p["positive"]})
+    return tasks
+
+
+def _clip_task(spec: PhantomSpec, out: Path, task: dict) -> dict:
+    """Render, encode and annotate one clip; returns its manifest row."""
+    lesion_rng = np.random.default_rng(task["seed"] + [0])  # the patient's lesion: same for both sweeps
+    noise_rng = np.random.default_rng(task["seed"] + [1 + task["sweep"]])
+    if spec.kind == "breast":
+        latent = breast.draw_features(lesion_rng, task["positive"])
+        lesion = breast.make_lesion(lesion_rng, latent, spec.size)
+        if task["sweep"] == 1:
+            lesion = lesion.rotated()
+        frames, mask = breast.render(noise_rng, lesion, spec.frames, spec.size)
+        features = {**latent, "radius_px": float(np.sqrt(lesion.rx * lesion.ry)), "contrast": lesion.contrast}
+    else:
+        frames, mask, features = lung.render(noise_rng, task["positive"], spec.frames, spec.size)
+    rel_video = Path("videos") / task["label"] / f"{task['video_id']}.mp4"
+    io.write_video(out / rel_video, frames, fps=spec.fps)
+    annotation = {"video_id": task["video_id"], "label": task["label"], "patient_id": task["patient_id"],
+                  "frames": spec.frames, "sweep": task["sweep"], **breast.ground_truth(mask), "features": features}
+    rel_ann = Path("annotations") / f"{task['video_id']}.json"
+    (out / rel_ann).write_text(json.dumps(annotation))
+    return {"path": rel_video.as_posix(), "label": task["label"], "split": task["split"],
+            "patient_id": task["patient_id"], "keyframe": "" if annotation["keyframe"] is None else annotation["keyframe"],
+            "annotation": rel_ann.as_posix()}
+
+
+def _image_task(spec: PhantomSpec, out: Path, task: dict) -> dict:
+    """One BUSI-like still: the keyframe slice through the lesion centre, with its mask."""
+    rng = np.random.default_rng(task["seed"] + [0])
+    lesion = breast.make_lesion(rng, breast.draw_features(rng, task["positive"]), spec.size)
+    frames, mask = breast.render(rng, lesion, 1, spec.size, zs=np.array([lesion.z0]))
+    stem = Path("images") / task["label"] / task["video_id"]
+    Image.fromarray(frames[0]).save(out / f"{stem}.png")
+    Image.fromarray(((mask[0] > 0.5) * 255).astype(np.uint8)).save(out / f"{stem}_mask.png")
+    return {"path": f"{stem.as_posix()}.png", "mask_path": f"{stem.as_posix()}_mask.png", "label": task["label"],
+            "split": task["split"], "patient_id": task["patient_id"]}
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def generate(kind: str = "breast", out: str | Path | None = None, workers: int | None = None, **spec_kw) -> Path:
+    """Write a phantom data set to `out` (default: USNB_DATA_DIR/phantom/<spec>); returns the folder."""
+    spec = PhantomSpec(kind=kind, **spec_kw)
+    out = Path(out) if out else data_dir() / "phantom" / spec.folder_name()
+    tmp = out.with_name(out.name + f".partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for label in LABELS[kind]:
+        (tmp / "videos" / label).mkdir(parents=True)
+        if spec.images:
+            (tmp / "images" / label).mkdir(parents=True)
+    (tmp / "annotations").mkdir()
+    start = time.perf_counter()
+    tasks = _plan(spec)
+    image_tasks = []
+    if spec.images:  # separate patients, as BUSI's images are not BUSV's patients
+        image_spec = PhantomSpec(kind="breast", n=max(2 * spec.images, 4), seed=spec.seed + 10_000,
+                                 positive_fraction=spec.positive)
+        image_tasks = [dict(t, video_id=f"img_{t['patient_id']}", patient_id=f"img_{t['patient_id']}")
+                       for t in _plan(image_spec) if t["sweep"] == 0][: spec.images]
+    workers = workers or min(4, os.cpu_count() or 1)
+    with ProcessPoolExecutor(workers) as pool:
+        rows = list(pool.map(_clip_task, [spec] * len(tasks), [tmp] * len(tasks), tasks, chunksize=4))
+        image_rows = list(pool.map(_image_task, [spec] * len(image_tasks), [tmp] * len(image_tasks), image_tasks,
+                                   chunksize=8))
+    _write_csv(tmp / "manifest.csv", rows)
+    if image_rows:
+        _write_csv(tmp / "images.csv", image_rows)
+    info = {"generator_version": GENERATOR_VERSION, "spec": asdict(spec), "clips": len(rows), "images": len(image_rows),
+            "seconds": round(time.perf_counter() - start, 2)}
+    (tmp / "phantom.json").write_text(json.dumps(info, indent=1))  # written last: marks the set complete
+    shutil.rmtree(out, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out)
+    return out
+
+
+def ensure_phantom(kind: str = "breast", **spec_kw) -> Path:
+    """The cached phantom folder for this spec under USNB_DATA_DIR/phantom/, generated on first use."""
+    folder = data_dir() / "phantom" / PhantomSpec(kind=kind, **spec_kw).folder_name()
+    if not (folder / "phantom.json").exists():
+        generate(kind, folder, **spec_kw)
+    return folder
+
+
+def load_phantom(root: str | Path):
+    """Clip records of a phantom folder, with per-frame boxes, visibility and features in `meta`."""
+    root = Path(root)
+    kind = json.loads((root / "phantom.json").read_text())["spec"]["kind"] if (root / "phantom.json").exists() else None
+    labels = LABELS.get(kind) or sorted({*LABELS["breast"], *LABELS["lung"]})
+    return load_manifest(root / "manifest.csv", labels=labels, source="phantom")
+
+
+def load_phantom_images(root: str | Path):
+    """Still-image records (keyframes with masks) of a breast phantom folder."""
+    return load_image_manifest(Path(root) / "images.csv", labels=LABELS["breast"], source="phantom")

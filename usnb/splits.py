@@ -1,0 +1,92 @@
+"""Splits by video or by patient (never by frame), stratified k-fold, and a leakage check."""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .datasets.records import Record, content_hash, record_id
+from .errors import LeakageError
+
+
+def _group(record: Record, by: str) -> str:
+    if by == "patient":
+        return record.patient_id
+    if by == "video":
+        return record_id(record)
+    raise ValueError(f"split by 'patient' or 'video', got {by!r}")
+
+
+def _group_labels(records: Sequence[Record], by: str) -> dict[str, str]:
+    """Each group's label: its most common label (ties: alphabetical)."""
+    votes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in records:
+        votes[_group(r, by)][r.label] += 1
+    return {g: sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] for g, v in votes.items()}
+
+
+def assign_splits(records: Sequence[Record], fractions: Mapping[str, float] | None = None, by: str = "patient",
+                  seed: int = 0) -> list[Record]:
+    """Copies of `records` with `split` set: whole groups (patients or videos) per part, stratified by label."""
+    fractions = dict(fractions or {"train": 0.6, "val": 0.2, "test": 0.2})
+    if abs(sum(fractions.values()) - 1) > 1e-6:
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    group_label = _group_labels(records, by)
+    names, bounds = list(fractions), np.cumsum(list(fractions.values()))
+    part_of = {}
+    for label in sorted(set(group_label.values())):
+        groups = sorted(g for g, lab in group_label.items() if lab == label)
+        for rank, i in enumerate(rng.permutation(len(groups))):
+            part_of[groups[i]] = names[min(int(np.searchsorted(bounds * len(groups), rank, side="right")), len(names) - 1)]
+    out = [dataclasses.replace(r, split=part_of[_group(r, by)]) for r in records]
+    check_leakage(out, content=False)
+    return out
+
+
+def kfold(records: Sequence[Record], k: int = 5, by: str = "patient", seed: int = 0) -> list[tuple[list, list]]:
+    """Stratified group k-fold: [(train_records, test_records)] with no group in both."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = [_group(r, by) for r in records]
+    labels = [r.label for r in records]
+    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    out = []
+    for train, test in folds.split(np.zeros(len(records)), labels, groups):
+        pair = ([records[i] for i in train], [records[i] for i in test])
+        check_leakage({"train": pair[0], "test": pair[1]}, content=False)
+        out.append(pair)
+    return out
+
+
+def check_leakage(parts: Sequence[Record] | Mapping[str, Sequence[Record]], content: bool = True) -> None:
+    """Refuse a split where a patient, a video or an identical clip (content hash) is in two parts.
+
+    `parts`: {part name: records}, or records whose `split` field names the part.
+    """
+    if not isinstance(parts, Mapping):
+        grouped: dict[str, list[Record]] = defaultdict(list)
+        for r in parts:
+            grouped[r.split or "unassigned"].append(r)
+        parts = grouped
+    keys = {"patient": lambda r: r.patient_id, "video": record_id}
+    if content:
+        keys["identical clip"] = content_hash
+    problems = []
+    for what, key in keys.items():
+        seen: dict[str, tuple[str, Record]] = {}
+        for part, records in parts.items():
+            for r in records:
+                k = key(r)
+                if k in seen and seen[k][0] != part:
+                    other = seen[k][1]
+                    problems.append(f"{what} {k if what != 'identical clip' else k[:12]} is in {seen[k][0]!r} "
+                                    f"({other.path}) and in {part!r} ({r.path})")
+                seen.setdefault(k, (part, r))
+    if problems:
+        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise LeakageError("split leaks between its parts: " + "; ".join(problems[:5]) + more +
+                           ". Fix: split by patient with usnb.splits.assign_splits(records, by='patient'), "
+                           "and drop duplicate clips")
