@@ -750,3 +750,24 @@ def test_kfold_groups_patients():
         assert {r.label for r in test} == {"benign", "malignant"}
         tested.update(r.video_id for r in test)
     assert tested == Counter(r.video_id for r in recs)  # every clip is tested exactly once
+
+
+def test_split_by_video_checks_videos_not_patients():
+    """A split asked for by video (patient ids unknown) may share a patient; by patient it may not."""
+    from usnb.datasets.records import VideoRecord
+    from usnb.splits import assign_splits, check_leakage
+    from usnb.errors import LeakageError
+
+    recs = [VideoRecord(f"v{i}", Path(f"/x/v{i}.mp4"), "benign" if i % 2 else "malignant", f"p{i // 4}")
+            for i in range(40)]
+    by_video = assign_splits(recs, by="video", seed=1)
+    assert len({r.video_id for r in by_video}) == 40
+    check_leakage(by_video, content=False, keys=("video",))
+    by_patient = assign_splits(recs, by="patient", seed=1)
+    check_leakage(by_patient, content=False)
+    with pytest.raises(ValueError, match="leakage keys"):
+        check_leakage(recs, content=False, keys=("frame",))
+    leaky = [dataclasses.replace(r, split="test" if r.video_id == "v0" else "train") for r in recs]
+    check_leakage(leaky, content=False, keys=("video",))  # fine by video
+    with pytest.raises(LeakageError, match="patient p0"):
+        check_leakage(leaky, content=False)  # refused by patient

@@ -42,8 +42,14 @@ def assign_splits(records: Sequence[Record], fractions: Mapping[str, float] | No
         for rank, i in enumerate(rng.permutation(len(groups))):
             part_of[groups[i]] = names[min(int(np.searchsorted(bounds * len(groups), rank, side="right")), len(names) - 1)]
     out = [dataclasses.replace(r, split=part_of[_group(r, by)]) for r in records]
-    check_leakage(out, content=False)
+    check_leakage(out, content=False, keys=_checked(by))
     return out
+
+
+def _checked(by: str) -> tuple[str, ...]:
+    """A split by patient must keep patients and videos apart; a split by video (asked for when patient
+    ids are unknown or not wanted) keeps videos apart."""
+    return ("patient", "video") if by == "patient" else ("video",)
 
 
 def kfold(records: Sequence[Record], k: int = 5, by: str = "patient", seed: int = 0) -> list[tuple[list, list]]:
@@ -56,26 +62,32 @@ def kfold(records: Sequence[Record], k: int = 5, by: str = "patient", seed: int 
     out = []
     for train, test in folds.split(np.zeros(len(records)), labels, groups):
         pair = ([records[i] for i in train], [records[i] for i in test])
-        check_leakage({"train": pair[0], "test": pair[1]}, content=False)
+        check_leakage({"train": pair[0], "test": pair[1]}, content=False, keys=_checked(by))
         out.append(pair)
     return out
 
 
-def check_leakage(parts: Sequence[Record] | Mapping[str, Sequence[Record]], content: bool = True) -> None:
+def check_leakage(parts: Sequence[Record] | Mapping[str, Sequence[Record]], content: bool = True,
+                  keys: Sequence[str] = ("patient", "video")) -> None:
     """Refuse a split where a patient, a video or an identical clip (content hash) is in two parts.
 
-    `parts`: {part name: records}, or records whose `split` field names the part.
+    `parts`: {part name: records}, or records whose `split` field names the part; `keys`: which of
+    'patient' and 'video' to check; `content`: also compare clip contents (reads the files).
     """
     if not isinstance(parts, Mapping):
         grouped: dict[str, list[Record]] = defaultdict(list)
         for r in parts:
             grouped[r.split or "unassigned"].append(r)
         parts = grouped
-    keys = {"patient": lambda r: r.patient_id, "video": record_id}
+    getters = {"patient": lambda r: r.patient_id, "video": record_id}
+    unknown = set(keys) - set(getters)
+    if unknown:
+        raise ValueError(f"leakage keys must be 'patient' and/or 'video', got {sorted(unknown)}")
+    checks = {k: getters[k] for k in keys}
     if content:
-        keys["identical clip"] = content_hash
+        checks["identical clip"] = content_hash
     problems = []
-    for what, key in keys.items():
+    for what, key in checks.items():
         seen: dict[str, tuple[str, Record]] = {}
         for part, records in parts.items():
             for r in records:

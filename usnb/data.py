@@ -1,0 +1,85 @@
+"""torch Datasets over records: clips from the uint8 cache, still images in memory, 1:1 pairs."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import sampling
+from .cache import ClipCache
+from .datasets.records import ImageRecord, VideoRecord
+
+
+def label_index(records: Sequence, classes: Sequence[str]) -> np.ndarray:
+    """Labels as class indices; a label outside `classes` is an error naming the record."""
+    lookup = {c: i for i, c in enumerate(classes)}
+    bad = [r for r in records if r.label not in lookup]
+    if bad:
+        raise ValueError(f"{bad[0].path}: label {bad[0].label!r} is not one of {list(classes)}; "
+                         "filter the records or pass the classes")
+    return np.array([lookup[r.label] for r in records])
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float in about [-2, 2] ((x / 255 - 0.5) / 0.25), on whatever device x is."""
+    return (x.float() / 255 - 0.5) / 0.25
+
+
+class ClipDataset(Dataset):
+    """(clip uint8 (T, C, H, W), label) from the cache; `mode` 'uniform' | 'random' | 'all' (see sampling)."""
+
+    def __init__(self, records: Sequence[VideoRecord], cache: ClipCache, classes: Sequence[str],
+                 num_frames: int | None = 16, mode: str = "uniform", transform: Callable | None = None):
+        self.records, self.cache, self.num_frames, self.mode = list(records), cache, num_frames, mode
+        self.labels = label_index(self.records, classes)
+        self.transform = transform
+        cache.prefill(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int):
+        frames = self.cache.get(self.records[i])  # (T, H, W, C) memmap
+        # random crops draw from torch's generator: seeded by seed_everything, restored on resume
+        rng = np.random.default_rng(int(torch.randint(2**31, (1,)))) if self.mode == "random" else None
+        idx = sampling.sample_indices(len(frames), self.num_frames, self.mode, rng)
+        clip = torch.from_numpy(np.ascontiguousarray(frames[idx])).permute(0, 3, 1, 2)  # (T, C, H, W)
+        if self.transform is not None:
+            clip = self.transform(clip)
+        return clip, int(self.labels[i])
+
+
+class ImageDataset(Dataset):
+    """(image uint8 (C, H, W), label), all decoded once into memory."""
+
+    def __init__(self, records: Sequence[ImageRecord], classes: Sequence[str], size: tuple[int, int],
+                 grayscale: bool = True, transform: Callable | None = None):
+        self.records = list(records)
+        self.labels = label_index(self.records, classes)
+        self.images = torch.from_numpy(np.stack([r.read(grayscale=grayscale, size=size) for r in self.records]))
+        self.images = self.images.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int):
+        image = self.images[i]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[i])
+
+
+class PairedDataset(Dataset):
+    """Item i = (a[i mod len(a)], b[i mod len(b)]): a shuffled batch of B pairs samples `a` and `b` 1:1."""
+
+    def __init__(self, a: Dataset, b: Dataset):
+        self.a, self.b = a, b
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def __getitem__(self, i: int):
+        return (*self.a[i % len(self.a)], *self.b[i % len(self.b)])

@@ -1,0 +1,176 @@
+"""Binary metrics as the papers report them (positive class = 1, malignant), mean(std) over seeds, tables.
+
+Conventions (the same in every notebook):
+- A clip is called positive when `y_score >= threshold` (scikit-learn's `roc_curve` uses the same `>=`).
+- A class absent from `y_true` makes its rate undefined: `auc`, `ap` and the rate of the missing class
+  (`sen` without positives, `spe` without negatives) are `nan`, never an exception.
+- Nothing predicted positive gives `pre = 0` (scikit-learn's `zero_division=0`); `f1 = 2TP / (2TP + FP + FN)`
+  is 0 when that denominator is 0.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+METRIC_KEYS = ("acc", "sen", "spe", "pre", "f1", "auc", "ap")
+
+
+def _as_numpy(values) -> np.ndarray:
+    """Tensor, list or array -> NumPy array (detached, on the CPU)."""
+    if hasattr(values, "detach"):
+        values = values.detach().float().cpu().numpy()
+    return np.asarray(values)
+
+
+def _check_binary(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
+    """y_true: (N,) in {0, 1}; y_score: (N,) or (N, 2) (column 1 is the positive class) -> two (N,) arrays."""
+    y = _as_numpy(y_true).reshape(-1)
+    s = _as_numpy(y_score).astype(np.float64)
+    if s.ndim == 2 and s.shape[1] == 2:
+        s = s[:, 1]
+    s = s.reshape(-1)
+    if len(y) != len(s):
+        raise ValueError(f"y_true has {len(y)} labels but y_score has {len(s)} scores; pass one score per clip")
+    if len(y) == 0:
+        raise ValueError("y_true is empty; evaluate on at least one clip")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"y_true must hold 0 (benign) and 1 (malignant), got values {np.unique(y)[:5]}; "
+                         "map class names to 0/1 first")
+    if not np.isfinite(s).all():
+        raise ValueError("y_score holds nan or inf; check the model output (a diverged run?)")
+    return y.astype(int), s
+
+
+def _ratio(num: float, den: float, empty: float) -> float:
+    return float(num / den) if den else empty
+
+
+def roc_data(y_true, y_score) -> dict:
+    """ROC curve: dict(fpr, tpr, thresholds, auc); `auc` is nan (and fpr/tpr empty) when a class is absent."""
+    from sklearn.metrics import auc, roc_curve
+
+    y, s = _check_binary(y_true, y_score)
+    if len(np.unique(y)) < 2:
+        return {"fpr": np.array([]), "tpr": np.array([]), "thresholds": np.array([]), "auc": float("nan")}
+    fpr, tpr, thresholds = roc_curve(y, s)
+    return {"fpr": fpr, "tpr": tpr, "thresholds": thresholds, "auc": float(auc(fpr, tpr))}
+
+
+def youden_threshold(y_true, y_score) -> float:
+    """The score threshold maximising Youden's J = sensitivity + specificity - 1 (ties -> the higher threshold).
+
+    Candidates are the ROC thresholds (every unique score; scikit-learn's extra `inf` is left out).
+    """
+    from sklearn.metrics import roc_curve
+
+    y, s = _check_binary(y_true, y_score)
+    if len(np.unique(y)) < 2:
+        raise ValueError("Youden's threshold needs both classes in y_true; pass a numeric threshold instead")
+    fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
+    finite = np.isfinite(thresholds)
+    fpr, tpr, thresholds = fpr[finite], tpr[finite], thresholds[finite]
+    j = tpr - fpr  # Youden (1950): J = sen + spe - 1 = TPR - FPR
+    best = np.flatnonzero(j >= j.max() - 1e-12)
+    return float(thresholds[best].max())
+
+
+def binary_metrics(y_true, y_score, threshold: float | str = 0.5) -> dict:
+    """acc, sen, spe, pre, f1, auc, ap and the threshold used, as floats in [0, 1] (nan where undefined).
+
+    y_true: (N,) in {0, 1}; y_score: (N,) probability of class 1, or (N, 2) class probabilities.
+    threshold: a number, or "youden" to pick it on these labels (optimistic: prefer a validation set's).
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y, s = _check_binary(y_true, y_score)
+    if isinstance(threshold, str):
+        if threshold != "youden":
+            raise ValueError(f"threshold must be a number or 'youden', got {threshold!r}")
+        threshold = youden_threshold(y, s)
+    pred = (s >= threshold).astype(int)
+    tp = int(((pred == 1) & (y == 1)).sum())
+    tn = int(((pred == 0) & (y == 0)).sum())
+    fp = int(((pred == 1) & (y == 0)).sum())
+    fn = int(((pred == 0) & (y == 1)).sum())
+    both = len(np.unique(y)) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auc = float(roc_auc_score(y, s)) if both else float("nan")
+        ap = float(average_precision_score(y, s)) if both else float("nan")
+    return {
+        "acc": (tp + tn) / len(y),
+        "sen": _ratio(tp, tp + fn, float("nan")),  # recall of class 1
+        "spe": _ratio(tn, tn + fp, float("nan")),  # recall of class 0
+        "pre": _ratio(tp, tp + fp, 0.0),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn, 0.0),
+        "auc": auc,
+        "ap": ap,
+        "threshold": float(threshold),
+    }
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value). nan in -> nan out."""
+    v = _as_numpy(values).astype(np.float64).reshape(-1)
+    if len(v) == 0:
+        raise ValueError("mean_std got no values; pass at least one run's number")
+    std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    return float(v.mean()), std
+
+
+def format_mean_std(values, scale: float = 100, digits: int = 2) -> str:
+    """The papers' table cell: [0.9467, ...] -> '94.67(1.23)'; a single value -> '94.67'."""
+    v = _as_numpy(values).astype(np.float64).reshape(-1)
+    mean, std = mean_std(v)
+    text = f"{mean * scale:.{digits}f}"
+    return text if len(v) == 1 else f"{text}({std * scale:.{digits}f})"
+
+
+@dataclass
+class MetricsTable:
+    """Rows of metrics (one list of per-seed values per cell); `to_markdown()` renders the papers' table."""
+
+    names: list[str]
+    keys: tuple[str, ...]
+    values: list[list[list[float]]]  # [row][key] -> one value per seed
+    scale: float = 100
+    digits: int = 2
+    labels: dict = field(default_factory=dict)  # column header per key, default key.upper()
+
+    def header(self) -> list[str]:
+        return ["", *(self.labels.get(k, k.upper()) for k in self.keys)]
+
+    def cells(self) -> list[list[str]]:
+        """Formatted rows: [name, 'mean(std)', ...]."""
+        return [[name, *(format_mean_std(v, self.scale, self.digits) for v in row)]
+                for name, row in zip(self.names, self.values)]
+
+    def to_markdown(self) -> str:
+        lines = [self.header(), ["---"] * len(self.header()), *self.cells()]
+        return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+    def _repr_markdown_(self) -> str:  # Jupyter shows the table rendered
+        return self.to_markdown()
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def metrics_table(rows: Mapping[str, dict | Sequence[dict]], keys: Sequence[str] = ("auc", "acc", "sen", "spe"),
+                  scale: float = 100, digits: int = 2) -> MetricsTable:
+    """{row name: metrics dict, or one dict per seed} -> MetricsTable (cells read mean(std) over seeds)."""
+    names, values = [], []
+    for name, runs in rows.items():
+        runs = [runs] if isinstance(runs, Mapping) else list(runs)
+        if not runs:
+            raise ValueError(f"row {name!r} has no runs; drop it or add at least one metrics dict")
+        missing = [k for k in keys for r in runs if k not in r]
+        if missing:
+            raise KeyError(f"row {name!r} lacks {sorted(set(missing))}; pass keys= that every row has "
+                           f"(this row has {sorted(runs[0])})")
+        names.append(str(name))
+        values.append([[float(r[k]) for r in runs] for k in keys])
+    return MetricsTable(names, tuple(keys), values, scale, digits)

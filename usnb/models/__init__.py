@@ -1,0 +1,1 @@
+"""Models of the four papers and the backbones they share."""

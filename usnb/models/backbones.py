@@ -1,0 +1,65 @@
+"""2-D backbones: frames `(N, C, H, W)` -> features `(N, D)`; ImageNet weights when the user has them."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    """Four strided conv blocks (GroupNorm, ReLU) and global pooling: the CPU-sized backbone."""
+
+    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128)):
+        super().__init__()
+        layers, c = [], in_channels
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), nn.GroupNorm(4, w), nn.ReLU(inplace=True),
+                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.GroupNorm(4, w), nn.ReLU(inplace=True)]
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.out_dim = c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (N, C, H, W)
+        return self.features(x).mean(dim=(2, 3))  # (N, D)
+
+
+def resnet_backbone(depth: int = 50, in_channels: int = 1, weights: str | Path | None = None) -> nn.Module:
+    """torchvision ResNet-18/50 without its classifier; `weights`: None, 'imagenet' or a local .pth file.
+
+    'imagenet' downloads torchvision's weights; without network it warns and keeps random weights.
+    Grayscale input uses the mean of the pretrained RGB filters.
+    """
+    from torchvision import models
+
+    builders = {18: (models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
+                50: (models.resnet50, models.ResNet50_Weights.IMAGENET1K_V2)}
+    if depth not in builders:
+        raise ValueError(f"ResNet depth must be 18 or 50, got {depth}")
+    build, imagenet = builders[depth]
+    net = build(weights=None)
+    state = None
+    if weights == "imagenet":
+        try:
+            state = imagenet.get_state_dict(progress=False)
+        except Exception as err:  # noqa: BLE001 - no network: say so and go on with random weights
+            warnings.warn(f"could not download ImageNet weights for ResNet-{depth} ({type(err).__name__}); "
+                          f"training from random weights. Fix: pass weights='path/to/resnet{depth}.pth' "
+                          "(a torchvision state dict) or run where the internet is reachable", stacklevel=2)
+    elif weights:
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: weights file not found. Fix: pass a torchvision ResNet-{depth} "
+                                    "state dict (.pth) or weights=None")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if state is not None:
+        net.load_state_dict(state)
+    if in_channels != 3:
+        conv = net.conv1
+        net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        with torch.no_grad():
+            net.conv1.weight.copy_(conv.weight.mean(dim=1, keepdim=True).repeat(1, in_channels, 1, 1))
+    net.out_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net

@@ -1,0 +1,206 @@
+"""One training loop for every paper: a paper brings its model and its loss (`step_fn`), not a loop.
+
+SGD with warmup and step decay (KGA-Net), cosine annealing, AdamW; bf16 autocast on CUDA; gradient
+clipping; tqdm progress; per-epoch metrics; atomic checkpoints with resume at epoch boundaries;
+`train_or_load`; DistributedDataParallel when started under `torchrun`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA): the one place usnb seeds anything."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """`prefer` if given ('cpu', 'cuda', 'cuda:1'), else CUDA when present, else CPU."""
+    if prefer:
+        return torch.device(prefer)
+    if dist.is_available() and dist.is_initialized() and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class TrainConfig:
+    """How to train; saved inside every checkpoint (a finished one is reused only if this matches)."""
+
+    epochs: int = 10
+    batch_size: int = 16  # global: split across DDP processes
+    lr: float = 0.005
+    optimizer: str = "sgd"  # "sgd" | "adamw"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "step"  # "step" (x gamma at milestones) | "cosine" | "constant"
+    warmup_iters: int = 0  # linear warmup from 0
+    milestones: tuple[int, ...] = ()  # iterations at which lr *= gamma
+    gamma: float = 0.1
+    clip_grad: float | None = None  # max gradient norm
+    amp: bool = True  # bf16 autocast, on CUDA only
+    seed: int = 0
+    num_workers: int = 0
+    extra: dict = field(default_factory=dict)  # paper-specific settings that change the result
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def lr_factor(config: TrainConfig, iteration: int, total: int) -> float:
+    """Learning-rate multiplier at `iteration` (0-based) of `total`."""
+    if config.warmup_iters and iteration < config.warmup_iters:
+        return (iteration + 1) / config.warmup_iters
+    if config.schedule == "step":
+        return config.gamma ** sum(iteration >= m for m in config.milestones)
+    if config.schedule == "cosine":
+        done = (iteration - config.warmup_iters) / max(1, total - config.warmup_iters)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+    if config.schedule == "constant":
+        return 1.0
+    raise ValueError(f"schedule must be 'step', 'cosine' or 'constant', got {config.schedule!r}")
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {config.optimizer!r}")
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write atomically: a temporary file renamed over the target, so no half-written checkpoint exists."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
+    """Load a usnb checkpoint with `weights_only=True` (tensors and plain data only)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file and the fix
+        raise RuntimeError(f"{path}: cannot load as a weights-only checkpoint ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:200]}). Fix: delete it to retrain, or re-save it with "
+                           "plain tensors (no pickled objects)") from err
+
+
+def _log_value(v) -> float:
+    return float(v.detach()) if torch.is_tensor(v) else float(v)
+
+
+def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: TrainConfig,
+        checkpoint: str | Path | None = None, eval_fn: Callable | None = None, collate_fn: Callable | None = None,
+        device: torch.device | None = None, progress: bool = True) -> list[dict]:
+    """Train `model` on `dataset`; returns one dict of metrics per epoch.
+
+    step_fn(model, batch, device) -> (loss, {name: value}) computes the paper's loss on one batch.
+    eval_fn(model) -> {name: value} runs after each epoch (rank 0 only under DDP).
+    With `checkpoint`, progress is saved atomically after every epoch and training resumes from it.
+    """
+    from tqdm.auto import tqdm
+
+    rank, world = _world()
+    device = device or pick_device()
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} must divide evenly over {world} processes")
+    seed_everything(config.seed)
+    model.to(device)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
+                                 drop_last=True)
+    loader = DataLoader(dataset, batch_size=config.batch_size // world, sampler=sampler, drop_last=True,
+                        collate_fn=collate_fn, num_workers=config.num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=config.num_workers > 0)
+    if len(loader) == 0:
+        raise ValueError(f"{len(dataset)} items make no full batch of {config.batch_size}: lower batch_size")
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = make_optimizer(model, config)
+    total = config.epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(config, it, total))
+    history: list[dict] = []
+    start_epoch = 0
+    if checkpoint and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, map_location=device)
+        if state.get("fingerprint") == config.fingerprint():
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            history, start_epoch = state["history"], state["epoch"]
+            torch.set_rng_state(state["torch_rng"])
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
+    for epoch in range(start_epoch, config.epochs):
+        sampler.set_epoch(epoch)
+        net.train()
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or rank != 0,
+                   leave=False, mininterval=2.0)
+        for batch in bar:
+            with autocast:
+                loss, logs = step_fn(net, batch, device)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss became {float(loss)} at epoch {epoch + 1}; the last good checkpoint "
+                    f"({checkpoint or 'none'}) is kept. Fix: lower lr ({config.lr}) or set clip_grad")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
+            optimizer.step()
+            scheduler.step()
+            for k, v in {"loss": loss, **logs}.items():
+                sums[k] = sums.get(k, 0.0) + _log_value(v)
+            bar.set_postfix(loss=f"{_log_value(loss):.3f}", refresh=False)
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2),
+               **{k: v / len(loader) for k, v in sums.items()}}
+        if eval_fn is not None and rank == 0:
+            net.eval()
+            with torch.no_grad(), autocast:
+                row.update({f"val_{k}": float(v) for k, v in eval_fn(model).items()})
+        history.append(row)
+        if checkpoint and rank == 0:
+            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
+                                         "config": json.loads(json.dumps(asdict(config), default=str)),
+                                         "fingerprint": config.fingerprint(), "torch_rng": torch.get_rng_state()})
+        if world > 1:
+            dist.barrier()
+    return history
+
+
+def train_or_load(model: torch.nn.Module, checkpoint: str | Path, config: TrainConfig, train: Callable[[], list],
+                  device: torch.device | None = None) -> list[dict]:
+    """Reuse a finished checkpoint whose config matches (loads its weights), else call `train()`."""
+    path = Path(checkpoint)
+    if path.exists():
+        state = load_checkpoint(path, map_location=device or "cpu")
+        if state.get("fingerprint") == config.fingerprint() and state.get("epoch") == config.epochs:
+            model.load_state_dict(state["model"])
+            return state["history"]
+    return train()
