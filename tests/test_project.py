@@ -70,3 +70,16 @@ def test_committed_notebooks_are_clean():
         for cell in nb.cells:
             if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" not in cell.source:
                 assert not cell.outputs and cell.execution_count is None, f"{path.name}: stray output in {cell.source[:40]!r}"
+
+
+def test_run_names_the_failing_cell(tmp_path, capsys):
+    """A bad parameter fails the run with the notebook and the cell named, and a non-zero status."""
+    assert main(["run", "data_tour", "--out", str(tmp_path / "bad"), "-p", "profile", "huge"]) == 1
+    err = capsys.readouterr().err
+    assert "00_data_tour.ipynb: FAILED at cell" in err and "AssertionError" in err and "huge" in err
+    assert (tmp_path / "bad" / "00_data_tour.ipynb").exists()
+
+
+def test_run_unknown_notebook():
+    with pytest.raises(FileNotFoundError, match="no notebook 'nope'"):
+        main(["run", "nope", "--out", "/tmp/x"])

@@ -1,4 +1,4 @@
-"""The `usnb` command: phantom, data check, demo."""
+"""The `usnb` command: phantom, data check, run, demo, figure."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,37 @@ def _demo(args) -> int:
     from .notebooks import demo
 
     return 1 if demo(Path(args.out), profile=args.profile) else 0
+
+
+def _value(text: str):
+    """A -p value: a Python literal (1, 0.5, True, None, [1, 2]) or else the string itself."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _run(args) -> int:
+    from .notebooks import find_notebooks, run_notebook
+
+    params = {"profile": args.profile, "seed": args.seed}
+    if args.dataset:
+        params["dataset"] = args.dataset
+    if args.data_dir:
+        params["data_dir"] = args.data_dir
+    params.update({name: _value(value) for name, value in args.p})
+    failed = 0
+    for nb in find_notebooks([args.notebook]):
+        result = run_notebook(nb, Path(args.out), params)
+        if result.ok:
+            print(f"{nb.name}: ok in {result.seconds:.0f} s -> {result.out_dir}")
+        else:
+            failed += 1
+            print(f"{nb.name}: FAILED at {result.error} (executed notebook: {result.out_dir}/{nb.name})",
+                  file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _figure(args) -> int:
@@ -59,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--profile", choices=["small", "paper"], default="small")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("run", help="execute one notebook headless with papermill")
+    p.add_argument("notebook", help="path or short name, e.g. kganet or 03_kganet")
+    p.add_argument("--profile", choices=["small", "paper"], default="small")
+    p.add_argument("--out", required=True, help="output folder (executed notebook, metrics.json, figures)")
+    p.add_argument("--dataset", help="data set name the notebook understands (default: the phantom)")
+    p.add_argument("--data-dir", help="folder of the data set")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="any notebook parameter, e.g. -p epochs 3")
+    p.set_defaults(func=_run)
 
     p = sub.add_parser("figure", help="write the README's example phantom frames")
     p.add_argument("--out", default="docs/phantom_frames.png")

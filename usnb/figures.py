@@ -87,7 +87,7 @@ def roc_curves(rows: Mapping[str, tuple | Mapping], path: str | Path | None = No
 
 
 def metrics_table_figure(table, path: str | Path | None = None, title: str | None = None):
-    """A `metrics.MetricsTable` (or a Markdown-free list of rows with header first) drawn as a figure."""
+    """A `metrics.MetricsTable` (or a list of rows of strings, header first) drawn as a figure."""
     if hasattr(table, "cells"):
         header, cells = table.header(), table.cells()
     else:

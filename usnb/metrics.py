@@ -81,7 +81,8 @@ def binary_metrics(y_true, y_score, threshold: float | str = 0.5) -> dict:
     """acc, sen, spe, pre, f1, auc, ap and the threshold used, as floats in [0, 1] (nan where undefined).
 
     y_true: (N,) in {0, 1}; y_score: (N,) probability of class 1, or (N, 2) class probabilities.
-    threshold: a number, or "youden" to pick it on these labels (optimistic: prefer a validation set's).
+    threshold: a number, or "youden" to pick it on these labels (optimistic: prefer a validation set's; needs
+    both classes).
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 

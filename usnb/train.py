@@ -166,7 +166,7 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
                 loss, logs = step_fn(net, batch, device)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"loss became {float(loss)} at epoch {epoch + 1}; the last good checkpoint "
+                    f"loss became {float(loss.detach())} at epoch {epoch + 1}; the last good checkpoint "
                     f"({checkpoint or 'none'}) is kept. Fix: lower lr ({config.lr}) or set clip_grad")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
