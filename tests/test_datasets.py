@@ -434,11 +434,11 @@ def test_manifest_paths_are_relative_to_the_csv(manifest_dir, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)  # not the CSV's folder
     recs = load_manifest(csv_path)
     assert [r.path for r in recs] == [(manifest_dir / "clips/a.mp4").resolve(), (manifest_dir / "frames/b").resolve()]
-    assert [r.video_id for r in recs] == ["clips/a", "frames/b"]
+    assert [r.video_id for r in recs] == ["clips/a.mp4", "frames/b"]
     assert [(r.label, r.split, r.patient_id, r.source) for r in recs] == [
         ("malignant", "train", "p1", "manifest"), ("benign", "test", "p2", "manifest")]
-    assert [r.video_id for r in load_manifest(manifest_dir)] == ["clips/a", "frames/b"]  # folder -> manifest.csv
-    assert [r.video_id for r in load("manifest", manifest_dir)] == ["clips/a", "frames/b"]
+    assert [r.video_id for r in load_manifest(manifest_dir)] == ["clips/a.mp4", "frames/b"]  # folder -> manifest.csv
+    assert [r.video_id for r in load("manifest", manifest_dir)] == ["clips/a.mp4", "frames/b"]
 
 
 def test_manifest_annotation_and_keyframe_columns(manifest_dir):
@@ -506,7 +506,7 @@ def test_manifest_missing_required_column_is_an_error(manifest_dir):
 def test_manifest_written_by_excel_with_a_byte_order_mark(manifest_dir):
     csv_path = _write_manifest(manifest_dir / "manifest.csv", GOOD_ROWS)
     csv_path.write_bytes(b"\xef\xbb\xbf" + csv_path.read_bytes())
-    assert [r.video_id for r in load_manifest(csv_path)] == ["clips/a", "frames/b"]
+    assert [r.video_id for r in load_manifest(csv_path)] == ["clips/a.mp4", "frames/b"]
 
 
 def test_manifest_bad_annotation_json_names_the_json(manifest_dir):
@@ -771,3 +771,18 @@ def test_split_by_video_checks_videos_not_patients():
     check_leakage(leaky, content=False, keys=("video",))  # fine by video
     with pytest.raises(LeakageError, match="patient p0"):
         check_leakage(leaky, content=False)  # refused by patient
+
+
+def test_busi_corrupt_image_and_mask_are_named_by_data_check(busi_root, capsys):
+    from usnb.cli import main
+
+    image = busi_root / "Dataset_BUSI_with_GT/benign/benign (1).png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"broken" * 10)
+    mask = busi_root / "Dataset_BUSI_with_GT/malignant/malignant (2)_mask.png"
+    mask.write_bytes(b"not a png at all")
+    with pytest.raises(DataError, match=r"benign \(1\).png: cannot read image"):
+        _by_id(load_busi(busi_root))["benign/benign (1)"].read()
+    assert main(["data", "check", "busi", str(busi_root)]) == 1
+    out = capsys.readouterr().out
+    assert f"unreadable: {image}" in out and "malignant (2)_mask.png" in out
+    assert out.strip().endswith("loaded 3/5 items")

@@ -100,3 +100,40 @@ def test_decoder_noise_does_not_reach_stderr(tmp_path, capfd):
 def test_h264_needs_even_sizes(tmp_path):
     with pytest.raises(ValueError, match="even"):
         io.write_video(tmp_path / "odd.mp4", np.zeros((2, 31, 32), np.uint8))
+
+
+def test_out_of_range_index_is_an_index_error_not_a_decode_error(tmp_path):
+    path = io.write_video(tmp_path / "four.mp4", _ramp(t=4))
+    with pytest.raises(IndexError, match=r"four.mp4.*\[7\]"):
+        io.read_video(path, indices=[7])
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(folder / "000000.png")
+    with pytest.raises(IndexError, match="frames"):
+        io.read_frame_folder(folder, indices=[3])
+
+
+def test_masks_resize_without_growing(tmp_path):
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:20, 10:20] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    small = io.read_mask(tmp_path / "m.png", size=(20, 20))
+    assert small.sum() == 25  # nearest neighbour: the 10x10 square becomes exactly 5x5
+
+
+def test_quiet_stderr_is_safe_across_threads():
+    """fd 2 is process-wide: overlapping redirects from threads must leave stderr as it was."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = os.fstat(2)
+
+    def work(_):
+        with io.quiet_stderr():
+            os.write(2, b"decoder noise\n")
+        return True
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, range(40)))
+    after = os.fstat(2)
+    assert (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino)

@@ -1,6 +1,5 @@
 """Project wiring: environment files in step, the CLI, committed notebooks clean."""
 import re
-import tomllib
 
 import nbformat
 import pytest
@@ -15,6 +14,7 @@ def _name(requirement: str) -> str:
 
 
 def test_environment_yml_lists_the_pyproject_packages():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = {r for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
     env = yaml.safe_load((REPO / "environment.yml").read_text())

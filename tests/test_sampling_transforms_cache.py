@@ -56,3 +56,26 @@ def test_cache_decodes_once_and_matches_decoder(tiny_breast, tmp_path, monkeypat
     monkeypatch.setattr(type(record), "read", lambda *a, **k: (_ for _ in ()).throw(AssertionError("decoded")))
     assert np.array_equal(cache.get(record), first)
     assert not list((tmp_path / "cache").glob("*.tmp-*"))
+
+
+def test_clip_dataset_samples_from_the_cache(tiny_breast, tmp_path):
+    from usnb.data import ClipDataset, PairedDataset, ImageDataset
+    from usnb.phantom import load_phantom_images
+
+    records = load_phantom(tiny_breast)
+    cache = ClipCache(tmp_path / "c", size=(32, 32))
+    ds = ClipDataset(records, cache, ("benign", "malignant"), num_frames=4, mode="uniform")
+    clip, label = ds[0]
+    assert clip.shape == (4, 1, 32, 32) and clip.dtype == torch.uint8
+    assert label == int(records[0].label == "malignant")
+    full = torch.from_numpy(np.array(cache.get(records[0]))).permute(0, 3, 1, 2)
+    assert torch.equal(clip, full[sampling.uniform_indices(12, 4)])
+    torch.manual_seed(0)
+    rand = ClipDataset(records, cache, ("benign", "malignant"), num_frames=4, mode="random")
+    starts = {int(torch.nonzero((full == rand[0][0][0]).all(dim=(1, 2, 3)))[0]) for _ in range(20)}
+    assert len(starts) > 1  # random crops move
+    images = ImageDataset(load_phantom_images(tiny_breast), ("benign", "malignant"), size=(32, 32))
+    pairs = PairedDataset(ds, images)
+    assert len(pairs) == max(len(ds), len(images)) and len(pairs[5]) == 4
+    with pytest.raises(ValueError, match="not one of"):
+        ClipDataset(records, cache, ("benign",), num_frames=4)

@@ -32,9 +32,13 @@ class ClipCache:
 
     def key(self, path: str | Path) -> str:
         path = Path(path).resolve()
-        stat = path.stat()
-        extra = len(io.frame_files(path)) if path.is_dir() else stat.st_size
-        text = f"{CACHE_VERSION}|{path}|{extra}|{stat.st_mtime_ns}|{self.size}|{self.grayscale}"
+        if path.is_dir():  # a frame folder: its frame count and newest frame
+            files = io.frame_files(path)
+            extra, mtime = len(files), max(p.stat().st_mtime_ns for p in files)
+        else:
+            stat = path.stat()
+            extra, mtime = stat.st_size, stat.st_mtime_ns
+        text = f"{CACHE_VERSION}|{path}|{extra}|{mtime}|{self.size}|{self.grayscale}"
         return hashlib.sha1(text.encode()).hexdigest()[:20]
 
     def file(self, record: VideoRecord) -> Path:

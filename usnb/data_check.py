@@ -5,7 +5,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from .datasets import SOURCES, ImageRecord, load
+from .datasets import ImageRecord, load
 from .errors import DataError
 
 
@@ -29,6 +29,8 @@ def data_check(source: str, root: str | Path, decode_size: tuple[int, int] = (64
         try:
             if isinstance(r, ImageRecord):
                 r.read(size=decode_size)
+                if r.mask_paths:
+                    r.read_mask(size=decode_size)
                 frames += 1
             else:
                 frames += len(r.read(grayscale=True, size=decode_size))
@@ -40,5 +42,3 @@ def data_check(source: str, root: str | Path, decode_size: tuple[int, int] = (64
     echo(f"loaded {len(records) - len(failed)}/{len(records)} items")
     return len(failed)
 
-
-__all__ = ["data_check", "SOURCES"]

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -22,21 +23,29 @@ from .errors import DataError
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mpeg", ".mpg", ".mov", ".mkv", ".webm", ".m4v", ".gif"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 DECORD_CANNOT = {".gif"}  # checked: decord 0.6.0 fails on every GIF
+_STDERR_LOCK = threading.RLock()  # fd 2 is process-wide: one redirect at a time
 
 
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[list[str]]:
     """Capture C-level stderr (FFmpeg warnings) for the block; yields a list that receives the text."""
     captured: list[str] = []
-    try:
-        fd = os.dup(2)
-    except OSError:  # no real stderr (some embedded interpreters): nothing to silence
-        yield captured
-        return
+    with _STDERR_LOCK:
+        try:
+            fd = os.dup(2)
+        except OSError:  # no real stderr (some embedded interpreters): nothing to silence
+            yield captured
+            return
+        with _redirected(fd, captured):
+            yield captured
+
+
+@contextlib.contextmanager
+def _redirected(fd: int, captured: list[str]) -> Iterator[None]:
     with tempfile.TemporaryFile(mode="w+b") as tmp:
         os.dup2(tmp.fileno(), 2)
         try:
-            yield captured
+            yield
         finally:
             os.dup2(fd, 2)
             os.close(fd)
@@ -89,7 +98,7 @@ def read_video(path: str | Path, grayscale: bool = False, indices: Sequence[int]
         try:
             frames = _read_decord(path, indices, size)
             return _to_layout(frames, grayscale)
-        except DataError:
+        except (DataError, IndexError):
             raise
         except Exception as err:  # noqa: BLE001 - fall back to PyAV, keep the reason
             errors.append(f"decord: {err}".strip())
@@ -205,6 +214,9 @@ def read_frame_folder(folder: str | Path, grayscale: bool = False, indices: Sequ
                       size: tuple[int, int] | None = None) -> np.ndarray:
     """Read a folder of numbered frames (BUSV `rawframes/<class>/<video>/000000.png`) as `(T, H, W, C)`."""
     files = frame_files(folder)
+    bad = [] if indices is None else [int(i) for i in indices if not 0 <= int(i) < len(files)]
+    if bad:
+        raise IndexError(f"{folder}: frame indices {bad[:5]} outside 0..{len(files) - 1}")
     picked = files if indices is None else [files[int(i)] for i in indices]
     frames = [read_image(p, grayscale=grayscale, size=size) for p in picked]
     shapes = {f.shape for f in frames}
@@ -234,14 +246,15 @@ def count_frames(path: str | Path) -> int:
 
 
 # ---------------------------------------------------------------------------------- still images
-def read_image(path: str | Path, grayscale: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
+def read_image(path: str | Path, grayscale: bool = False, size: tuple[int, int] | None = None,
+               resample: int = Image.BILINEAR) -> np.ndarray:
     """A still image as uint8 `(H, W, C)`; 16-bit images are scaled to 8 bits, alpha is dropped."""
     path = _existing(path)
     try:
         with Image.open(path) as im:
             im.load()
             if size:
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
+                im = im.resize((size[1], size[0]), resample)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.asarray(im).astype(np.int64)
                 arr = np.clip(arr >> 8 if arr.max() > 255 else arr, 0, 255).astype(np.uint8)
@@ -258,7 +271,7 @@ def read_image(path: str | Path, grayscale: bool = False, size: tuple[int, int] 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """A lesion mask as bool `(H, W)`: any non-zero pixel is lesion."""
-    return read_image(path, grayscale=True, size=size)[..., 0] > 0
+    return read_image(path, grayscale=True, size=size, resample=Image.NEAREST)[..., 0] > 0
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int = 20, crf: int = 18) -> Path:

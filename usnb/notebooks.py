@@ -50,7 +50,9 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None) 
         return RunResult(notebook.stem, str(out_dir), True, round(time.perf_counter() - start, 1))
     except pm.PapermillExecutionError as err:
         msg = f"cell {err.exec_count}: {err.ename}: {err.evalue}"
-        return RunResult(notebook.stem, str(out_dir), False, round(time.perf_counter() - start, 1), msg)
+    except Exception as err:  # noqa: BLE001 - a dead kernel or a bad notebook file: report, go on
+        msg = f"{type(err).__name__}: {err}"
+    return RunResult(notebook.stem, str(out_dir), False, round(time.perf_counter() - start, 1), msg)
 
 
 def demo(out: Path, profile: str = "small", echo=print) -> int:

@@ -12,8 +12,8 @@ from torchvision.transforms import v2
 
 
 def to_video(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
-    """uint8 `(T, H, W, C)` frames (as decoded) -> `tv_tensors.Video` `(T, C, H, W)`."""
-    x = torch.as_tensor(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    """uint8 `(T, H, W, C)` frames (as decoded, or a read-only cache memmap) -> `tv_tensors.Video` `(T, C, H, W)`."""
+    x = torch.from_numpy(np.array(frames, copy=True)) if isinstance(frames, np.ndarray) else frames
     return tv_tensors.Video(x.permute(0, 3, 1, 2))
 
 
@@ -28,8 +28,3 @@ def video_augment(size: int | tuple[int, int], scale: tuple[float, float] = (0.7
     if brightness or contrast:
         steps.append(v2.ColorJitter(brightness=brightness, contrast=contrast))
     return v2.Compose(steps)
-
-
-def video_eval(size: int | tuple[int, int]) -> v2.Compose:
-    """The deterministic counterpart: resize only."""
-    return v2.Compose([v2.Resize(size, antialias=True)])

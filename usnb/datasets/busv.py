@@ -7,6 +7,7 @@ JSON files `ROOT/imagenet_vid_train*.json` (official train, 149 videos) and
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -36,8 +37,13 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _split_of(name: str) -> str:
-    return "val" if "val" in name else "test" if "test" in name else "train"
+def _split_of(name: str) -> str | None:
+    """'train' / 'val' / 'test' from an annotation file name (imagenet_vid_train_15frames.json), by whole word."""
+    words = re.split(r"[_\-. ]", name.lower())
+    for split in ("val", "test", "train"):
+        if split in words:
+            return split
+    return None
 
 
 def load_busv(root: str | Path, variant: str = "corrected") -> list[VideoRecord]:
@@ -53,8 +59,11 @@ def load_busv(root: str | Path, variant: str = "corrected") -> list[VideoRecord]
     boxes: dict[str, dict[int, list]] = {}
     negative = 0
     for json_path in sorted(root.glob("*.json")):
-        data = _read_json(json_path)
         split = _split_of(json_path.stem)
+        if split is None:  # not an annotation file of the official split
+            warnings.warn(f"BUSV {json_path}: ignored (its name says neither train, val nor test)", DataWarning)
+            continue
+        data = _read_json(json_path)
         images = {}
         for im in data["images"]:
             video = Path(im["file_name"]).parent.as_posix()

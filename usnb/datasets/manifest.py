@@ -88,7 +88,7 @@ def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source:
             if keyframe < 0:
                 raise DataError(csv_path, f"row {line}: keyframe {row['keyframe']!r} is not a frame index",
                                 "give a 0-based frame number or leave the cell empty")
-        video_id = meta.get("video_id") or Path(row["path"]).with_suffix("").as_posix()
+        video_id = meta.get("video_id") or Path(row["path"]).as_posix()  # suffix kept: a.mp4 and a.avi differ
         records.append(VideoRecord(video_id=video_id, path=full,
                                    label=row["label"], patient_id=row["patient_id"], split=row["split"],
                                    source=source, licence=row.get("licence", ""), boxes=boxes,

@@ -23,7 +23,7 @@ from ..datasets.manifest import load_image_manifest, load_manifest
 from ..paths import data_dir
 from . import breast, lung
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 KINDS = ("breast", "lung")
 LABELS = {"breast": ("benign", "malignant"), "lung": ("normal", "consolidation")}
 SPLIT_FRACTIONS = (("train", 0.6), ("val", 0.2), ("test", 0.2))
@@ -138,7 +138,24 @@ def generate(kind: str = "breast", out: str | Path | None = None, workers: int |
     """Write a phantom data set to `out` (default: USNB_DATA_DIR/phantom/<spec>); returns the folder."""
     spec = PhantomSpec(kind=kind, **spec_kw)
     out = Path(out) if out else data_dir() / "phantom" / spec.folder_name()
+    if out.exists() and any(out.iterdir()) and not (out / "phantom.json").exists():
+        raise FileExistsError(f"{out} exists and is not a phantom folder; refusing to overwrite it. "
+                              "Fix: choose an empty or new --out folder")
     tmp = out.with_name(out.name + f".partial-{os.getpid()}")
+    try:
+        _write(spec, tmp, workers)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out)
+    return out
+
+
+def _write(spec: PhantomSpec, tmp: Path, workers: int | None) -> None:
+    """Generate everything into `tmp` (renamed into place by `generate`)."""
+    kind = spec.kind
     shutil.rmtree(tmp, ignore_errors=True)
     for label in LABELS[kind]:
         (tmp / "videos" / label).mkdir(parents=True)
@@ -164,10 +181,6 @@ def generate(kind: str = "breast", out: str | Path | None = None, workers: int |
     info = {"generator_version": GENERATOR_VERSION, "spec": asdict(spec), "clips": len(rows), "images": len(image_rows),
             "seconds": round(time.perf_counter() - start, 2)}
     (tmp / "phantom.json").write_text(json.dumps(info, indent=1))  # written last: marks the set complete
-    shutil.rmtree(out, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, out)
-    return out
 
 
 def ensure_phantom(kind: str = "breast", **spec_kw) -> Path:

@@ -54,7 +54,7 @@ def draw_features(rng: np.random.Generator, malignant: bool) -> dict[str, float]
 def make_lesion(rng: np.random.Generator, z: dict[str, float], size: int) -> Lesion:
     """Map latent features to a lesion; class-independent nuisances drawn here too."""
     aspect = np.exp(0.35 * z["orientation"] - 0.05)  # depth / width: > 1 is taller than wide
-    r0 = rng.uniform(0.13, 0.21) * size  # area-preserving radius: size does not tell the class
+    r0 = rng.uniform(0.11, 0.23) * size  # area-preserving radius, wide: size does not tell the class
     irregular = 0.22 * _sigmoid(1.6 * z["irregularity"])
     k = np.arange(2, 7)
     harmonics = np.stack([irregular * rng.uniform(0.5, 1.0, k.size) / np.sqrt(k - 1),

@@ -27,7 +27,7 @@ def render(rng: np.random.Generator, consolidation: bool, t: int, size: int) -> 
     refl = refl + line(pleura, 6.0)
     a_strength = rng.uniform(0.5, 1.5)
     for k in (2, 3):
-        refl = refl + line(k * pleura, a_strength * 2.5 / k) * (v < size)
+        refl = refl + line(k * pleura, a_strength * 2.5 / k)
     # sliding: the lung-side texture moves with breathing (shifted noise, shown as shimmer)
     lung_tex = smooth_noise(rng, (1, size, 2 * size), (1, 6, 24))[0]
     shift = (u + slide + size // 2).astype(int) % (2 * size)
