@@ -786,3 +786,15 @@ def test_busi_corrupt_image_and_mask_are_named_by_data_check(busi_root, capsys):
     out = capsys.readouterr().out
     assert f"unreadable: {image}" in out and "malignant (2)_mask.png" in out
     assert out.strip().endswith("loaded 3/5 items")
+
+
+def test_manifest_box_column_sits_on_the_keyframe(manifest_dir):
+    cols = ("path", "label", "split", "patient_id", "keyframe", "box")
+    rows = [dict(GOOD_ROWS[1], box="2, 3, 5, 6")]
+    rec = load_manifest(_write_manifest(manifest_dir / "b.csv", rows, cols))[0]
+    assert rec.keyframe == 1 and rec.boxes == {1: [(2.0, 3.0, 5.0, 6.0)]}
+    for box, pattern in (("2 3 5", "not four numbers"), ("2 3 -5 6", "negative width")):
+        with pytest.raises(DataError, match=f"row 2: box .*{pattern}"):
+            load_manifest(_write_manifest(manifest_dir / "c.csv", [dict(GOOD_ROWS[1], box=box)], cols))
+    with pytest.raises(DataError, match="row 2: a box needs its keyframe"):
+        load_manifest(_write_manifest(manifest_dir / "d.csv", [dict(GOOD_ROWS[1], keyframe="", box="1 1 2 2")], cols))

@@ -1,8 +1,8 @@
 """Manifest CSV for any data set, private ones included: `path,label,split,patient_id`.
 
-Optional columns: `keyframe` (frame index) and `annotation` (a JSON file, relative to the CSV,
-holding `{"boxes": [[x, y, w, h] or null, one per frame], "keyframe": k, ...}`). Paths are
-relative to the CSV's folder. See data_cards/inhouse.md.
+Optional columns: `keyframe` (frame index), `box` (the lesion box `x y w h` in the keyframe, pixels)
+and `annotation` (a JSON file, relative to the CSV, holding `{"boxes": [[x, y, w, h] or null, one per
+frame], "keyframe": k, ...}`). Paths are relative to the CSV's folder. See data_cards/inhouse.md.
 """
 from __future__ import annotations
 
@@ -65,6 +65,20 @@ def _check_row(csv_path: Path, line: int, row: dict, labels: Sequence[str] | Non
     return full
 
 
+def _parse_box(csv_path: Path, line: int, text: str) -> tuple[float, float, float, float]:
+    """'x y w h' (spaces, commas or semicolons) -> (x, y, w, h) with positive w and h."""
+    parts = [p for p in text.replace(",", " ").replace(";", " ").split() if p]
+    try:
+        x, y, w, h = (float(p) for p in parts)
+    except ValueError:
+        raise DataError(csv_path, f"row {line}: box {text!r} is not four numbers x y w h",
+                        "write the box as 'x y w h' in pixels") from None
+    if w <= 0 or h <= 0:
+        raise DataError(csv_path, f"row {line}: box {text!r} has zero or negative width/height",
+                        "fix the box or leave the cell empty")
+    return (x, y, w, h)
+
+
 def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source: str = "manifest") -> list[VideoRecord]:
     """Clips listed in a manifest CSV (a file, or a folder holding manifest.csv)."""
     csv_path = _manifest_file(path, "manifest.csv")
@@ -88,6 +102,11 @@ def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source:
             if keyframe < 0:
                 raise DataError(csv_path, f"row {line}: keyframe {row['keyframe']!r} is not a frame index",
                                 "give a 0-based frame number or leave the cell empty")
+        if row.get("box"):
+            box = _parse_box(csv_path, line, row["box"])
+            if keyframe is None:
+                raise DataError(csv_path, f"row {line}: a box needs its keyframe", "fill the keyframe column")
+            boxes.setdefault(keyframe, []).append(box)
         video_id = meta.get("video_id") or Path(row["path"]).as_posix()  # suffix kept: a.mp4 and a.avi differ
         records.append(VideoRecord(video_id=video_id, path=full,
                                    label=row["label"], patient_id=row["patient_id"], split=row["split"],
