@@ -1,8 +1,10 @@
-"""Figures for the data layer: frame grids with boxes, visibility strips."""
+"""Figures: frame grids and sweeps (data), training curves, ROC curves, metric tables, t-SNE, CAM overlays,
+attention over frames (results). Every function returns the matplotlib Figure (or axes) and, given
+`path`, saves a PNG."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -25,8 +27,7 @@ def frame_grid(frames: np.ndarray, indices: Sequence[int] | None = None, boxes: 
     for k, (ax, i) in enumerate(zip(ax_row, indices)):
         frame = frames[i]
         ax.imshow(frame[..., 0] if frame.shape[-1] == 1 else frame, cmap=cmap, vmin=0, vmax=255)
-        for x, y, w, h in (boxes or {}).get(int(i), []):
-            ax.add_patch(patches.Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="yellow", lw=1))
+        _draw_boxes(ax, (boxes or {}).get(int(i)))
         ax.set_title(titles[k] if titles else f"t={i}", fontsize=7)
         ax.axis("off")
     return ax_row
@@ -62,3 +63,155 @@ def readme_figure(path: str | Path) -> Path:
         fig = sweep_figure(picks, n_frames=8, path=path)
         plt.close(fig)
     return Path(path)
+
+
+_NOT_CURVES = ("epoch", "lr", "seconds")
+
+
+def _save(fig, path: str | Path | None):
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=80, bbox_inches="tight")
+    return fig
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def _pick(n: int, indices: Sequence[int] | None, max_frames: int) -> list[int]:
+    """Frames to show: `indices`, else all of them, else `max_frames` spread evenly."""
+    if indices is not None:
+        return [int(i) for i in indices]
+    return list(range(n)) if n <= max_frames else np.linspace(0, n - 1, max_frames).round().astype(int).tolist()
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    """(H, W), (H, W, 1) or (H, W, 3) -> something imshow draws in grey or colour."""
+    return frame[..., 0] if frame.ndim == 3 and frame.shape[-1] == 1 else frame
+
+
+def _draw_boxes(ax, frame_boxes):
+    for x, y, w, h in frame_boxes or []:
+        ax.add_patch(patches.Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="yellow", lw=1))
+
+
+def training_curves(history: Sequence[Mapping], keys: Sequence[str] | None = None,
+                    path: str | Path | None = None):
+    """One panel per metric of `fit`'s per-epoch dicts; `loss` and `val_loss` share a panel."""
+    if not history:
+        raise ValueError("history is empty; train at least one epoch (fit returns one dict per epoch)")
+    if keys is None:
+        keys = [k for k in history[0] if k not in _NOT_CURVES and isinstance(history[0][k], (int, float))]
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        groups.setdefault(k.removeprefix("val_"), []).append(k)
+    if not groups:
+        raise ValueError(f"no numeric metric to plot in {sorted(history[0])}; pass keys=")
+    epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 2.6), squeeze=False)
+    for ax, (name, members) in zip(axes[0], groups.items()):
+        for k in members:
+            ax.plot(epochs, [row.get(k, np.nan) for row in history], marker=".", label=k)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def roc_curves(rows: Mapping[str, tuple | Mapping], path: str | Path | None = None, ax=None):
+    """ROC curve per row {name: (y_true, y_score) or roc_data(...)}, labelled with its AUC."""
+    from .metrics import roc_data
+
+    fig = ax.figure if ax is not None else plt.subplots(figsize=(3.6, 3.4))[0]
+    ax = ax if ax is not None else fig.axes[0]
+    for name, value in rows.items():
+        roc = value if isinstance(value, Mapping) else roc_data(*value)
+        ax.plot(roc["fpr"], roc["tpr"], label=f"{name} (AUC={roc['auc']:.3f})")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    ax.set(xlabel="1 - specificity (FPR)", ylabel="sensitivity (TPR)", xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def metrics_table_figure(table, path: str | Path | None = None, title: str | None = None):
+    """A `metrics.MetricsTable` (or a list of rows of strings, header first) drawn as a figure."""
+    if hasattr(table, "cells"):
+        header, cells = table.header(), table.cells()
+    else:
+        header, *cells = [list(map(str, r)) for r in table]
+    fig, ax = plt.subplots(figsize=(1.2 * len(header) + 1, 0.35 * (len(cells) + 1) + 0.4))
+    ax.axis("off")
+    drawn = ax.table(cellText=cells, colLabels=header, loc="center", cellLoc="center")
+    drawn.auto_set_font_size(False)
+    drawn.set_fontsize(8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def tsne_scatter(embedding, labels, names: Mapping | Sequence[str] | None = None, path: str | Path | None = None,
+                 ax=None, title: str = "t-SNE"):
+    """Scatter of an (N, 2) embedding (an (N, D) one is embedded with `explain.tsne` first), coloured by label."""
+    import seaborn as sns
+
+    emb = _numpy(embedding)
+    if emb.ndim != 2 or len(emb) != len(labels):
+        raise ValueError(f"embedding must be (N, 2) with N = len(labels) = {len(labels)}, got {emb.shape}")
+    if emb.shape[1] != 2:
+        from .explain import tsne
+
+        emb = tsne(emb)
+    labels = _numpy(labels).reshape(-1)
+    if names is not None:
+        labels = np.array([names[int(v)] if not isinstance(names, Mapping) else names[v] for v in labels])
+    fig = ax.figure if ax is not None else plt.subplots(figsize=(3.6, 3.4))[0]
+    ax = ax if ax is not None else fig.axes[0]
+    sns.scatterplot(x=emb[:, 0], y=emb[:, 1], hue=labels, ax=ax, s=18, palette="deep")
+    ax.set(xticks=[], yticks=[], title=title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def cam_overlay(frames, cam, boxes: Mapping | None = None, indices: Sequence[int] | None = None,
+                alpha: float = 0.45, max_frames: int = 8, path: str | Path | None = None, titles=None):
+    """Frames `(T, H, W)` uint8 (or (T, H, W, C)) with a CAM `(T, H, W)` in [0, 1] over them, boxes in yellow."""
+    frames, cam = _numpy(frames), _numpy(cam)
+    if len(frames) != len(cam) or cam.shape[1:3] != frames.shape[1:3]:
+        raise ValueError(f"cam {cam.shape} must match frames {frames.shape} in T, H, W; "
+                         "GradCAM already returns (T, H, W) at the input size")
+    shown = _pick(len(frames), indices, max_frames)
+    fig, axes = plt.subplots(1, len(shown), figsize=(1.7 * len(shown), 1.9), squeeze=False)
+    for k, (ax, i) in enumerate(zip(axes[0], shown)):
+        ax.imshow(_grey(frames[i]), cmap="gray", vmin=0, vmax=255)
+        ax.imshow(cam[i], cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        _draw_boxes(ax, (boxes or {}).get(int(i)))
+        ax.set_title(titles[k] if titles else f"t={i}", fontsize=7)
+        ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def attention_strip(frames, weights, indices: Sequence[int] | None = None, max_frames: int = 8,
+                    path: str | Path | None = None, title: str = "attention over frames"):
+    """Frames `(T, H, W)` in a row with the per-frame weights `(T,)` as a bar plot beneath (shown frames darker)."""
+    frames, weights = _numpy(frames), _numpy(weights).reshape(-1)
+    if len(weights) != len(frames):
+        raise ValueError(f"{len(weights)} weights for {len(frames)} frames; pass one weight per frame")
+    shown = _pick(len(frames), indices, max_frames)
+    fig = plt.figure(figsize=(1.6 * len(shown), 3.2))
+    grid = fig.add_gridspec(2, len(shown), height_ratios=[1, 0.8])
+    for k, i in enumerate(shown):
+        ax = fig.add_subplot(grid[0, k])
+        ax.imshow(_grey(frames[i]), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"t={i}  w={weights[i]:.2f}", fontsize=7)
+        ax.axis("off")
+    bars = fig.add_subplot(grid[1, :])
+    colours = ["tab:blue" if t in shown else "lightsteelblue" for t in range(len(weights))]
+    bars.bar(np.arange(len(weights)), weights, color=colours)
+    bars.set(xlabel="frame", ylabel="weight", xlim=(-0.5, len(weights) - 0.5))
+    bars.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from usnb import figures
+from usnb import plots
 from usnb.metrics import metrics_table, roc_data
 
 RNG = np.random.default_rng(0)
@@ -23,15 +23,15 @@ def _saved(fig, path, n_axes):
 def test_training_curves(tmp_path):
     history = [{"epoch": e, "lr": 0.01, "seconds": 1.0, "loss": 1 / e, "acc": 0.5 + e / 10,
                 "val_loss": 1.2 / e, "val_auc": 0.6 + e / 20} for e in range(1, 5)]
-    fig = figures.training_curves(history, path=tmp_path / "curves.png")
+    fig = plots.training_curves(history, path=tmp_path / "curves.png")
     _saved(fig, tmp_path / "curves.png", 3)  # loss (+val_loss), acc, auc
-    assert figures.training_curves(history, keys=["loss"]).axes[0].get_title() == "loss"
+    assert plots.training_curves(history, keys=["loss"]).axes[0].get_title() == "loss"
 
 
 def test_roc_curves(tmp_path):
     y = RNG.integers(0, 2, 40)
     s = np.clip(0.3 * y + RNG.random(40) * 0.7, 0, 1)
-    fig = figures.roc_curves({"ours": (y, s), "paper": roc_data(y, 1 - s)}, path=tmp_path / "roc.png")
+    fig = plots.roc_curves({"ours": (y, s), "paper": roc_data(y, 1 - s)}, path=tmp_path / "roc.png")
     _saved(fig, tmp_path / "roc.png", 1)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[0].startswith("ours (AUC=") and len(labels) == 2
@@ -40,30 +40,30 @@ def test_roc_curves(tmp_path):
 def test_metrics_table_figure(tmp_path):
     table = metrics_table({"ours": [{"auc": 0.9, "acc": 0.8, "sen": 0.7, "spe": 0.9}] * 2,
                            "paper": {"auc": 0.95, "acc": 0.9, "sen": 0.88, "spe": 0.91}})
-    _saved(figures.metrics_table_figure(table, path=tmp_path / "table.png", title="Table 2"),
+    _saved(plots.metrics_table_figure(table, path=tmp_path / "table.png", title="Table 2"),
            tmp_path / "table.png", 1)
 
 
 def test_tsne_scatter(tmp_path):
     emb, labels = RNG.normal(size=(20, 2)), RNG.integers(0, 2, 20)
-    fig = figures.tsne_scatter(emb, labels, names=["benign", "malignant"], path=tmp_path / "tsne.png")
+    fig = plots.tsne_scatter(emb, labels, names=["benign", "malignant"], path=tmp_path / "tsne.png")
     _saved(fig, tmp_path / "tsne.png", 1)
 
 
 def test_cam_overlay(tmp_path):
     frames = RNG.integers(0, 256, (10, 16, 16), dtype=np.uint8)
     cam = torch.rand(10, 16, 16)
-    fig = figures.cam_overlay(frames, cam, boxes={0: [(2, 3, 4, 5)]}, max_frames=4, path=tmp_path / "cam.png")
+    fig = plots.cam_overlay(frames, cam, boxes={0: [(2, 3, 4, 5)]}, max_frames=4, path=tmp_path / "cam.png")
     _saved(fig, tmp_path / "cam.png", 4)
     assert len(fig.axes[0].patches) == 1  # the box on frame 0
-    assert len(figures.cam_overlay(frames[:3, ..., None], cam[:3]).axes) == 3
+    assert len(plots.cam_overlay(frames[:3, ..., None], cam[:3]).axes) == 3
     with pytest.raises(ValueError, match="must match frames"):
-        figures.cam_overlay(frames, cam[:, :8])
+        plots.cam_overlay(frames, cam[:, :8])
 
 
 def test_attention_strip(tmp_path):
     frames = RNG.integers(0, 256, (6, 16, 16), dtype=np.uint8)
     weights = np.linspace(0.1, 0.3, 6)
-    fig = figures.attention_strip(frames, weights, indices=[0, 2, 5], path=tmp_path / "att.png")
+    fig = plots.attention_strip(frames, weights, indices=[0, 2, 5], path=tmp_path / "att.png")
     _saved(fig, tmp_path / "att.png", 4)  # 3 frames + the bar plot
     assert len(fig.axes[-1].patches) == 6
