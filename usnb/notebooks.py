@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +46,10 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None) 
     params = {**(parameters or {}), "out_dir": str(out_dir)}
     (out_dir / "parameters.json").write_text(json.dumps(params, indent=1))
     start = time.perf_counter()
+    # the `python3` kernel of this environment, even where the user has another `python3` kernelspec
+    ours = str(Path(sys.prefix) / "share" / "jupyter")
+    others = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p and p != ours]
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([ours, *others])
     try:
         pm.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=params,
                             cwd=str(notebook.parent), progress_bar=False, log_output=False)
