@@ -67,6 +67,8 @@ def _figure(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .datasets import SOURCES
+
     parser = argparse.ArgumentParser(prog="usnb", description="usnb: deep learning on ultrasound videos")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("data", help="data tools")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     c = data_sub.add_parser("check", help="load every item and report what fails")
-    c.add_argument("source", choices=["phantom", "busv", "busi", "pocus", "manifest"])  # usnb.datasets.SOURCES
+    c.add_argument("source", choices=sorted(SOURCES))
     c.add_argument("root", help="data set folder (manifest: the CSV or its folder)")
     c.set_defaults(func=_data_check)
 

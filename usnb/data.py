@@ -22,11 +22,6 @@ def label_index(records: Sequence, classes: Sequence[str]) -> np.ndarray:
     return np.array([lookup[r.label] for r in records])
 
 
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels -> float in about [-2, 2] ((x / 255 - 0.5) / 0.25), on whatever device x is."""
-    return (x.float() / 255 - 0.5) / 0.25
-
-
 class ClipDataset(Dataset):
     """(clip uint8 (T, C, H, W), label) from the cache; `mode` 'uniform' | 'random' | 'all' (see sampling)."""
 

@@ -45,9 +45,7 @@ def sweep_figure(records: Sequence[VideoRecord], n_frames: int = 8, path: str | 
         row[0].text(-0.1, 0.5, f"{record.label}\n{record.video_id}", transform=row[0].transAxes, ha="right",
                     va="center", fontsize=8)
     fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=80, bbox_inches="tight")
-    return fig
+    return _save(fig, path)
 
 
 def readme_figure(path: str | Path) -> Path:

@@ -27,20 +27,26 @@ def _group_labels(records: Sequence[Record], by: str) -> dict[str, str]:
     return {g: sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] for g, v in votes.items()}
 
 
+def split_groups(group_labels: Mapping[str, str], fractions: Mapping[str, float],
+                 rng: np.random.Generator) -> dict[str, str]:
+    """{group: part}: each label's groups (sorted) in shuffled order, cut by `fractions` (stratified)."""
+    names, bounds = list(fractions), np.cumsum(list(fractions.values()))
+    part_of = {}
+    for label in sorted(set(group_labels.values())):
+        groups = sorted(g for g, lab in group_labels.items() if lab == label)
+        for rank, i in enumerate(rng.permutation(len(groups))):
+            cut = int(np.searchsorted(bounds * len(groups), rank, side="right"))
+            part_of[groups[i]] = names[min(cut, len(names) - 1)]
+    return part_of
+
+
 def assign_splits(records: Sequence[Record], fractions: Mapping[str, float] | None = None, by: str = "patient",
                   seed: int = 0) -> list[Record]:
     """Copies of `records` with `split` set: whole groups (patients or videos) per part, stratified by label."""
     fractions = dict(fractions or {"train": 0.6, "val": 0.2, "test": 0.2})
     if abs(sum(fractions.values()) - 1) > 1e-6:
         raise ValueError(f"split fractions must sum to 1, got {fractions}")
-    rng = np.random.default_rng(seed)
-    group_label = _group_labels(records, by)
-    names, bounds = list(fractions), np.cumsum(list(fractions.values()))
-    part_of = {}
-    for label in sorted(set(group_label.values())):
-        groups = sorted(g for g, lab in group_label.items() if lab == label)
-        for rank, i in enumerate(rng.permutation(len(groups))):
-            part_of[groups[i]] = names[min(int(np.searchsorted(bounds * len(groups), rank, side="right")), len(names) - 1)]
+    part_of = split_groups(_group_labels(records, by), fractions, np.random.default_rng(seed))
     out = [dataclasses.replace(r, split=part_of[_group(r, by)]) for r in records]
     check_leakage(out, content=False, keys=_checked(by))
     return out

@@ -21,12 +21,13 @@ from PIL import Image
 from .. import io
 from ..datasets.manifest import load_image_manifest, load_manifest
 from ..paths import data_dir
+from ..splits import split_groups
 from . import breast, lung
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # v3: lung splits via usnb.splits.split_groups; breast files as v2
 KINDS = ("breast", "lung")
 LABELS = {"breast": ("benign", "malignant"), "lung": ("normal", "consolidation")}
-SPLIT_FRACTIONS = (("train", 0.6), ("val", 0.2), ("test", 0.2))
+SPLIT_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,10 @@ def _plan(spec: PhantomSpec) -> list[dict]:
         patients.append({"patient_id": f"p{len(patients):04d}", "sweeps": sweeps,
                          "positive": bool(rng.random() < spec.positive)})
         clips += sweeps
-    # stratified split by patient: each class's patients in shuffled order cut by SPLIT_FRACTIONS
-    for positive in (False, True):
-        group = [p for p in patients if p["positive"] == positive]
-        order = rng.permutation(len(group))
-        bounds = np.cumsum([f for _, f in SPLIT_FRACTIONS]) * len(group)
-        for rank, i in enumerate(order):
-            group[i]["split"] = SPLIT_FRACTIONS[int(np.searchsorted(bounds, rank, side="right"))][0]
+    labels = LABELS[spec.kind]
+    part_of = split_groups({p["patient_id"]: labels[p["positive"]] for p in patients}, SPLIT_FRACTIONS, rng)
+    for p in patients:  # stratified split by patient, as usnb.splits.assign_splits does for any data
+        p["split"] = part_of[p["patient_id"]]
     tasks = []
     for index, p in enumerate(patients):
         label = LABELS[spec.kind][int(p["positive"])]
