@@ -11,6 +11,7 @@ from usnb.report import write_metrics
 def test_center_loss_value_and_wen_update():
     center = CenterLoss(num_classes=2, dim=2, alpha=0.5)
     center.centers.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+    center.started.fill_(True)
     x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 1.0]])
     y = torch.tensor([0, 0, 1])
     # 1/2 mean(||x - c_y||^2) = 1/2 * (1 + 4 + 4) / 3 = 1.5
@@ -22,6 +23,18 @@ def test_center_loss_value_and_wen_update():
     before = center.centers.clone()
     center(x, y)
     assert torch.equal(before, center.centers)  # no update at evaluation
+
+
+def test_center_starts_at_the_first_class_mean():
+    center = CenterLoss(num_classes=2, dim=2, alpha=0.5)
+    x = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 5.0]])
+    y = torch.tensor([0, 0, 1])
+    # class 0 starts at (2, 1): loss 1/2 mean(||x - c_y||^2) = 1/2 * (2 + 2 + 0) / 3; Wen's step is then 0
+    assert float(center(x, y)) == pytest.approx(2 / 3)
+    assert torch.allclose(center.centers, torch.tensor([[2.0, 1.0], [5.0, 5.0]]))
+    assert center.started.all()
+    center(torch.tensor([[0.0, 1.0]]), torch.tensor([0]))  # now Wen's rule: c_0 -= 0.5 * (c_0 - x) / 2
+    assert torch.allclose(center.centers[0], torch.tensor([1.5, 1.0]))
 
 
 def test_coherence_loss_by_hand():

@@ -67,3 +67,12 @@ def test_attention_strip(tmp_path):
     fig = plots.attention_strip(frames, weights, indices=[0, 2, 5], path=tmp_path / "att.png")
     _saved(fig, tmp_path / "att.png", 4)  # 3 frames + the bar plot
     assert len(fig.axes[-1].patches) == 6
+
+
+def test_correlation_scatter_reports_pearson_and_spearman(tmp_path):
+    x = np.arange(10.0)
+    fig = plots.correlation_scatter(x, -2 * x + 1, "distance", "attention", path=tmp_path / "c.png", title="Fig. 3e")
+    _saved(fig, tmp_path / "c.png", 1)
+    assert fig.axes[0].get_title() == "Fig. 3e: r = -1.00, rho = -1.00"
+    with pytest.raises(ValueError, match="paired values"):
+        plots.correlation_scatter([1, 2], [1, 2, 3], "a", "b")

@@ -26,6 +26,28 @@ def test_random_crop_is_consecutive_and_inside():
     assert sampling.random_crop_indices(5, 16, rng).tolist() == sampling.uniform_indices(5, 16).tolist()
 
 
+def test_segment_indices_take_one_frame_per_segment():
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        idx = sampling.segment_indices(32, 8, rng)
+        assert [i // 4 for i in idx] == list(range(8))  # frame k comes from segment [4k, 4k + 4)
+        seen.update(idx.tolist())
+    assert seen == set(range(32))  # every frame can be drawn
+    assert sampling.segment_indices(5, 8, rng).tolist() == sampling.uniform_indices(5, 8).tolist()
+    assert len(sampling.sample_indices(30, 7, "segments", rng)) == 7
+
+
+def test_aspect_keeping_crop():
+    frames = torch.zeros(2, 1, 40, 40, dtype=torch.uint8)
+    frames[:, :, 10:30, 15:25] = 255  # a box twice as tall as wide
+    torch.manual_seed(0)
+    for _ in range(10):
+        out = video_augment(40, scale=(0.8, 1.0), ratio=(1.0, 1.0))(frames)
+        rows, cols = np.nonzero(out[0, 0].numpy() > 127)
+        assert 1.7 < (np.ptp(rows) + 1) / (np.ptp(cols) + 1) < 2.3  # still twice as tall
+
+
 def test_all_indices_cap():
     assert sampling.all_indices(10).tolist() == list(range(10))
     assert len(sampling.all_indices(500, max_frames=128)) == 128

@@ -23,7 +23,7 @@ def label_index(records: Sequence, classes: Sequence[str]) -> np.ndarray:
 
 
 class ClipDataset(Dataset):
-    """(clip uint8 (T, C, H, W), label) from the cache; `mode` 'uniform' | 'random' | 'all' (see sampling)."""
+    """(clip uint8 (T, C, H, W), label) from the cache; `mode` 'uniform' | 'random' | 'segments' | 'all' (see sampling)."""
 
     def __init__(self, records: Sequence[VideoRecord], cache: ClipCache, classes: Sequence[str],
                  num_frames: int | None = 16, mode: str = "uniform", transform: Callable | None = None):
@@ -38,7 +38,7 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int):
         frames = self.cache.get(self.records[i])  # (T, H, W, C) memmap
         # random crops draw from torch's generator: seeded by seed_everything, restored on resume
-        rng = np.random.default_rng(int(torch.randint(2**31, (1,)))) if self.mode == "random" else None
+        rng = np.random.default_rng(int(torch.randint(2**31, (1,)))) if self.mode in ("random", "segments") else None
         idx = sampling.sample_indices(len(frames), self.num_frames, self.mode, rng)
         clip = torch.from_numpy(np.ascontiguousarray(frames[idx])).permute(0, 3, 1, 2)  # (T, C, H, W)
         if self.transform is not None:

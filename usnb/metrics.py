@@ -175,3 +175,24 @@ def metrics_table(rows: Mapping[str, dict | Sequence[dict]], keys: Sequence[str]
         names.append(str(name))
         values.append([[float(r[k]) for r in runs] for k in keys])
     return MetricsTable(names, tuple(keys), values, scale, digits)
+
+
+def paper_vs_ours(ours: Mapping[str, dict | Sequence[dict]], paper: Mapping[str, dict], ours_label: str,
+                  paper_label: str, keys: Sequence[str] = ("auc", "acc", "sen", "spe")) -> MetricsTable:
+    """One table, a row per method: our mean(std) over seeds and, beside each, the paper's number.
+
+    Columns read 'AUC ours (<ours_label>)' and 'AUC paper (<paper_label>)'; a row the paper lacks shows nan.
+    """
+    names, values, labels = [], [], {}
+    cols = [c for k in keys for c in (k, f"paper_{k}")]
+    for k in keys:
+        labels[k], labels[f"paper_{k}"] = f"{k.upper()} ours ({ours_label})", f"{k.upper()} paper ({paper_label})"
+    for name, runs in ours.items():
+        runs = [runs] if isinstance(runs, Mapping) else list(runs)
+        reported = paper.get(name, {})
+        names.append(str(name))
+        row = []
+        for k in keys:
+            row += [[float(r[k]) for r in runs], [float(reported.get(k, float("nan")))]]
+        values.append(row)
+    return MetricsTable(names, tuple(cols), values, labels=labels)

@@ -213,3 +213,21 @@ def attention_strip(frames, weights, indices: Sequence[int] | None = None, max_f
     bars.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def correlation_scatter(x, y, xlabel: str, ylabel: str, path: str | Path | None = None, ax=None,
+                        title: str | None = None):
+    """Scatter of paired values with Pearson's r and Spearman's rho in the title (e.g. attention vs distance)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    x, y = _numpy(x).reshape(-1), _numpy(y).reshape(-1)
+    if len(x) != len(y) or len(x) < 3:
+        raise ValueError(f"need paired values (at least 3), got {len(x)} x and {len(y)} y")
+    r, rho = pearsonr(x, y)[0], spearmanr(x, y)[0]
+    fig = ax.figure if ax is not None else plt.subplots(figsize=(3.6, 3.2))[0]
+    ax = ax if ax is not None else fig.axes[0]
+    ax.scatter(x, y, s=4, alpha=0.35)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(f"{title + ': ' if title else ''}r = {r:.2f}, rho = {rho:.2f}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -24,6 +24,14 @@ def random_crop_indices(n_frames: int, t: int, rng: np.random.Generator, stride:
     return start + stride * np.arange(t)
 
 
+def segment_indices(n_frames: int, t: int, rng: np.random.Generator) -> np.ndarray:
+    """One random frame from each of T equal segments (TSN, Wang et al. 2016): the whole clip, jittered, for training."""
+    if n_frames < t:
+        return uniform_indices(n_frames, t)
+    edges = np.linspace(0, n_frames, t + 1)
+    return np.array([int(rng.integers(int(lo), max(int(lo) + 1, int(hi)))) for lo, hi in zip(edges[:-1], edges[1:])])
+
+
 def all_indices(n_frames: int, max_frames: int | None = None) -> np.ndarray:
     """Every frame, for inference; clips longer than `max_frames` are subsampled uniformly."""
     if max_frames is not None and n_frames > max_frames:
@@ -32,11 +40,13 @@ def all_indices(n_frames: int, max_frames: int | None = None) -> np.ndarray:
 
 
 def sample_indices(n_frames: int, t: int | None, mode: str, rng: np.random.Generator | None = None) -> np.ndarray:
-    """`mode` 'uniform' | 'random' | 'all' (t then caps the count, None for no cap)."""
+    """`mode` 'uniform' | 'random' (consecutive) | 'segments' (TSN) | 'all' (t then caps the count, None: no cap)."""
     if mode == "uniform":
         return uniform_indices(n_frames, t)
     if mode == "random":
         return random_crop_indices(n_frames, t, rng if rng is not None else np.random.default_rng())
+    if mode == "segments":
+        return segment_indices(n_frames, t, rng if rng is not None else np.random.default_rng())
     if mode == "all":
         return all_indices(n_frames, t)
-    raise ValueError(f"sampling mode must be 'uniform', 'random' or 'all', got {mode!r}")
+    raise ValueError(f"sampling mode must be 'uniform', 'random', 'segments' or 'all', got {mode!r}")

@@ -154,14 +154,16 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
             history, start_epoch = state["history"], state["epoch"]
             torch.set_rng_state(state["torch_rng"])
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
+    # one bar for the whole run (iterations): a live bar in JupyterLab, a line every 10 s in papermill logs
+    bar = tqdm(total=total, initial=start_epoch * len(loader), disable=not progress or rank != 0, mininterval=10.0,
+               unit="it")
     for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)
         net.train()
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress or rank != 0,
-                   leave=False, mininterval=2.0)
-        for batch in bar:
+        bar.set_description(f"epoch {epoch + 1}/{config.epochs}", refresh=False)
+        for batch in loader:
             with autocast:
                 loss, logs = step_fn(net, batch, device)
             if not torch.isfinite(loss):
@@ -177,6 +179,7 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
             for k, v in {"loss": loss, **logs}.items():
                 sums[k] = sums.get(k, 0.0) + _log_value(v)
             bar.set_postfix(loss=f"{_log_value(loss):.3f}", refresh=False)
+            bar.update()
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2),
                **{k: v / len(loader) for k, v in sums.items()}}
         if eval_fn is not None and rank == 0:
@@ -191,6 +194,7 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
                                          "fingerprint": config.fingerprint(), "torch_rng": torch.get_rng_state()})
         if world > 1:
             dist.barrier()
+    bar.close()
     return history
 
 

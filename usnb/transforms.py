@@ -18,9 +18,13 @@ def to_video(frames: np.ndarray | torch.Tensor) -> tv_tensors.Video:
 
 
 def video_augment(size: int | tuple[int, int], scale: tuple[float, float] = (0.7, 1.0), hflip: float = 0.5,
-                  degrees: float = 0.0, brightness: float = 0.0, contrast: float = 0.0) -> v2.Compose:
-    """Random resized crop, horizontal flip, rotation and brightness/contrast, drawn once per clip."""
-    steps = [v2.RandomResizedCrop(size, scale=scale, antialias=True)]
+                  degrees: float = 0.0, brightness: float = 0.0, contrast: float = 0.0,
+                  ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> v2.Compose:
+    """Random resized crop, horizontal flip, rotation and brightness/contrast, drawn once per clip.
+
+    ratio=(1, 1) keeps the aspect ratio: use it where shape is a label (a lesion taller than wide is suspicious).
+    """
+    steps = [v2.RandomResizedCrop(size, scale=scale, ratio=ratio, antialias=True)]
     if hflip:
         steps.append(v2.RandomHorizontalFlip(hflip))
     if degrees:

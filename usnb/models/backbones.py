@@ -9,14 +9,17 @@ from torch import nn
 
 
 class SmallCNN(nn.Module):
-    """Four strided conv blocks (GroupNorm, ReLU) and global pooling: the CPU-sized backbone."""
+    """Four strided conv blocks (GroupNorm or BatchNorm, ReLU) and global pooling: the CPU-sized backbone."""
 
-    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128)):
+    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128), norm: str = "group"):
         super().__init__()
+        if norm not in ("group", "batch"):
+            raise ValueError(f"norm must be 'group' or 'batch', got {norm!r}")
+        make_norm = (lambda w: nn.GroupNorm(4, w)) if norm == "group" else nn.BatchNorm2d
         layers, c = [], in_channels
         for w in widths:
-            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), nn.GroupNorm(4, w), nn.ReLU(inplace=True),
-                       nn.Conv2d(w, w, 3, padding=1, bias=False), nn.GroupNorm(4, w), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), make_norm(w), nn.ReLU(inplace=True),
+                       nn.Conv2d(w, w, 3, padding=1, bias=False), make_norm(w), nn.ReLU(inplace=True)]
             c = w
         self.features = nn.Sequential(*layers)
         self.out_dim = c

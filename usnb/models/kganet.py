@@ -49,20 +49,31 @@ class KGANet(nn.Module):
 
 class CenterLoss(nn.Module):
     """Center loss (Wen et al. 2016): L_C = 1/2 mean_i ||x_i - c_{y_i}||^2; centers follow Wen's update rule
-    c_j <- c_j - alpha * sum_{i: y_i = j} (c_j - x_i) / (1 + n_j), not gradient descent."""
+    c_j <- c_j - alpha * sum_{i: y_i = j} (c_j - x_i) / (1 + n_j), not gradient descent.
+
+    A center starts at the mean of its class's first training features (zeros until then): starting every
+    center at the origin would pull all features towards 0 and stall the classifier early in training.
+    """
 
     def __init__(self, num_classes: int, dim: int, alpha: float = 0.5):
         super().__init__()
         self.alpha = alpha
         self.register_buffer("centers", torch.zeros(num_classes, dim))
+        self.register_buffer("started", torch.zeros(num_classes, dtype=torch.bool))
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """features: (B, D), labels: (B,) -> scalar loss; updates the centers when training."""
+        if self.training:
+            with torch.no_grad():
+                x = features.detach().float()
+                for j in labels.unique():
+                    if not self.started[j]:
+                        self.centers[j] = x[labels == j].mean(dim=0)
+                        self.started[j] = True
         centers = self.centers[labels]  # (B, D)
         loss = 0.5 * (features - centers).pow(2).sum(dim=1).mean()
         if self.training:
             with torch.no_grad():
-                x = features.detach().float()
                 for j in labels.unique():
                     sel = labels == j
                     delta = (self.centers[j] - x[sel]).sum(dim=0) / (1 + sel.sum())

@@ -1,0 +1,153 @@
+"""The KGA-Net recipe: data assembly, the row switches, training rows end to end, prediction and explanations."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from usnb.metrics import paper_vs_ours
+from usnb.recipes import kganet as K
+
+
+@pytest.fixture(scope="module")
+def phantom16(tmp_path_factory):
+    """16 clips of 8 frames at 32 px, half malignant, 6 stills: every split holds both classes."""
+    from usnb.phantom import generate
+
+    return generate("breast", tmp_path_factory.mktemp("p16") / "breast", n=16, size=32, frames=8, seed=1,
+                    positive_fraction=0.5, n_images=6, workers=1)
+
+
+@pytest.fixture
+def tiny(phantom16, tmp_path):
+    profile = K.get_profile("small", size=24, fov=0.75, widths=(4, 8), train_frames=4, clips_per_batch=2, iterations=3)
+    return K.load_data("phantom", K.field_of_view(profile), data_dir=phantom16), profile
+
+
+def test_standardise_per_item():
+    x = torch.randint(0, 255, (3, 4, 1, 8, 8), dtype=torch.uint8)
+    z = K.standardise(x, dims=4)
+    assert torch.allclose(z.mean((1, 2, 3, 4)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(z.std((1, 2, 3, 4)), torch.ones(3), atol=1e-4)
+    flat = K.standardise(torch.full((1, 2, 1, 4, 4), 7, dtype=torch.uint8), dims=4)
+    assert torch.equal(flat, torch.zeros_like(flat))  # a constant clip gives zeros, not nan
+
+
+def test_rows_switch_the_paper_components():
+    assert list(K.TABLE2_ROWS) == list(K.PAPER_TABLE2)  # every Table 2 row is trained
+    assert K.TABLE2_ROWS["w/o image guidance"] == K.Row(images=False, attention=True, coherence=True)
+    assert K.TABLE2_ROWS["w/o coherence loss & attention"] == K.Row(images=True, attention=False, coherence=False)
+    paper = K.PROFILES["paper"]  # Sec. 4.1
+    assert (paper.lr, paper.warmup_iters, paper.milestones, paper.iterations) == (0.005, 1000, (4000, 6000), 8000)
+    assert (paper.backbone, paper.eval_frames, 2 * paper.clips_per_batch, paper.optimizer) == ("resnet50", 128, 16, "sgd")
+    with pytest.raises(ValueError, match="profile must be one of"):
+        K.get_profile("huge")
+
+
+def test_paper_schedule_counts_iterations():
+    config = K.PROFILES["paper"].train_config(seed=0, iters_per_epoch=150)
+    assert config.epochs == math.ceil(8000 / 150) and config.milestones == (4000, 6000)
+    from usnb.train import lr_factor
+
+    assert lr_factor(config, 499, 8000) == pytest.approx(0.5)  # warmup
+    assert lr_factor(config, 4500, 8000) == pytest.approx(0.1) and lr_factor(config, 7000, 8000) == pytest.approx(0.01)
+
+
+def test_load_data_splits_and_unknown_dataset(tiny, phantom16):
+    data, _ = tiny
+    assert set(data.clips) == {"train", "val", "test"} and len(data.images) == 6
+    assert sum(len(v) for v in data.clips.values()) == 16
+    with pytest.raises(ValueError, match="dataset must be"):
+        K.load_data("kinetics", K.FieldOfView(32), data_dir=phantom16)
+
+
+def test_image_guidance_pairs_clips_and_images_one_to_one(tiny):
+    data, profile = tiny
+    paired = K.train_dataset(data, profile, K.Row())
+    clip, label, image, image_label = paired[0]
+    assert clip.shape == (4, 1, 32, 32) and image.shape == (1, 32, 32) and clip.dtype == torch.uint8  # cache size
+    assert K.field_of_view(profile)(clip, dims=4).shape == (4, 1, 24, 24)  # the model sees the central 24 px
+    alone = K.train_dataset(data, profile, K.Row(images=False))
+    assert len(alone[0]) == 2  # clips only: row 1 has no images
+
+
+@pytest.mark.parametrize("name", list(K.TABLE2_ROWS))
+def test_each_row_trains_predicts_and_reloads(tiny, tmp_path, name):
+    data, profile = tiny
+    model, history = K.train_row(name, data, profile, seed=0, out_dir=tmp_path, progress=False)
+    assert len(history) >= 1 and all(np.isfinite(h["loss"]) for h in history)
+    assert ("coherence" in history[0]) == K.TABLE2_ROWS[name].coherence
+    metrics, preds = K.evaluate(model, data, max_frames=128)
+    assert 0 <= metrics["auc"] <= 1 and set(preds) == {"val", "test"}
+    p = preds["test"]
+    assert all(len(w) == 8 == len(f) for w, f in zip(p.weights, p.frames))  # every frame of the 8-frame clips
+    if not K.TABLE2_ROWS[name].attention:
+        assert all(np.allclose(w, 1) for w in p.weights)
+    again, _ = K.train_row(name, data, profile, seed=0, out_dir=tmp_path, progress=False)  # loads the checkpoint
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_attention_distance_visibility_and_localisation(tiny, tmp_path):
+    data, profile = tiny
+    model, _ = K.train_row("KGA-Net", data, profile, seed=0, out_dir=tmp_path, progress=False)
+    _, preds = K.evaluate(model, data)
+    p = preds["test"]
+    w, d = K.attention_vs_distance(model, p)
+    vis = K.visibility_of(p)
+    assert w.shape == d.shape == vis.shape == (8 * len(p.records),)
+    assert (d >= 0).all() and ((vis >= 0) & (vis <= 1)).all()
+    loc = K.localisation(model, data.clips["test"], data)
+    assert 0 <= loc["pointing_game"] <= 1 and 0 <= loc["topk_iou"] <= 1 and loc["clips"] >= 1
+    assert 0 < loc["chance_pointing"] < 1
+
+
+def test_field_of_view_crops_the_centre_and_maps_boxes():
+    view = K.FieldOfView(size=4, fraction=0.5)
+    assert view.cache_size == 8
+    x = torch.arange(64.0).reshape(1, 8, 8)
+    assert torch.equal(view.crop(x)[0], x[0, 2:6, 2:6])  # the central half, already 4 px: no resize
+    z = view(x, dims=2)
+    assert abs(float(z.mean())) < 1e-6 and abs(float(z.std()) - 1) < 1e-5
+    # a native 16 x 32 (H x W) frame is cached at 8 x 8: x / 4, y / 2; the view starts at (2, 2)
+    assert view.boxes([(12, 6, 8, 4)], native_hw=(16, 32)) == [(1.0, 1.0, 2.0, 2.0)]
+    whole = K.FieldOfView(size=8)
+    assert whole.cache_size == 8 and torch.equal(whole.crop(x), x)
+    with pytest.raises(ValueError, match="field of view"):
+        K.FieldOfView(size=8, fraction=1.5)
+
+
+def test_video_baselines_build_with_a_two_class_head():
+    torch.manual_seed(0)
+    net = K.video_baseline("R(2+1)D")
+    assert net(torch.randn(1, 3, 4, 32, 32)).shape == (1, 2)
+    assert K.video_baseline("S3D").classifier[-1].out_channels == 2
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        K.video_baseline("I3D")
+
+
+def test_baseline_step_treats_images_as_static_videos():
+    torch.manual_seed(0)
+    net = K.video_baseline("R3D")
+    batch = (torch.randint(0, 255, (2, 4, 1, 32, 32), dtype=torch.uint8), torch.tensor([0, 1]),
+             torch.randint(0, 255, (2, 1, 32, 32), dtype=torch.uint8), torch.tensor([1, 1]))
+    loss, _ = K.make_baseline_step(K.FieldOfView(32))(net, batch, torch.device("cpu"))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_paper_vs_ours_puts_the_papers_number_beside_ours():
+    ours = {"KGA-Net": [{"auc": 0.9, "acc": 0.8}, {"auc": 0.8, "acc": 0.7}], "extra": {"auc": 0.5, "acc": 0.5}}
+    table = paper_vs_ours(ours, {"KGA-Net": {"auc": 0.9467, "acc": 0.8974}}, "phantom", "BUSV", keys=("auc", "acc"))
+    header, row, extra = table.header(), *table.cells()
+    assert header[1:3] == ["AUC ours (phantom)", "AUC paper (BUSV)"]
+    assert row[:3] == ["KGA-Net", "85.00(7.07)", "94.67"] and extra[2] == "nan"
+
+
+def test_small_cnn_norm_choice():
+    from usnb.models.backbones import SmallCNN
+
+    bn, gn = SmallCNN(widths=(4, 8), norm="batch"), SmallCNN(widths=(4, 8), norm="group")
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in bn.modules()) == 4
+    assert sum(isinstance(m, torch.nn.GroupNorm) for m in gn.modules()) == 4
+    assert bn(torch.randn(2, 1, 32, 32)).shape == (2, 8)
+    with pytest.raises(ValueError, match="norm must be"):
+        SmallCNN(norm="layer")
