@@ -1,5 +1,6 @@
 """The KGA-Net recipe: data assembly, the row switches, training rows end to end, prediction and explanations."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -151,3 +152,10 @@ def test_small_cnn_norm_choice():
     assert bn(torch.randn(2, 1, 32, 32)).shape == (2, 8)
     with pytest.raises(ValueError, match="norm must be"):
         SmallCNN(norm="layer")
+
+
+def test_a_table1_baseline_trains_and_is_scored(tiny, tmp_path):
+    data, profile = tiny
+    metrics, history = K.train_baseline("R(2+1)D", data, replace(profile, iterations=1), seed=0, out_dir=tmp_path)
+    assert len(history) == 1 and np.isfinite(history[0]["loss"])
+    assert set(metrics) >= {"auc", "acc", "sen", "spe"} and 0 <= metrics["acc"] <= 1

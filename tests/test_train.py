@@ -6,8 +6,8 @@ import torch
 import torch.multiprocessing as mp
 from torch.utils.data import TensorDataset
 
-from usnb.train import (TrainConfig, fit, load_checkpoint, lr_factor, save_checkpoint, seed_everything,
-                        train_or_load)
+from usnb.train import (TrainConfig, ema_update, fit, load_checkpoint, lr_factor, save_checkpoint,
+                        seed_everything, train_or_load)
 
 
 def _data(n=32):
@@ -59,12 +59,13 @@ def test_fit_learns_and_reports_per_epoch():
     assert history[-1]["acc"] > 0.85
 
 
-def test_resume_equals_straight_run(tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_equals_straight_run(tmp_path, ema):
     straight = _model()
-    fit(straight, _data(), _step, _config(), progress=False)
+    fit(straight, _data(), _step, _config(ema=ema), progress=False)
     resumed = _model()
     ckpt = tmp_path / "run.pt"
-    fit(resumed, _data(), _step, _config(epochs=4, extra={}), checkpoint=ckpt, progress=False)  # full run, saved
+    fit(resumed, _data(), _step, _config(epochs=4, ema=ema), checkpoint=ckpt, progress=False)  # full run, saved
     state = load_checkpoint(ckpt)
     assert state["epoch"] == 4
     # now interrupt after 2 epochs: run with a checkpoint hook that stops, then resume
@@ -81,12 +82,39 @@ def test_resume_equals_straight_run(tmp_path):
         return {}
 
     with pytest.raises(Stop):
-        fit(part, _data(), _step, _config(), checkpoint=ckpt2, eval_fn=eval_fn, progress=False)
+        fit(part, _data(), _step, _config(ema=ema), checkpoint=ckpt2, eval_fn=eval_fn, progress=False)
     assert load_checkpoint(ckpt2)["epoch"] == 2
     again = _model()
-    fit(again, _data(), _step, _config(), checkpoint=ckpt2, progress=False)
+    fit(again, _data(), _step, _config(ema=ema), checkpoint=ckpt2, progress=False)
     for a, b in zip(straight.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_ema_update_formula_and_counters():
+    average = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
+    ema_update(average, {"w": torch.tensor([3.0, 4.0]), "n": torch.tensor(7)}, decay=0.75)
+    assert torch.allclose(average["w"], torch.tensor([1.5, 2.5])) and int(average["n"]) == 7
+
+
+def test_fit_with_ema_ends_on_the_average_and_resumes_exactly(tmp_path):
+    model, manual = _model(), {k: v.clone() for k, v in _model().state_dict().items()}
+    steps = []
+
+    def step(net, batch, device):  # record the weights after every optimizer step through the next call
+        steps.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+        return _step(net, batch, device)
+
+    fit(model, _data(), step, _config(ema=0.9), checkpoint=tmp_path / "e.pt", progress=False)
+    states = steps[1:] + [None]  # weights after step n are seen at the start of step n + 1; the last is the raw end
+    for n, state in enumerate(states[:-1], start=1):
+        ema_update(manual, state, min(0.9, (1 + n) / (10 + n)))
+    saved = load_checkpoint(tmp_path / "e.pt")
+    ema_update(manual, saved["model"], min(0.9, (1 + len(steps)) / (10 + len(steps))))
+    assert all(torch.allclose(model.state_dict()[k], manual[k], atol=1e-6) for k in manual)
+    assert not torch.allclose(model[0].weight, saved["model"]["0.weight"])  # the average, not the last weights
+    loaded = _model()
+    train_or_load(loaded, tmp_path / "e.pt", _config(ema=0.9), lambda: pytest.fail("should load"))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
 
 
 def test_train_or_load_reuses_only_a_matching_finished_checkpoint(tmp_path):

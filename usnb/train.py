@@ -54,6 +54,7 @@ class TrainConfig:
     milestones: tuple[int, ...] = ()  # iterations at which lr *= gamma
     gamma: float = 0.1
     clip_grad: float | None = None  # max gradient norm
+    ema: float = 0.0  # > 0: keep an exponential moving average of the weights with this decay; training ends on it
     amp: bool = True  # bf16 autocast, on CUDA only
     seed: int = 0
     num_workers: int = 0
@@ -111,6 +112,16 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
                            "plain tensors (no pickled objects)") from err
 
 
+def ema_update(average: dict, state: dict, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * state for float tensors; other entries (counters) are copied."""
+    with torch.no_grad():
+        for k, v in state.items():
+            if v.is_floating_point():
+                average[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+            else:
+                average[k].copy_(v)
+
+
 def _log_value(v) -> float:
     return float(v.detach()) if torch.is_tensor(v) else float(v)
 
@@ -123,6 +134,8 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     step_fn(model, batch, device) -> (loss, {name: value}) computes the paper's loss on one batch.
     eval_fn(model) -> {name: value} runs after each epoch (rank 0 only under DDP).
     With `checkpoint`, progress is saved atomically after every epoch and training resumes from it.
+    With `config.ema`, the model ends with the moving average of its weights (Polyak averaging; the decay ramps
+    up as min(ema, (1 + n) / (10 + n)) over the first steps n, so early weights do not linger).
     """
     from tqdm.auto import tqdm
 
@@ -145,10 +158,13 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(config, it, total))
     history: list[dict] = []
     start_epoch = 0
+    average = {k: v.detach().clone() for k, v in model.state_dict().items()} if config.ema else None
     if checkpoint and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, map_location=device)
         if state.get("fingerprint") == config.fingerprint():
             model.load_state_dict(state["model"])
+            if average is not None:
+                average = state["ema"]
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             history, start_epoch = state["history"], state["epoch"]
@@ -176,6 +192,9 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                n = scheduler.last_epoch  # optimizer steps so far
+                ema_update(average, model.state_dict(), min(config.ema, (1 + n) / (10 + n)))
             for k, v in {"loss": loss, **logs}.items():
                 sums[k] = sums.get(k, 0.0) + _log_value(v)
             bar.set_postfix(loss=f"{_log_value(loss):.3f}", refresh=False)
@@ -190,11 +209,13 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
         if checkpoint and rank == 0:
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                          "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
-                                         "config": json.loads(json.dumps(asdict(config), default=str)),
+                                         "ema": average, "config": json.loads(json.dumps(asdict(config), default=str)),
                                          "fingerprint": config.fingerprint(), "torch_rng": torch.get_rng_state()})
         if world > 1:
             dist.barrier()
     bar.close()
+    if average is not None:
+        model.load_state_dict(average)
     return history
 
 
@@ -205,6 +226,6 @@ def train_or_load(model: torch.nn.Module, checkpoint: str | Path, config: TrainC
     if path.exists():
         state = load_checkpoint(path, map_location=device or "cpu")
         if state.get("fingerprint") == config.fingerprint() and state.get("epoch") == config.epochs:
-            model.load_state_dict(state["model"])
+            model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
             return state["history"]
     return train()
