@@ -119,7 +119,7 @@ def get_profile(name: str, **overrides) -> Profile:
     """A profile by name with fields overridden (e.g. iterations=100 for a quicker run)."""
     if name not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
-    return replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
+    return replace(PROFILES[name], **overrides)
 
 
 def field_of_view(profile: Profile) -> FieldOfView:
@@ -482,6 +482,9 @@ def train_baseline(name: str, data: KGAData, profile: Profile, seed: int, out_di
     """Train a Table 1 video baseline on clips + static images with the profile's schedule; test metrics (Youden)."""
     from ..train import seed_everything
 
+    if name == "MViT" and (profile.size, profile.train_frames) != (224, 16):
+        raise ValueError(f"MViT takes 16 frames of 224 px, the profile gives {profile.train_frames} of {profile.size}; "
+                         "use the paper profile (profile='paper') or another baseline")
     dataset = train_dataset(data, profile, Row())
     config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, baseline=name, dataset=data.dataset)
     seed_everything(seed)
