@@ -20,3 +20,17 @@ def tiny_breast(tmp_path_factory):
 def _isolated_data_dir(tmp_path, monkeypatch):
     """Tests never write into the user's USNB_DATA_DIR."""
     monkeypatch.setenv("USNB_DATA_DIR", str(tmp_path / "usnb_data"))
+
+
+_BAD_INPUT_PASSED = []
+
+
+def pytest_runtest_logreport(report):
+    """Count the bad-input cases that passed (each parametrized case once)."""
+    if report.when == "call" and report.passed and "bad_input" in report.keywords:
+        _BAD_INPUT_PASSED.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _BAD_INPUT_PASSED:
+        terminalreporter.write_line(f"bad-input cases: {len(_BAD_INPUT_PASSED)} passed")

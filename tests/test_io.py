@@ -25,6 +25,7 @@ def test_mp4_round_trip_through_decord(tmp_path):
     assert io.video_info(path)["frames"] == 6
 
 
+@pytest.mark.bad_input
 def test_gif_falls_back_to_pyav(tmp_path):
     frames = [Image.fromarray(f) for f in _ramp(4, 20, 20)]
     path = tmp_path / "clip.gif"
@@ -35,6 +36,7 @@ def test_gif_falls_back_to_pyav(tmp_path):
     assert io.read_video(path, indices=[3, 0]).shape == (2, 20, 20, 3)
 
 
+@pytest.mark.bad_input
 def test_corrupt_and_empty_videos_name_the_file(tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
@@ -48,6 +50,7 @@ def test_corrupt_and_empty_videos_name_the_file(tmp_path):
         io.read_video(tmp_path / "missing.mp4")
 
 
+@pytest.mark.bad_input
 def test_truncated_video_is_an_error_or_shorter_never_silent_garbage(tmp_path):
     path = io.write_video(tmp_path / "full.mp4", _ramp(t=20))
     data = path.read_bytes()
@@ -57,6 +60,7 @@ def test_truncated_video_is_an_error_or_shorter_never_silent_garbage(tmp_path):
         io.read_video(cut)
 
 
+@pytest.mark.bad_input
 def test_frame_folder_layouts(tmp_path):
     folder = tmp_path / "vid"
     folder.mkdir()
@@ -73,6 +77,7 @@ def test_frame_folder_layouts(tmp_path):
         io.read_frame_folder(folder)
 
 
+@pytest.mark.bad_input
 def test_image_modes_become_uint8(tmp_path):
     grey16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
     Image.fromarray(grey16).save(tmp_path / "g16.png")
@@ -97,11 +102,13 @@ def test_decoder_noise_does_not_reach_stderr(tmp_path, capfd):
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.bad_input
 def test_h264_needs_even_sizes(tmp_path):
     with pytest.raises(ValueError, match="even"):
         io.write_video(tmp_path / "odd.mp4", np.zeros((2, 31, 32), np.uint8))
 
 
+@pytest.mark.bad_input
 def test_out_of_range_index_is_an_index_error_not_a_decode_error(tmp_path):
     path = io.write_video(tmp_path / "four.mp4", _ramp(t=4))
     with pytest.raises(IndexError, match=r"four.mp4.*\[7\]"):

@@ -72,6 +72,7 @@ def test_committed_notebooks_are_clean():
                 assert not cell.outputs and cell.execution_count is None, f"{path.name}: stray output in {cell.source[:40]!r}"
 
 
+@pytest.mark.bad_input
 def test_run_names_the_failing_cell(tmp_path, capsys):
     """A bad parameter fails the run with the notebook and the cell named, and a non-zero status."""
     assert main(["run", "data_tour", "--out", str(tmp_path / "bad"), "-p", "profile", "huge"]) == 1
@@ -80,6 +81,7 @@ def test_run_names_the_failing_cell(tmp_path, capsys):
     assert (tmp_path / "bad" / "00_data_tour.ipynb").exists()
 
 
+@pytest.mark.bad_input
 def test_run_unknown_notebook():
     with pytest.raises(FileNotFoundError, match="no notebook 'nope'"):
         main(["run", "nope", "--out", "/tmp/x"])

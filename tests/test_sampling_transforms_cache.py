@@ -8,6 +8,7 @@ from usnb.phantom import load_phantom
 from usnb.transforms import to_video, video_augment
 
 
+@pytest.mark.bad_input
 def test_uniform_indices_spread_and_short_clip_rule():
     assert sampling.uniform_indices(32, 8).tolist() == [2, 6, 10, 14, 18, 22, 26, 30]
     short = sampling.uniform_indices(5, 8)

@@ -136,6 +136,7 @@ def test_train_or_load_reuses_only_a_matching_finished_checkpoint(tmp_path):
     assert len(calls) == 2  # another config trains again
 
 
+@pytest.mark.bad_input
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
     ckpt = tmp_path / "n.pt"
     fit(_model(), _data(), _step, _config(epochs=1), checkpoint=ckpt, progress=False)
@@ -151,6 +152,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     assert after["epoch"] == good["epoch"] and all(torch.equal(after["model"][k], good["model"][k]) for k in good["model"])
 
 
+@pytest.mark.bad_input
 def test_checkpoint_write_is_atomic_and_weights_only(tmp_path):
     path = tmp_path / "c.pt"
     save_checkpoint(path, {"w": torch.ones(2)})
