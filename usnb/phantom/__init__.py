@@ -24,7 +24,7 @@ from ..paths import data_dir
 from ..splits import split_groups
 from . import breast, lung
 
-GENERATOR_VERSION = 3  # v3: lung splits via usnb.splits.split_groups; breast files as v2
+GENERATOR_VERSION = 4  # v4: lossless H.264 (v3 lossy clips varied by a few pixels when encoders ran in parallel)
 KINDS = ("breast", "lung")
 LABELS = {"breast": ("benign", "malignant"), "lung": ("normal", "consolidation")}
 SPLIT_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
@@ -103,7 +103,9 @@ def _clip_task(spec: PhantomSpec, out: Path, task: dict) -> dict:
     else:
         frames, mask, features = lung.render(noise_rng, task["positive"], spec.frames, spec.size)
     rel_video = Path("videos") / task["label"] / f"{task['video_id']}.mp4"
-    io.write_video(out / rel_video, frames, fps=spec.fps)
+    # lossless (crf 0): the decoded pixels are the rendered ones (+-1 from YUV rounding) on every run; lossy x264
+    # output changed in a few clips from run to run when several encoders ran at once, and so did the results
+    io.write_video(out / rel_video, frames, fps=spec.fps, crf=0)
     annotation = {"video_id": task["video_id"], "label": task["label"], "patient_id": task["patient_id"],
                   "frames": spec.frames, "sweep": task["sweep"], **breast.ground_truth(mask), "features": features}
     rel_ann = Path("annotations") / f"{task['video_id']}.json"
