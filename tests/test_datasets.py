@@ -18,12 +18,34 @@ import pytest
 from PIL import Image
 
 from usnb import io
-from usnb.datasets import (ImageRecord, VideoRecord, class_counts, content_hash, load, load_busi, load_busv,
-                           load_manifest, load_pocus)
+from usnb.datasets import (SOURCES, ImageRecord, VideoRecord, class_counts, content_hash, load, load_busi,
+                           load_busv, load_manifest, load_pocus)
 from usnb.errors import DataError, DataWarning, LeakageError
 from usnb.splits import assign_splits, check_leakage, kfold
 
 POCUS_ROOT = Path(__file__).resolve().parents[1].parent / "shared/realdata/pocus"
+
+
+# ============================================================================ any source: the folder
+@pytest.mark.bad_input
+@pytest.mark.parametrize("state", ["missing", "empty"])
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_missing_or_empty_data_folder_is_named_with_the_fix(tmp_path, source, state):
+    root = tmp_path / "data" / source
+    if state == "empty":
+        root.mkdir(parents=True)
+    problem = "does not exist" if state == "missing" else "is empty"
+    with pytest.raises(DataError, match=f"{source} data folder {problem}. Fix: pass the folder holding") as err:
+        load(source, root)
+    assert err.value.path == root and str(err.value).startswith(str(root))
+
+
+@pytest.mark.bad_input
+def test_default_data_folder_comes_from_usnb_data_dir_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("USNB_DATA_DIR", str(tmp_path / "mydata"))
+    with pytest.raises(DataError, match=r"busv data folder does not exist.*USNB_DATA_DIR is now .*mydata") as err:
+        load("busv")
+    assert err.value.path == tmp_path / "mydata" / "busv"
 
 
 # ============================================================================================ BUSV
@@ -184,9 +206,11 @@ def test_busv_raw_official_split_leaks_the_duplicate_video(busv_root):
     assert "x66ef02e7f1b9a0ef" in str(err.value) and "x3b88488853e8b7d1" in str(err.value)
 
 
+@pytest.mark.bad_input
 def test_busv_degenerate_box_is_skipped_with_a_counted_warning(tmp_path):
     root = make_busv(tmp_path / "busv", extra_annotations=[[4, 4, -3, 5], [1, 1, 2, 0], [3, 3, 2, 2]])
-    with pytest.warns(DataWarning, match=r"skipped 2 box\(es\) with zero or negative width/height"):
+    with pytest.warns(DataWarning, match=r"imagenet_vid_train_15frames.json: skipped 2 box\(es\) with zero or "
+                                         r"negative width/height \(annotation ids \[\d+, \d+\]\); fix or delete"):
         recs = _by_id(load_busv(root))
     assert recs["benign/x1a2b3c4d5e6f7a8b"].boxes[1] == [(3.0, 3.0, 2.0, 2.0)]  # the valid box survives
     assert len(recs) == len(BUSV_VIDEOS) - 1
@@ -198,6 +222,7 @@ def test_busv_clean_boxes_give_no_warning(busv_root):
         load_busv(busv_root)
 
 
+@pytest.mark.bad_input
 def test_busv_video_in_no_json_has_no_split_and_a_warning(busv_root):
     _write_png(busv_root / "rawframes/benign/xunlisted00000000/000000.png", 9)
     with pytest.warns(DataWarning, match=r"1 video\(s\) are in no annotation JSON"):
@@ -205,6 +230,7 @@ def test_busv_video_in_no_json_has_no_split_and_a_warning(busv_root):
     assert recs["benign/xunlisted00000000"].split == ""
 
 
+@pytest.mark.bad_input
 def test_busv_video_in_two_splits_is_an_error(busv_root):
     val = json.loads((busv_root / "imagenet_vid_val.json").read_text())
     val["images"].append({"file_name": "benign/x1a2b3c4d5e6f7a8b/000000.png", "id": 9999, "frame_id": 0,
@@ -215,6 +241,7 @@ def test_busv_video_in_two_splits_is_an_error(busv_root):
     assert err.value.path.name == "imagenet_vid_val.json"
 
 
+@pytest.mark.bad_input
 def test_busv_corrupt_frame_names_the_file_when_read(busv_root):
     bad = busv_root / "rawframes/benign/x1a2b3c4d5e6f7a8b/000001.png"
     bad.write_bytes(b"\x89PNG garbage, not an image" * 4)
@@ -226,6 +253,7 @@ def test_busv_corrupt_frame_names_the_file_when_read(busv_root):
     assert rec.read(indices=[0, 2]).shape == (2, 16, 16, 3)  # the other frames still read
 
 
+@pytest.mark.bad_input
 def test_busv_truncated_frame_names_the_file_when_read(busv_root):
     frame = busv_root / "rawframes/malignant/x9f8e7d6c5b4a3210/000002.png"
     arr = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
@@ -237,6 +265,7 @@ def test_busv_truncated_frame_names_the_file_when_read(busv_root):
     assert err.value.path == frame
 
 
+@pytest.mark.bad_input
 def test_busv_gap_in_frame_numbering_names_the_folder(busv_root):
     folder = busv_root / "rawframes/malignant/7a39ab5d4970bf89"
     (folder / "000002.png").unlink()
@@ -248,6 +277,7 @@ def test_busv_gap_in_frame_numbering_names_the_folder(busv_root):
         io.count_frames(folder)
 
 
+@pytest.mark.bad_input
 def test_frame_folder_with_two_files_for_one_frame_is_an_error(tmp_path):
     folder = tmp_path / "clip"
     for name in ("000000.png", "000001.png", "1.png", "000002.png"):
@@ -258,6 +288,7 @@ def test_frame_folder_with_two_files_for_one_frame_is_an_error(tmp_path):
     assert err.value.path == folder
 
 
+@pytest.mark.bad_input
 def test_busv_missing_rawframes_is_an_error(tmp_path):
     with pytest.raises(DataError, match="rawframes/ folder not found") as err:
         load_busv(tmp_path)
@@ -356,6 +387,7 @@ def test_busi_unmerged_masks_stack_per_lesion(busi_root):
     assert rec.read_mask(size=(8, 8)).shape == (8, 8)
 
 
+@pytest.mark.bad_input
 def test_busi_16_bit_image_loads_as_uint8_rgb(busi_root):
     rec = _by_id(load_busi(busi_root))["malignant/malignant (1)"]
     img = rec.read()
@@ -366,12 +398,14 @@ def test_busi_16_bit_image_loads_as_uint8_rgb(busi_root):
     assert rec.read(grayscale=True).shape == (16, 16, 1)
 
 
+@pytest.mark.bad_input
 def test_busi_rgba_image_loads_as_uint8_rgb_without_alpha(busi_root):
     img = _by_id(load_busi(busi_root))["malignant/malignant (2)"].read()
     assert img.shape == (16, 16, 3) and img.dtype == np.uint8
     assert img[7, 7].tolist() == [200, 100, 50]
 
 
+@pytest.mark.bad_input
 def test_busi_image_without_mask_is_an_error_naming_it(busi_root):
     image = busi_root / "Dataset_BUSI_with_GT/benign/benign (2).png"
     (image.parent / "benign (2)_mask.png").unlink()
@@ -384,6 +418,7 @@ def test_busi_image_without_mask_is_an_error_naming_it(busi_root):
         rec.read_mask()
 
 
+@pytest.mark.bad_input
 def test_busi_mask_without_image_is_an_error(busi_root):
     (busi_root / "Dataset_BUSI_with_GT/malignant/malignant (2).png").unlink()
     with pytest.raises(DataError, match="mask without its image") as err:
@@ -391,6 +426,7 @@ def test_busi_mask_without_image_is_an_error(busi_root):
     assert err.value.path.name == "malignant (2)_mask.png"
 
 
+@pytest.mark.bad_input
 def test_busi_missing_class_folder_is_an_error(busi_root):
     shutil.rmtree(busi_root / "Dataset_BUSI_with_GT/malignant")
     with pytest.raises(DataError, match="class folder malignant/ not found"):
@@ -479,6 +515,7 @@ MANIFEST_ERRORS = [
 ]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("bad_row, message, labels", MANIFEST_ERRORS,
                          ids=["unknown-label", "duplicate", "duplicate-spelled-differently", "missing-file",
                               "empty-patient", "blank-patient", "unknown-split", "empty-path", "keyframe-text",
@@ -496,6 +533,7 @@ def test_manifest_unknown_label_is_fine_without_a_label_list(manifest_dir):
     assert load_manifest(_write_manifest(manifest_dir / "manifest.csv", rows))[1].label == "unknown"
 
 
+@pytest.mark.bad_input
 def test_manifest_missing_required_column_is_an_error(manifest_dir):
     csv_path = _write_manifest(manifest_dir / "manifest.csv", GOOD_ROWS, ("path", "label", "split"))
     with pytest.raises(DataError, match=r"manifest lacks column\(s\) \['patient_id'\]") as err:
@@ -509,6 +547,7 @@ def test_manifest_written_by_excel_with_a_byte_order_mark(manifest_dir):
     assert [r.video_id for r in load_manifest(csv_path)] == ["clips/a.mp4", "frames/b"]
 
 
+@pytest.mark.bad_input
 def test_manifest_bad_annotation_json_names_the_json(manifest_dir):
     (manifest_dir / "ann/a.json").write_text("{not json")
     with pytest.raises(DataError, match="cannot read annotation JSON") as err:
@@ -516,6 +555,7 @@ def test_manifest_bad_annotation_json_names_the_json(manifest_dir):
     assert err.value.path == manifest_dir / "ann/a.json"
 
 
+@pytest.mark.bad_input
 def test_manifest_not_found(tmp_path):
     with pytest.raises(DataError, match="manifest not found") as err:
         load_manifest(tmp_path)
@@ -569,6 +609,7 @@ def test_pocus_without_metadata_sheet_uses_the_clip_stem(tmp_path):
     assert all(r.patient_id == r.video_id for r in recs) and len(recs) == 6
 
 
+@pytest.mark.bad_input
 def test_pocus_unknown_prefix_is_an_error(tmp_path):
     root = make_pocus(tmp_path / "pocus", SHEET)
     bad = root / "pocus_videos/convex/Lung_x.mp4"
@@ -674,12 +715,14 @@ def test_check_leakage_accepts_a_clean_split(tmp_path):
     assert check_leakage(flat) is None
 
 
+@pytest.mark.bad_input
 def test_check_leakage_refuses_a_shared_patient(tmp_path):
     with pytest.raises(LeakageError, match=r"patient p1 is in 'train' .* and in 'test'") as err:
         check_leakage({"train": [_rec(tmp_path, "v1", "p1")], "test": [_rec(tmp_path, "v2", "p1")]})
     assert "assign_splits" in str(err.value)  # the message says how to fix it
 
 
+@pytest.mark.bad_input
 def test_check_leakage_refuses_a_shared_video_id(tmp_path):
     a = _rec(tmp_path, "v1", "p1", split="train")
     b = VideoRecord(video_id="v1", path=_clip_file(tmp_path / "other/v1.mp4", b"other bytes"), label="benign",
@@ -689,6 +732,7 @@ def test_check_leakage_refuses_a_shared_video_id(tmp_path):
     assert "patient p1" not in str(err.value) and "patient p2" not in str(err.value)
 
 
+@pytest.mark.bad_input
 def test_check_leakage_refuses_an_identical_clip_under_two_names(tmp_path):
     a = _rec(tmp_path, "a", "p1", payload=b"the same bytes")
     b = _rec(tmp_path, "renamed_copy", "p2", payload=b"the same bytes")
@@ -699,6 +743,7 @@ def test_check_leakage_refuses_an_identical_clip_under_two_names(tmp_path):
     assert str(a.path) in str(err.value) and str(b.path) in str(err.value)
 
 
+@pytest.mark.bad_input
 def test_check_leakage_sees_identical_frame_folders(tmp_path):
     for name in ("x", "y"):
         for t in range(3):
@@ -773,6 +818,7 @@ def test_split_by_video_checks_videos_not_patients():
         check_leakage(leaky, content=False)  # refused by patient
 
 
+@pytest.mark.bad_input
 def test_busi_corrupt_image_and_mask_are_named_by_data_check(busi_root, capsys):
     from usnb.cli import main
 
@@ -788,6 +834,7 @@ def test_busi_corrupt_image_and_mask_are_named_by_data_check(busi_root, capsys):
     assert out.strip().endswith("loaded 3/5 items")
 
 
+@pytest.mark.bad_input
 def test_manifest_box_column_sits_on_the_keyframe(manifest_dir):
     cols = ("path", "label", "split", "patient_id", "keyframe", "box")
     rows = [dict(GOOD_ROWS[1], box="2, 3, 5, 6")]
