@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,19 @@ def _isolated_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("USNB_DATA_DIR", str(tmp_path / "usnb_data"))
 
 
-_BAD_INPUT_PASSED = []
+_bad_input_tests: set[str] = set()  # node ids of the collected tests marked `bad_input`
+_bad_inputs_passed: list[str] = []
+
+
+def pytest_collection_modifyitems(items):
+    _bad_input_tests.update(item.nodeid for item in items if item.get_closest_marker("bad_input"))
 
 
 def pytest_runtest_logreport(report):
-    """Count the bad-input cases that passed (each parametrized case once)."""
-    if report.when == "call" and report.passed and "bad_input" in report.keywords:
-        _BAD_INPUT_PASSED.append(report.nodeid)
+    """Count the passed cases (each parametrization) of tests marked `bad_input`."""
+    if report.when == "call" and report.passed and report.nodeid in _bad_input_tests:
+        _bad_inputs_passed.append(report.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _BAD_INPUT_PASSED:
-        terminalreporter.write_line(f"bad-input cases: {len(_BAD_INPUT_PASSED)} passed")
+    terminalreporter.write_line(f"bad-input cases: {len(_bad_inputs_passed)} passed")

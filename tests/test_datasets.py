@@ -18,12 +18,34 @@ import pytest
 from PIL import Image
 
 from usnb import io
-from usnb.datasets import (ImageRecord, VideoRecord, class_counts, content_hash, load, load_busi, load_busv,
-                           load_manifest, load_pocus)
+from usnb.datasets import (SOURCES, ImageRecord, VideoRecord, class_counts, content_hash, load, load_busi,
+                           load_busv, load_manifest, load_pocus)
 from usnb.errors import DataError, DataWarning, LeakageError
 from usnb.splits import assign_splits, check_leakage, kfold
 
 POCUS_ROOT = Path(__file__).resolve().parents[1].parent / "shared/realdata/pocus"
+
+
+# ============================================================================ any source: the folder
+@pytest.mark.bad_input
+@pytest.mark.parametrize("state", ["missing", "empty"])
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_missing_or_empty_data_folder_is_named_with_the_fix(tmp_path, source, state):
+    root = tmp_path / "data" / source
+    if state == "empty":
+        root.mkdir(parents=True)
+    problem = "does not exist" if state == "missing" else "is empty"
+    with pytest.raises(DataError, match=f"{source} data folder {problem}. Fix: pass the folder holding") as err:
+        load(source, root)
+    assert err.value.path == root and str(err.value).startswith(str(root))
+
+
+@pytest.mark.bad_input
+def test_default_data_folder_comes_from_usnb_data_dir_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("USNB_DATA_DIR", str(tmp_path / "mydata"))
+    with pytest.raises(DataError, match=r"busv data folder does not exist.*USNB_DATA_DIR is now .*mydata") as err:
+        load("busv")
+    assert err.value.path == tmp_path / "mydata" / "busv"
 
 
 # ============================================================================================ BUSV
@@ -187,7 +209,8 @@ def test_busv_raw_official_split_leaks_the_duplicate_video(busv_root):
 @pytest.mark.bad_input
 def test_busv_degenerate_box_is_skipped_with_a_counted_warning(tmp_path):
     root = make_busv(tmp_path / "busv", extra_annotations=[[4, 4, -3, 5], [1, 1, 2, 0], [3, 3, 2, 2]])
-    with pytest.warns(DataWarning, match=r"skipped 2 box\(es\) with zero or negative width/height"):
+    with pytest.warns(DataWarning, match=r"imagenet_vid_train_15frames.json: skipped 2 box\(es\) with zero or "
+                                         r"negative width/height \(annotation ids \[\d+, \d+\]\); fix or delete"):
         recs = _by_id(load_busv(root))
     assert recs["benign/x1a2b3c4d5e6f7a8b"].boxes[1] == [(3.0, 3.0, 2.0, 2.0)]  # the valid box survives
     assert len(recs) == len(BUSV_VIDEOS) - 1
@@ -720,6 +743,7 @@ def test_check_leakage_refuses_an_identical_clip_under_two_names(tmp_path):
     assert str(a.path) in str(err.value) and str(b.path) in str(err.value)
 
 
+@pytest.mark.bad_input
 def test_check_leakage_sees_identical_frame_folders(tmp_path):
     for name in ("x", "y"):
         for t in range(3):
@@ -810,6 +834,7 @@ def test_busi_corrupt_image_and_mask_are_named_by_data_check(busi_root, capsys):
     assert out.strip().endswith("loaded 3/5 items")
 
 
+@pytest.mark.bad_input
 def test_manifest_box_column_sits_on_the_keyframe(manifest_dir):
     cols = ("path", "label", "split", "patient_id", "keyframe", "box")
     rows = [dict(GOOD_ROWS[1], box="2, 3, 5, 6")]

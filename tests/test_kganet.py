@@ -110,3 +110,17 @@ def test_metrics_json_contract(tmp_path):
         write_metrics(tmp_path, "kganet", "small", "phantom", 0, 1, {"x": {**row, "auc": 94.67}})
     with pytest.raises(ValueError, match="lacks"):
         write_metrics(tmp_path, "kganet", "small", "phantom", 0, 1, {"x": {"acc": 0.5}})
+
+
+class _NotATensor:
+    pass
+
+
+@pytest.mark.bad_input
+def test_weights_file_carrying_a_pickled_object_is_refused(tmp_path):
+    from torchvision.models import resnet18
+
+    path = tmp_path / "r18.pth"
+    torch.save({**resnet18().state_dict(), "extra": _NotATensor()}, path)
+    with pytest.raises(RuntimeError, match=r"r18.pth: checkpoint holds pickled Python objects \(.*_NotATensor\)"):
+        resnet_backbone(18, weights=path)

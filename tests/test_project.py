@@ -32,6 +32,7 @@ def test_data_check_phantom_reports_every_item(tiny_breast, capsys):
     assert any(line.startswith("frames decoded: 96") for line in out)
 
 
+@pytest.mark.bad_input
 def test_data_check_names_a_corrupt_file_and_fails(tiny_breast, tmp_path, capsys):
     import shutil
     copy = tmp_path / "copy"
@@ -43,9 +44,12 @@ def test_data_check_names_a_corrupt_file_and_fails(tiny_breast, tmp_path, capsys
     assert f"unreadable: {victim}" in out and out.strip().endswith("loaded 7/8 items")
 
 
+@pytest.mark.bad_input
 def test_data_check_missing_folder(tmp_path, capsys):
     assert main(["data", "check", "busv", str(tmp_path / "nope")]) == 1
-    assert "rawframes" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'nope'}: busv data folder does not exist. Fix:" in out
+    assert out.strip().endswith("loaded 0/0 items")
 
 
 @pytest.mark.skipif(not POCUS.is_dir(), reason="../shared/realdata/pocus not present")
@@ -85,3 +89,23 @@ def test_run_names_the_failing_cell(tmp_path, capsys):
 def test_run_unknown_notebook():
     with pytest.raises(FileNotFoundError, match="no notebook 'nope'"):
         main(["run", "nope", "--out", "/tmp/x"])
+
+
+def test_bad_input_cases_are_counted_from_the_tests_that_passed(tmp_path):
+    """The summary line counts passed `bad_input` cases, each parametrization once; failed and skipped ones not."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(REPO / "tests" / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers = bad_input\n")
+    (tmp_path / "test_sample.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.bad_input\n@pytest.mark.parametrize('x', [1, 2, 3])\ndef test_counted(x):\n    pass\n\n"
+        "@pytest.mark.bad_input\ndef test_fails():\n    assert False\n\n"
+        "@pytest.mark.bad_input\n@pytest.mark.skip\ndef test_skipped():\n    pass\n\n"
+        "def test_not_marked():\n    pass\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "1 failed, 4 passed, 1 skipped" in done.stdout, done.stdout
+    assert "\nbad-input cases: 3 passed\n" in done.stdout

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -102,3 +104,53 @@ def test_clip_dataset_samples_from_the_cache(tiny_breast, tmp_path):
     assert len(pairs) == max(len(ds), len(images)) and len(pairs[5]) == 4
     with pytest.raises(ValueError, match="not one of"):
         ClipDataset(records, cache, ("benign",), num_frames=4)
+
+
+@pytest.mark.bad_input
+def test_clip_shorter_than_t_repeats_frames_and_says_how_many(tiny_breast, tmp_path):
+    from usnb.data import ClipDataset
+    from usnb.errors import DataWarning
+
+    records = load_phantom(tiny_breast)[:3]  # 12 frames each
+    cache = ClipCache(tmp_path / "c", size=(32, 32))
+    with pytest.warns(DataWarning, match=r"3 of 3 clips have fewer than T=16 frames \(shortest: .*\.mp4, 12 frames\)"
+                                         r".*repeat in temporal order.*Fix: lower num_frames"):
+        ds = ClipDataset(records, cache, ("benign", "malignant"), num_frames=16)
+    clip, _ = ds[0]
+    full = torch.from_numpy(np.array(cache.get(records[0]))).permute(0, 3, 1, 2)
+    assert clip.shape == (16, 1, 32, 32) and torch.equal(clip, full[sampling.uniform_indices(12, 16)])
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)  # long enough clips, or every frame asked for: no warning
+        ClipDataset(records, cache, ("benign", "malignant"), num_frames=12)
+        ClipDataset(records, cache, ("benign", "malignant"), num_frames=16, mode="all")
+
+
+@pytest.mark.bad_input
+def test_interrupted_cache_write_leaves_no_clip_behind(tiny_breast, tmp_path, monkeypatch):
+    record = load_phantom(tiny_breast)[0]
+    cache = ClipCache(tmp_path / "cache", size=(32, 32))
+
+    def save_half_then_stop(file, frames):
+        Path(file).write_bytes(b"\x93NUMPY half a clip")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(np, "save", save_half_then_stop)
+        cache.get(record)
+    assert list((tmp_path / "cache").iterdir()) == []  # neither the clip nor a temporary file
+    assert cache.get(record).shape == (12, 32, 32, 1)
+
+
+@pytest.mark.bad_input
+def test_clip_gone_since_listing_is_named_by_the_cache(tiny_breast, tmp_path):
+    import shutil
+    from usnb.errors import DataError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_breast, copy)
+    records = load_phantom(copy)
+    records[1].path.unlink()
+    with pytest.raises(DataError, match="file does not exist") as err:
+        ClipCache(tmp_path / "cache").prefill(records, progress=False)
+    assert err.value.path == records[1].path

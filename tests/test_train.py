@@ -1,4 +1,6 @@
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,8 +8,14 @@ import torch
 import torch.multiprocessing as mp
 from torch.utils.data import TensorDataset
 
-from usnb.train import (TrainConfig, ema_update, fit, load_checkpoint, lr_factor, save_checkpoint,
-                        seed_everything, train_or_load)
+from usnb.cache import ClipCache
+from usnb.data import ClipDataset
+from usnb.metrics import binary_metrics
+from usnb.models.backbones import SmallCNN
+from usnb.phantom import load_phantom
+from usnb.train import (TrainConfig, ema_update, fit, load_checkpoint, lr_factor, save_checkpoint, seed_everything,
+                        train_or_load)
+from usnb.transforms import video_augment
 
 
 def _data(n=32):
@@ -60,7 +68,7 @@ def test_fit_learns_and_reports_per_epoch():
 
 
 @pytest.mark.parametrize("ema", [0.0, 0.9])
-def test_resume_equals_straight_run(tmp_path, ema):
+def test_resume_equals_straight_run_on_a_toy_model(tmp_path, ema):
     straight = _model()
     fit(straight, _data(), _step, _config(ema=ema), progress=False)
     resumed = _model()
@@ -88,6 +96,84 @@ def test_resume_equals_straight_run(tmp_path, ema):
     fit(again, _data(), _step, _config(ema=ema), checkpoint=ckpt2, progress=False)
     for a, b in zip(straight.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
+
+
+class _ClipNet(torch.nn.Module):
+    """Frames through a small CNN, averaged over time, dropout, a linear head: randomness in every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = SmallCNN(widths=(8, 8))
+        self.drop = torch.nn.Dropout(0.3)
+        self.head = torch.nn.Linear(8, 2)
+
+    def forward(self, x):  # x: (B, T, C, H, W)
+        b, t = x.shape[:2]
+        features = self.backbone(x.flatten(0, 1)).view(b, t, -1).mean(1)  # (B, D)
+        return self.head(self.drop(features))
+
+
+class _Stop(Exception):
+    pass
+
+
+def _clip_run(tiny_breast, cache_dir, seed=0, checkpoint=None, stop_at_epoch=None):
+    """A small real run on CPU: phantom clips from the cache, random crops, augmentation and dropout.
+    Returns (history without timings, final weights); `stop_at_epoch` interrupts that epoch's evaluation."""
+    records = load_phantom(tiny_breast)
+    cache = ClipCache(cache_dir, size=(32, 32))
+    classes = ("benign", "malignant")
+    augment = video_augment(size=28, scale=(0.6, 1.0))
+    train = ClipDataset(records, cache, classes, num_frames=4, mode="random",
+                        transform=lambda clip: augment(clip).float() / 255)
+    test = ClipDataset(records, cache, classes, num_frames=4,
+                       transform=lambda clip: clip[:, :, 2:30, 2:30].float() / 255)  # (T, C, 28, 28)
+
+    def step(net, batch, device):
+        x, y = (b.to(device) for b in batch)
+        return torch.nn.functional.cross_entropy(net(x), y), {}
+
+    def evaluate(model):
+        if stop_at_epoch is not None and len(evaluated) + 1 == stop_at_epoch:
+            raise _Stop
+        evaluated.append(1)
+        clips, labels = zip(*(test[i] for i in range(len(test))))
+        scores = model(torch.stack(clips)).softmax(1)[:, 1]
+        return binary_metrics(torch.tensor(labels), scores)
+
+    evaluated = []
+    torch.manual_seed(seed)
+    model = _ClipNet()
+    config = TrainConfig(epochs=3, batch_size=4, lr=0.05, seed=seed)
+    history = fit(model, train, step, config, checkpoint=checkpoint, eval_fn=evaluate, device=torch.device("cpu"),
+                  progress=False)
+    history = json.dumps([{k: v for k, v in row.items() if k != "seconds"} for row in history])  # NaN == NaN here
+    return history, model.state_dict()
+
+
+def test_same_seed_gives_identical_metrics_on_cpu(tiny_breast, tmp_path):
+    history, weights = _clip_run(tiny_breast, tmp_path / "a")
+    assert "val_auc" in history
+    again, weights_again = _clip_run(tiny_breast, tmp_path / "b")
+    assert again == history
+    assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
+    other, _ = _clip_run(tiny_breast, tmp_path / "a", seed=1)
+    assert other != history  # the seed matters: the two runs above were not equal by accident
+
+
+def test_resume_equals_straight_run(tiny_breast, tmp_path):
+    """Interrupted in epoch 3 (epochs 1-2 saved), then resumed: the same weights and metrics as one straight
+    run, random crops, augmentation and dropout included (the checkpoint carries torch's generator)."""
+    history, weights = _clip_run(tiny_breast, tmp_path / "cache")
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(_Stop):
+        _clip_run(tiny_breast, tmp_path / "cache", checkpoint=ckpt, stop_at_epoch=3)
+    assert load_checkpoint(ckpt)["epoch"] == 2
+    resumed_history, resumed = _clip_run(tiny_breast, tmp_path / "cache", checkpoint=ckpt)
+    assert load_checkpoint(ckpt)["epoch"] == 3
+    assert resumed_history == history
+    for k in weights:
+        assert torch.equal(weights[k], resumed[k]), k
 
 
 def test_ema_update_formula_and_counters():
@@ -132,34 +218,95 @@ def test_train_or_load_reuses_only_a_matching_finished_checkpoint(tmp_path):
     assert len(calls) == 1
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     third = _model()
-    train_or_load(third, ckpt, _config(lr=0.05), lambda: train(third, _config(lr=0.05)))
+    with pytest.warns(UserWarning, match="m.pt: made with another TrainConfig; training from scratch"):
+        train_or_load(third, ckpt, _config(lr=0.05), lambda: train(third, _config(lr=0.05)))
     assert len(calls) == 2  # another config trains again
 
 
 @pytest.mark.bad_input
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path):
     ckpt = tmp_path / "n.pt"
-    fit(_model(), _data(), _step, _config(epochs=1), checkpoint=ckpt, progress=False)
-    good = load_checkpoint(ckpt)
+    steps = []
 
-    def nan_step(net, batch, device):
+    def nan_in_epoch_2(net, batch, device):  # 32 items in batches of 8: 4 steps per epoch
         loss, logs = _step(net, batch, device)
-        return loss * float("nan"), logs
+        steps.append(1)
+        return (loss * float("nan") if len(steps) == 6 else loss), logs
 
-    with pytest.raises(FloatingPointError, match="lower lr"):
-        fit(_model(), _data(), nan_step, _config(epochs=2), checkpoint=ckpt, progress=False)
-    after = load_checkpoint(ckpt)
-    assert after["epoch"] == good["epoch"] and all(torch.equal(after["model"][k], good["model"][k]) for k in good["model"])
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 2; training stopped and the last good "
+                                                 r"checkpoint .*n.pt is kept. Fix: lower lr \(0.1\)"):
+        fit(_model(), _data(), nan_in_epoch_2, _config(), checkpoint=ckpt, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["n.pt"]
+    kept = load_checkpoint(ckpt)
+    assert kept["epoch"] == 1
+    straight = _model()
+    fit(straight, _data(), _step, _config(epochs=1), progress=False)  # constant lr: epoch 1 is epoch 1
+    assert all(torch.equal(kept["model"][k], v) for k, v in straight.state_dict().items())
+    resumed = _model()
+    assert len(fit(resumed, _data(), _step, _config(), checkpoint=ckpt, progress=False)) == 4  # goes on from it
+    with pytest.raises(FloatingPointError, match="no checkpoint was written yet"):
+        fit(_model(), _data(), lambda *a: (torch.tensor(float("inf")), {}), _config(), checkpoint=tmp_path / "x.pt",
+            progress=False)
 
 
-@pytest.mark.bad_input
-def test_checkpoint_write_is_atomic_and_weights_only(tmp_path):
+def test_checkpoint_write_is_atomic(tmp_path):
     path = tmp_path / "c.pt"
     save_checkpoint(path, {"w": torch.ones(2)})
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
-    torch.save({"obj": _Pickled()}, tmp_path / "evil.pt")
-    with pytest.raises(RuntimeError, match="evil.pt.*weights-only"):
-        load_checkpoint(tmp_path / "evil.pt")
+    assert torch.equal(load_checkpoint(path)["w"], torch.ones(2))
+
+
+@pytest.mark.bad_input
+def test_interrupted_checkpoint_write_leaves_the_last_good_checkpoint(tmp_path, monkeypatch):
+    """Ctrl-C while epoch 2's checkpoint is half written: epoch 1's stays, whole, and nothing else."""
+    ckpt = tmp_path / "run.pt"
+    real_save, saves = torch.save, []
+
+    def die_half_way_through_the_second_save(obj, f):
+        saves.append(f)
+        real_save(obj, f)
+        if len(saves) == 2:
+            Path(f).write_bytes(Path(f).read_bytes()[:100])
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(torch, "save", die_half_way_through_the_second_save)
+        fit(_model(), _data(), _step, _config(), checkpoint=ckpt, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
+    assert load_checkpoint(ckpt)["epoch"] == 1
+
+
+CHECKPOINT_FILES = {
+    "pickled-object": (lambda path: torch.save({"w": torch.ones(2), "obj": _Pickled()}, path),
+                       r"checkpoint holds pickled Python objects \(.*_Pickled\); weights-only loading refuses them"
+                       r".*Fix: re-save it with tensors"),
+    "truncated": (lambda path: path.write_bytes(_saved_bytes()[:200]),
+                  r"not a readable weights-only checkpoint, truncated or corrupt .*Fix: delete it to retrain"),
+    "empty": (lambda path: path.write_bytes(b""),
+              r"not a readable weights-only checkpoint, truncated or corrupt \(EOFError: \).*Fix: delete it"),
+}
+
+
+def _saved_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.ones(1000)}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("kind", CHECKPOINT_FILES)
+def test_bad_checkpoint_is_refused_naming_the_file_and_the_fix(tmp_path, kind):
+    write, message = CHECKPOINT_FILES[kind]
+    path = tmp_path / "bad.pt"
+    write(path)
+    with pytest.raises(RuntimeError, match=f"^{path}: " + message):
+        load_checkpoint(path)
+    with pytest.raises(RuntimeError, match=message):  # training does not resume from it, nor overwrite it
+        fit(_model(), _data(), _step, _config(), checkpoint=path, progress=False)
+    with pytest.raises(RuntimeError, match=message):
+        train_or_load(_model(), path, _config(), train=lambda: pytest.fail("trained over a bad checkpoint"))
 
 
 class _Pickled:

@@ -7,7 +7,6 @@ path, size and modification time and the decode settings, so an edited file is d
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +15,7 @@ import numpy as np
 
 from . import io
 from .datasets.records import VideoRecord
-from .paths import cache_dir
+from .paths import atomic_write, cache_dir
 
 CACHE_VERSION = 1
 
@@ -31,7 +30,7 @@ class ClipCache:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def key(self, path: str | Path) -> str:
-        path = Path(path).resolve()
+        path = io.check_readable(path).resolve()
         if path.is_dir():  # a frame folder: its frame count and newest frame
             files = io.frame_files(path)
             extra, mtime = len(files), max(p.stat().st_mtime_ns for p in files)
@@ -49,9 +48,8 @@ class ClipCache:
         target = self.file(record)
         if not target.exists():
             frames = record.read(grayscale=self.grayscale, size=self.size)
-            tmp = target.with_suffix(f".tmp-{os.getpid()}-{id(frames)}.npy")
-            np.save(tmp, frames)
-            os.replace(tmp, target)  # atomic: a reader never sees half a clip
+            with atomic_write(target) as tmp:  # a reader never sees half a clip
+                np.save(tmp, frames)
         return np.load(target, mmap_mode="r")
 
     def prefill(self, records: Sequence[VideoRecord], workers: int = 2, progress: bool = True) -> None:

@@ -1,6 +1,7 @@
 """torch Datasets over records: clips from the uint8 cache, still images in memory, 1:1 pairs."""
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ from torch.utils.data import Dataset
 from . import sampling
 from .cache import ClipCache
 from .datasets.records import ImageRecord, VideoRecord
+from .errors import DataWarning
 
 
 def label_index(records: Sequence, classes: Sequence[str]) -> np.ndarray:
@@ -31,6 +33,14 @@ class ClipDataset(Dataset):
         self.labels = label_index(self.records, classes)
         self.transform = transform
         cache.prefill(self.records)
+        if num_frames and mode in ("uniform", "random"):
+            lengths = [(len(cache.get(r)), str(r.path)) for r in self.records]  # (frames, clip)
+            short = sorted(x for x in lengths if x[0] < num_frames)
+            if short:
+                warnings.warn(f"{len(short)} of {len(self.records)} clips have fewer than T={num_frames} frames "
+                              f"(shortest: {short[0][1]}, {short[0][0]} frames); their frames repeat in temporal "
+                              "order (usnb.sampling). Fix: lower num_frames if repeats are not wanted",
+                              DataWarning, stacklevel=2)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -77,7 +77,7 @@ def _to_layout(frames: np.ndarray, grayscale: bool) -> np.ndarray:
 
 def video_info(path: str | Path) -> dict:
     """Frame count, height, width and fps of a video file (decord, else PyAV)."""
-    path = _existing(path)
+    path = check_readable(path)
     if path.suffix.lower() not in DECORD_CANNOT:
         try:
             vr = _decord_reader(path)
@@ -92,7 +92,7 @@ def video_info(path: str | Path) -> dict:
 def read_video(path: str | Path, grayscale: bool = False, indices: Sequence[int] | None = None,
                size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode a video file to uint8 `(T, H, W, C)`; `indices` picks frames, `size=(H, W)` resizes."""
-    path = _existing(path)
+    path = check_readable(path)
     errors = []
     if path.suffix.lower() not in DECORD_CANNOT:
         try:
@@ -114,13 +114,21 @@ def read_video(path: str | Path, grayscale: bool = False, indices: Sequence[int]
     return _to_layout(frames, grayscale)
 
 
-def _existing(path: str | Path) -> Path:
+def check_readable(path: str | Path) -> Path:
+    """`path` as a Path if it exists and this user may read it (a folder: list it); else a DataError."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "file does not exist", "check the path, or set USNB_DATA_DIR")
+    if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+        raise DataError(path, "folder is not readable (permissions)", f"run `chmod a+rx '{path}'`")
     if not os.access(path, os.R_OK):
-        raise DataError(path, "file is not readable (permissions)", f"run `chmod a+r '{path}'`")
+        raise unreadable(path)
     return path
+
+
+def unreadable(path: str | Path) -> DataError:
+    """The error for a file that exists but that this user may not read."""
+    return DataError(path, "file is not readable (permissions)", f"run `chmod a+r '{path}'`")
 
 
 def _decord_reader(path: Path, size: tuple[int, int] | None = None):
@@ -156,8 +164,10 @@ def _read_pyav(path: Path, indices: Sequence[int] | None, size: tuple[int, int] 
     frames = []
     with quiet_stderr(), av.open(str(path)) as container:
         if not container.streams.video:
-            raise DataError(path, "file has no video stream", "pass a video file, not audio or an image")
+            raise DataError(path, "file has no video stream (or a video stream without frames)",
+                            "pass a video file, not audio or an image; re-export the clip if it should hold frames")
         stream = container.streams.video[0]
+        listed = stream.frames  # what the container says; 0 where it does not say
         for i, frame in enumerate(container.decode(stream)):
             if wanted is None or i in wanted:
                 if size:
@@ -166,7 +176,10 @@ def _read_pyav(path: Path, indices: Sequence[int] | None, size: tuple[int, int] 
             if wanted is not None and i >= wanted[-1]:
                 break
     if not frames:
-        raise DataError(path, "video has zero frames", "re-export the clip; an empty file cannot be used")
+        # some real clips list a few frames more than decode, so only "none decode" is called truncated
+        truncated = f" though its container lists {listed}: the file is truncated or corrupt" if listed else ""
+        raise DataError(path, "video has zero frames" + truncated,
+                        "copy or re-export the clip; a clip without frames cannot be used")
     stack = np.stack(frames)
     if indices is None:
         return stack
@@ -185,7 +198,7 @@ def frame_files(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(folder, "frame folder does not exist", "check the path to the video's frames")
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    files = [p for p in check_readable(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise DataError(folder, "frame folder holds no image frames (.png/.jpg)",
                         "point at a folder of numbered frames such as 000000.png")
@@ -248,16 +261,19 @@ def count_frames(path: str | Path) -> int:
 # ---------------------------------------------------------------------------------- still images
 def read_image(path: str | Path, grayscale: bool = False, size: tuple[int, int] | None = None,
                resample: int = Image.BILINEAR) -> np.ndarray:
-    """A still image as uint8 `(H, W, C)`; 16-bit images are scaled to 8 bits, alpha is dropped."""
-    path = _existing(path)
+    """A still image as uint8 `(H, W, C)`; alpha is dropped.
+
+    16-bit images keep their high byte (value >> 8), whatever their content: every frame of a
+    16-bit clip is scaled alike, as `_to_layout` scales uint16 arrays.
+    """
+    path = check_readable(path)
     try:
         with Image.open(path) as im:
             im.load()
             if size:
                 im = im.resize((size[1], size[0]), resample)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im).astype(np.int64)
-                arr = np.clip(arr >> 8 if arr.max() > 255 else arr, 0, 255).astype(np.uint8)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # "I": 16-bit PNG in older Pillow
+                arr = (np.clip(np.asarray(im).astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
             elif im.mode == "P":
                 arr = np.asarray(im.convert("RGBA" if "transparency" in im.info else "RGB"))
             elif im.mode in ("L", "LA", "RGB", "RGBA"):

@@ -1,45 +1,42 @@
-"""Checks for notebook parameters: a wrong type or an out-of-range value fails at once, naming the fix.
+"""Checks for notebook parameters: a wrong type or an out-of-range value fails in the cell after
+`parameters`, naming the parameter, its value and what is allowed.
 
-papermill passes parameters as Python values (`usnb run NB -p alpha 0.5`); a notebook checks them in the cell
-after its parameters cell, so a bad value stops the run there, before any data is loaded.
+    alpha = params.fraction("alpha", alpha)          # a float in [0, 1]
+    epochs = params.number("epochs", epochs, low=1, integer=True)
+    profile = params.choice("profile", profile, ("small", "paper"))
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+import numbers
+from typing import Sequence
 
 
-def _fail(name: str, value: Any, wanted: str) -> ValueError:
-    return ValueError(f"parameter {name} = {value!r} must be {wanted}; fix: pass e.g. `-p {name} <value>` "
-                      "to usnb run, or edit the parameters cell")
+def _bad(name: str, value, allowed: str) -> ValueError:
+    return ValueError(f"notebook parameter {name} = {value!r} ({type(value).__name__}) is not {allowed}. "
+                      f"Fix: set {name} in the parameters cell, or run with `-p {name} VALUE`")
 
 
-def fraction(name: str, value: Any) -> float:
-    """A number in [0, 1] (a masking ratio, a label fraction)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(name, value, "a number in [0, 1]")
-    if not 0.0 <= float(value) <= 1.0:
-        raise _fail(name, value, "in [0, 1]")
-    return float(value)
-
-
-def positive_int(name: str, value: Any, allow_none: bool = False) -> int | None:
-    """An int >= 1 (iterations, frames, batch size); None passes when `allow_none`."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _fail(name, value, "an int >= 1" + (" or None" if allow_none else ""))
+def number(name: str, value, low: float | None = None, high: float | None = None, integer: bool = False):
+    """`value` if it is a finite number (an int where `integer`) in [low, high]; else a ValueError."""
+    kind = "an integer" if integer else "a number"
+    allowed = kind + (f" in [{low}, {high}]" if low is not None and high is not None else
+                      f" >= {low}" if low is not None else f" <= {high}" if high is not None else "")
+    ok_type = isinstance(value, numbers.Integral if integer else numbers.Real)  # NumPy scalars too
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):  # True is an int to Python, not to us
+        raise _bad(name, value, allowed)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise _bad(name, value, allowed)
     return value
 
 
-def choice(name: str, value: Any, options: Sequence) -> Any:
-    """One of `options`."""
+def fraction(name: str, value) -> float:
+    """A number in [0, 1] (loss weights such as alpha and beta, split fractions, ratios) as a float."""
+    return float(number(name, value, 0, 1))
+
+
+def choice(name: str, value, options: Sequence):
+    """`value` if it is one of `options`; else a ValueError listing them."""
     if value not in options:
-        raise _fail(name, value, f"one of {list(options)}")
+        raise _bad(name, value, f"one of {list(options)}")
     return value
-
-
-def subset(name: str, values: Any, options: Sequence) -> list:
-    """A list whose items all come from `options`."""
-    if isinstance(values, str) or not isinstance(values, (list, tuple)) or not set(values) <= set(options):
-        raise _fail(name, values, f"a list drawn from {list(options)}")
-    return list(values)

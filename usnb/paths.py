@@ -1,8 +1,11 @@
-"""Where usnb keeps data: `USNB_DATA_DIR` (real data sets, the phantom, the clip cache)."""
+"""Where usnb keeps data: `USNB_DATA_DIR` (real data sets, the phantom, the clip cache); atomic writes."""
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
+from typing import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,3 +23,23 @@ def cache_dir() -> Path:
 def dataset_root(source: str, root: str | Path | None = None) -> Path:
     """The folder of a data set: `root` if given, else `<data_dir>/<source>`."""
     return Path(root).expanduser() if root else data_dir() / source
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write to; it replaces `path` only when the block succeeds.
+
+    An interrupted or failed write (an exception, Ctrl-C, a full disk) leaves the old file as it was and
+    no temporary file behind; a crash (power loss) leaves the old or the new file, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # same folder (os.replace is atomic only within one file system), same suffix (np.save adds .npy otherwise)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them the file
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

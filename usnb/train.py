@@ -12,6 +12,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +21,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from .paths import atomic_write
 
 
 def seed_everything(seed: int) -> None:
@@ -94,26 +97,33 @@ def _world() -> tuple[int, int]:
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write atomically: a temporary file renamed over the target, so no half-written checkpoint exists."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    """Write atomically (`usnb.paths.atomic_write`): an interrupted save leaves the last good checkpoint."""
+    with atomic_write(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:  # interrupted or failed write (Ctrl-C, full disk): the old checkpoint stays, no debris
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
-    """Load a usnb checkpoint with `weights_only=True` (tensors and plain data only)."""
+    """Load a checkpoint with `weights_only=True`: tensors and plain data; pickled objects are refused."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the file and the fix
-        raise RuntimeError(f"{path}: cannot load as a weights-only checkpoint ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0][:200]}). Fix: delete it to retrain, or re-save it with "
-                           "plain tensors (no pickled objects)") from err
+        detail = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:200]}"
+        objects = _pickled_objects(path)
+        if objects or "Weights only load failed" in str(err):
+            raise RuntimeError(
+                f"{path}: checkpoint holds pickled Python objects ({', '.join(objects[:3]) or detail}); "
+                "weights-only loading refuses them, since unpickling can run code. Fix: re-save it with tensors "
+                "and plain data only, e.g. torch.save(model.state_dict(), path), or delete it to retrain") from err
+        raise RuntimeError(f"{path}: not a readable weights-only checkpoint, truncated or corrupt ({detail}). "
+                           "Fix: delete it to retrain") from err
+
+
+def _pickled_objects(path: str | Path) -> list[str]:
+    """Names of the Python objects pickled into a checkpoint file ([] if none, or not a checkpoint)."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - not a readable zip checkpoint: nothing to name
+        return []
 
 
 def ema_update(average: dict, state: dict, decay: float) -> None:
@@ -172,7 +182,10 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             history, start_epoch = state["history"], state["epoch"]
-            torch.set_rng_state(state["torch_rng"])
+            torch.set_rng_state(state["torch_rng"].cpu())
+        elif rank == 0:
+            warnings.warn(f"{checkpoint}: made with another TrainConfig; training from scratch, and the first "
+                          "epoch overwrites it. Fix: pass another checkpoint path to keep it", stacklevel=2)
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
     # one bar for the whole run (iterations): a live bar in JupyterLab, a line every 10 s in papermill logs
     bar = tqdm(total=total, initial=start_epoch * len(loader), disable=not progress or rank != 0, mininterval=10.0,
@@ -187,9 +200,10 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
             with autocast:
                 loss, logs = step_fn(net, batch, device)
             if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss became {float(loss.detach())} at epoch {epoch + 1}; the last good checkpoint "
-                    f"({checkpoint or 'none'}) is kept. Fix: lower lr ({config.lr}) or set clip_grad")
+                kept = (f"the last good checkpoint {checkpoint} is kept"
+                        if checkpoint and Path(checkpoint).exists() else "no checkpoint was written yet")
+                raise FloatingPointError(f"loss became {float(loss.detach())} at epoch {epoch + 1}; training "
+                                         f"stopped and {kept}. Fix: lower lr ({config.lr}) or set clip_grad")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad:

@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..paths import dataset_root
+from ..errors import DataError
+from ..io import check_readable, unreadable
+from ..paths import data_dir, dataset_root
 from .busi import load_busi
 from .busv import load_busv
 from .manifest import load_image_manifest, load_manifest
@@ -17,6 +19,7 @@ def _load_phantom(root: Path, **kw):
     return load_phantom(root, **kw)
 
 
+CARDS = {"manifest": "inhouse.md"}  # data card of a source, where not <source>.md
 SOURCES: dict[str, Callable] = {
     "phantom": _load_phantom,
     "busv": load_busv,
@@ -33,7 +36,17 @@ def load(source: str, root: str | Path | None = None, **kwargs) -> list[Record]:
     if source == "phantom" and root is None:
         from ..phantom import ensure_phantom
         root = ensure_phantom("breast")
-    return SOURCES[source](dataset_root(source, root), **kwargs)
+    folder = dataset_root(source, root)
+    where = (f"pass the folder holding the {source} data, or put it at USNB_DATA_DIR/{source} (USNB_DATA_DIR is "
+             f"now {data_dir()}); see data_cards/{CARDS.get(source, source + '.md')}")
+    if not folder.exists():
+        raise DataError(folder, f"{source} data folder does not exist", where)
+    if folder.is_dir() and not any(check_readable(folder).iterdir()):
+        raise DataError(folder, f"{source} data folder is empty", where)
+    try:
+        return SOURCES[source](folder, **kwargs)
+    except PermissionError as err:  # a listing or side file the adapter opened itself
+        raise unreadable(err.filename or folder) from err
 
 
 __all__ = ["SOURCES", "load", "load_busi", "load_busv", "load_manifest", "load_image_manifest", "load_pocus",

@@ -57,14 +57,13 @@ def load_busv(root: str | Path, variant: str = "corrected") -> list[VideoRecord]
                         "pass the BUSV root that holds rawframes/ and the imagenet_vid_*.json files")
     split_of: dict[str, str] = {}
     boxes: dict[str, dict[int, list]] = {}
-    negative = 0
     for json_path in sorted(root.glob("*.json")):
         split = _split_of(json_path.stem)
         if split is None:  # not an annotation file of the official split
             warnings.warn(f"BUSV {json_path}: ignored (its name says neither train, val nor test)", DataWarning)
             continue
         data = _read_json(json_path)
-        images = {}
+        images, degenerate = {}, []
         for im in data["images"]:
             video = Path(im["file_name"]).parent.as_posix()
             frame = int(Path(im["file_name"]).stem)
@@ -78,12 +77,13 @@ def load_busv(root: str | Path, variant: str = "corrected") -> list[VideoRecord]
                 continue
             x, y, w, h = ann["bbox"]
             if w <= 0 or h <= 0:
-                negative += 1
+                degenerate.append(ann.get("id"))
                 continue
             video, frame = images[ann["image_id"]]
             boxes.setdefault(video, {}).setdefault(frame, []).append((float(x), float(y), float(w), float(h)))
-    if negative:
-        warnings.warn(f"BUSV {root}: skipped {negative} box(es) with zero or negative width/height", DataWarning)
+        if degenerate:
+            warnings.warn(f"BUSV {json_path}: skipped {len(degenerate)} box(es) with zero or negative width/height "
+                          f"(annotation ids {degenerate[:5]}); fix or delete them to silence this", DataWarning)
 
     records = []
     for label in ("benign", "malignant"):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DataError
+from ..io import check_readable
 from .records import ImageRecord, VideoRecord
 
 REQUIRED = ("path", "label", "split", "patient_id")
@@ -24,7 +25,7 @@ def _manifest_file(path: str | Path, default_name: str) -> Path:
         path = path / default_name
     if not path.is_file():
         raise DataError(path, "manifest not found", f"pass the CSV file or a folder holding {default_name}")
-    return path
+    return check_readable(path)
 
 
 def _rows(csv_path: Path, required: Sequence[str]) -> list[dict]:

@@ -73,7 +73,7 @@ def content_hash(record: Record) -> str:
     frame count and the bytes of its first, middle and last frames (identical clips collide)."""
     if "sha256" in record.meta:
         return record.meta["sha256"]
-    path = Path(record.path)
+    path = io.check_readable(record.path)
     h = hashlib.sha256()
     if path.is_dir():
         files = io.frame_files(path)

@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..train import load_checkpoint
+
 
 class SmallCNN(nn.Module):
     """Four strided conv blocks (GroupNorm or BatchNorm, ReLU) and global pooling: the CPU-sized backbone."""
@@ -55,7 +57,7 @@ def resnet_backbone(depth: int = 50, in_channels: int = 1, weights: str | Path |
         if not path.is_file():
             raise FileNotFoundError(f"{path}: weights file not found. Fix: pass a torchvision ResNet-{depth} "
                                     "state dict (.pth) or weights=None")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path)
     if state is not None:
         net.load_state_dict(state)
     if in_channels != 3:
