@@ -41,8 +41,8 @@ def test_clip_shorter_than_t_repeats_frames_in_order(tmp_path):
     from usnb.cache import ClipCache
 
     for mode in ("uniform", "random", "segments"):
-        with pytest.warns(DataWarning, match="fewer than T=8 frames"):
-            dataset = ClipDataset([record], ClipCache(tmp_path / "cache", size=(16, 16)), ["benign"], num_frames=8,
+        with pytest.warns(DataWarning, match="fewer than T=8 frames"):  # said, not silent
+            dataset = ClipDataset([record], ClipCache(tmp_path / mode, size=(16, 16)), ["benign"], num_frames=8,
                                   mode=mode)
         clip, _ = dataset[0]
         level = (clip.float().mean((1, 2, 3)) / 80).round()  # which of the 3 frames (0, 80, 160 grey)

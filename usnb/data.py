@@ -33,7 +33,7 @@ class ClipDataset(Dataset):
         self.labels = label_index(self.records, classes)
         self.transform = transform
         cache.prefill(self.records)
-        if num_frames and mode in ("uniform", "random"):
+        if num_frames and mode != "all":  # "all" takes the clip as it is
             lengths = [(len(cache.get(r)), str(r.path)) for r in self.records]  # (frames, clip)
             short = sorted(x for x in lengths if x[0] < num_frames)
             if short:
