@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from usnb import io
 from usnb.cli import main
@@ -19,19 +18,6 @@ def test_a_text_file_posing_as_a_video_names_the_file(tmp_path):
     with pytest.raises(DataError, match="notes.mov.*cannot decode") as err:
         io.read_video(path)
     assert "ffmpeg" in str(err.value)
-
-
-@pytest.mark.bad_input
-def test_grayscale_rgb_and_rgba_frames_in_one_folder_read_alike(tmp_path):
-    folder = tmp_path / "clip"
-    folder.mkdir()
-    grey = np.full((6, 6), 90, np.uint8)
-    Image.fromarray(grey, "L").save(folder / "000000.png")
-    Image.fromarray(np.stack([grey] * 3, -1), "RGB").save(folder / "000001.png")
-    Image.fromarray(np.dstack([grey, grey, grey, np.full_like(grey, 40)]), "RGBA").save(folder / "000002.png")
-    clip = io.read_clip(folder)
-    assert clip.shape == (3, 6, 6, 3) and clip.dtype == np.uint8 and (clip == 90).all()
-    assert (io.read_clip(folder, grayscale=True) == 90).all()
 
 
 @pytest.mark.bad_input
