@@ -22,12 +22,6 @@ def _data_check(args) -> int:
     return 1 if data_check(args.source, args.root) else 0
 
 
-def _demo(args) -> int:
-    from .notebooks import demo
-
-    return 1 if demo(Path(args.out), profile=args.profile) else 0
-
-
 def _value(text: str):
     """A -p value: a Python literal (1, 0.5, True, None, [1, 2]) or else the string itself."""
     import ast
@@ -38,25 +32,59 @@ def _value(text: str):
         return text
 
 
-def _run(args) -> int:
-    from .notebooks import find_notebooks, run_notebook
+def _batch(notebooks: list[str], out: Path, seeds: list[int], parameters: dict, gpus: int = 1, parallel: int = 1,
+           slurm: dict | None = None, report: bool = True) -> int:
+    """Plan, execute (skipping finished runs), write the report; 1 if any run failed."""
+    from .batch import plan, run_batch
+    from .report import write_report
 
-    params = {"profile": args.profile, "seed": args.seed}
+    runs = plan(notebooks, out, seeds, parameters, gpus=gpus)
+    outcomes = run_batch(runs, parallel=parallel, slurm=slurm)
+    failed = [o for o in outcomes if not o.ok]
+    if report and len(runs) > 1:
+        html, md = write_report(out)
+        print(f"report: {md} and {html}")
+    if failed:
+        print(f"{len(failed)} of {len(runs)} runs failed:", file=sys.stderr)
+        for o in failed:
+            print(f"  {Path(o.run.notebook).name}: FAILED at {o.error} (seed {o.run.parameters.get('seed')}, "
+                  f"executed notebook: {o.run.out_dir}/{Path(o.run.notebook).name}, log: {o.run.out_dir}/run.log)",
+                  file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run(args) -> int:
+    if not args.notebooks and not args.all:
+        print("usnb run: name notebooks (e.g. kganet mvcc) or pass --all", file=sys.stderr)
+        return 2
+    params = {"profile": args.profile}
     if args.dataset:
         params["dataset"] = args.dataset
     if args.data_dir:
-        params["data_dir"] = args.data_dir
+        params["data_dir"] = str(Path(args.data_dir).resolve())  # notebooks run with cwd notebooks/
     params.update({name: _value(value) for name, value in args.p})
-    failed = 0
-    for nb in find_notebooks([args.notebook]):
-        result = run_notebook(nb, Path(args.out), params)
-        if result.ok:
-            print(f"{nb.name}: ok in {result.seconds:.0f} s -> {result.out_dir}")
-        else:
-            failed += 1
-            print(f"{nb.name}: FAILED at {result.error} (executed notebook: {result.out_dir}/{nb.name})",
-                  file=sys.stderr)
-    return 1 if failed else 0
+    slurm = None
+    if args.slurm:
+        slurm = {"cluster": args.slurm, "timeout_min": args.slurm_time, "gpus_per_node": args.gpus,
+                 "cpus_per_task": args.slurm_cpus}
+        if args.slurm_partition:
+            slurm["slurm_partition"] = args.slurm_partition
+    seeds = args.seeds if args.seeds is not None else [args.seed]
+    return _batch([] if args.all else args.notebooks, Path(args.out), seeds, params, gpus=args.gpus,
+                  parallel=args.parallel, slurm=slurm, report=not args.no_report)
+
+
+def _demo(args) -> int:
+    """The main job: every notebook in the small profile, then the report."""
+    return _batch([], Path(args.out), args.seeds, {"profile": args.profile})
+
+
+def _report(args) -> int:
+    from .report import write_report
+
+    html, md = write_report(args.out)
+    print(f"report: {md} and {html}")
+    return 0
 
 
 def _figure(args) -> int:
@@ -88,21 +116,39 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("root", help="data set folder (manifest: the CSV or its folder)")
     c.set_defaults(func=_data_check)
 
-    p = sub.add_parser("demo", help="run every notebook headless and write a summary")
+    p = sub.add_parser("demo", help="the main job: every notebook headless, then the report")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--profile", choices=["small", "paper"], default="small")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("run", help="execute one notebook headless with papermill")
-    p.add_argument("notebook", help="path or short name, e.g. kganet or 03_kganet")
+    p = sub.add_parser("run", help="execute notebooks headless with papermill: one run, or a batch over seeds",
+                       description="One notebook and one seed run straight into --out; a batch puts each run in "
+                       "OUT/<notebook>/seed<k>/ and ends with OUT/report.md, report.html and index.html. Running a "
+                       "batch again skips finished runs and redoes failed or unfinished ones.")
+    p.add_argument("notebooks", nargs="*", help="paths or short names, e.g. kganet mvcc (or --all)")
+    p.add_argument("--all", action="store_true", help="every notebook under notebooks/")
     p.add_argument("--profile", choices=["small", "paper"], default="small")
     p.add_argument("--out", required=True, help="output folder (executed notebook, metrics.json, figures)")
     p.add_argument("--dataset", help="data set name the notebook understands (default: the phantom)")
     p.add_argument("--data-dir", help="folder of the data set")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", help="several seeds, e.g. --seeds 0 1 2 3 (the papers' mean(std))")
     p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="any notebook parameter, e.g. -p epochs 3")
+    p.add_argument("--gpus", type=int, default=1, help="processes per run under torchrun (DDP), one per GPU")
+    p.add_argument("--parallel", type=int, default=1, help="runs at once; with GPUs, each on its own GPU")
+    p.add_argument("--slurm", nargs="?", const="slurm", choices=["slurm", "local"],
+                   help="submit each run as a job with submitit ('local': submitit's local executor, for testing)")
+    p.add_argument("--slurm-partition")
+    p.add_argument("--slurm-time", type=int, default=120, help="minutes per job")
+    p.add_argument("--slurm-cpus", type=int, default=8, help="CPUs per job")
+    p.add_argument("--no-report", action="store_true")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("report", help="(re)write report.md, report.html and index.html of a batch folder")
+    p.add_argument("out")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("figure", help="write the README's example phantom frames")
     p.add_argument("--out", default="docs/phantom_frames.png")

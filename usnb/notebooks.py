@@ -1,11 +1,12 @@
 """Running notebooks headless with papermill: one output folder per run, failures name the cell."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import REPO_ROOT
@@ -37,8 +38,11 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
     return picked
 
 
-def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None) -> RunResult:
-    """Execute `notebook` into `out_dir/<name>.ipynb` with papermill; `out_dir` is passed as a parameter."""
+def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None, log: Path | None = None) -> RunResult:
+    """Execute `notebook` into `out_dir/<name>.ipynb` with papermill; `out_dir` is passed as a parameter.
+
+    With `log`, the notebook's stdout and stderr (progress bars included) go to that file as they come.
+    """
     import papermill as pm
 
     out_dir = Path(out_dir).resolve()
@@ -50,33 +54,17 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None) 
     ours = str(Path(sys.prefix) / "share" / "jupyter")
     others = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p and p != ours]
     os.environ["JUPYTER_PATH"] = os.pathsep.join([ours, *others])
-    try:
-        pm.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=params,
-                            cwd=str(notebook.parent), progress_bar=False, log_output=False)
-        return RunResult(notebook.stem, str(out_dir), True, round(time.perf_counter() - start, 1))
-    except pm.PapermillExecutionError as err:
-        msg = f"cell {err.exec_count}: {err.ename}: {err.evalue}"
-    except Exception as err:  # noqa: BLE001 - a dead kernel or a bad notebook file: report, go on
-        msg = f"{type(err).__name__}: {err}"
+    with contextlib.ExitStack() as stack:
+        stream = stack.enter_context(open(log, "w")) if log else None
+        try:
+            pm.execute_notebook(str(notebook), str(out_dir / notebook.name), parameters=params,
+                                cwd=str(notebook.parent), progress_bar=False, log_output=False, stdout_file=stream,
+                                stderr_file=stream)
+            return RunResult(notebook.stem, str(out_dir), True, round(time.perf_counter() - start, 1))
+        except pm.PapermillExecutionError as err:
+            msg = f"cell {err.exec_count}: {err.ename}: {err.evalue}"
+        except Exception as err:  # noqa: BLE001 - a dead kernel or a bad notebook file: report, go on
+            msg = f"{type(err).__name__}: {err}"
+        if stream:
+            stream.write(f"\nFAILED at {msg}\n")
     return RunResult(notebook.stem, str(out_dir), False, round(time.perf_counter() - start, 1), msg)
-
-
-def demo(out: Path, profile: str = "small", echo=print) -> int:
-    """The main job: every notebook headless in `profile`, then `summary.md` / `summary.json` in `out`."""
-    out = Path(out)
-    results = []
-    for nb in find_notebooks():
-        echo(f"running {nb.name} (profile {profile}) ...")
-        res = run_notebook(nb, out / nb.stem, {"profile": profile})
-        echo(f"  {'ok' if res.ok else 'FAILED'} in {res.seconds:.0f} s" + (f": {res.error}" if res.error else ""))
-        results.append(res)
-    (out / "summary.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
-    lines = [f"# usnb demo ({profile} profile)", "", "| notebook | status | seconds | outputs |", "|---|---|---|---|"]
-    for r in results:
-        figures = sorted(p.name for p in Path(r.out_dir).glob("*.png"))
-        lines.append(f"| {r.notebook} | {'ok' if r.ok else 'FAILED: ' + r.error} | {r.seconds:.0f} | "
-                     f"[{r.notebook}.ipynb]({r.notebook}/{r.notebook}.ipynb) " + " ".join(
-                         f"[{f}]({r.notebook}/{f})" for f in figures) + " |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    echo(f"summary: {out / 'summary.md'}")
-    return sum(not r.ok for r in results)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 METRIC_KEYS = ("acc", "sen", "spe", "pre", "f1", "auc", "ap")
@@ -33,3 +34,172 @@ def write_metrics(out_dir: str | Path, paper: str, profile: str, dataset: str, s
     path = out / "metrics.json"
     path.write_text(json.dumps(record, indent=1))
     return path
+
+
+# ---------------------------------------------------------------- the batch report (usnb run --seeds ...)
+
+FIGURES = ("roc", "table", "tsne", "gradcam", "occlusion", "fraction", "reconstruction", "attention")  # shown first
+
+
+@dataclass
+class RunRecord:
+    """One run folder of a batch: its status.json, parameters and (when it got that far) metrics.json."""
+
+    folder: Path
+    status: dict
+    metrics: dict | None
+
+    @property
+    def notebook(self) -> str:
+        return Path(self.status.get("notebook", self.folder.name)).stem
+
+    @property
+    def seed(self):
+        return self.status.get("parameters", {}).get("seed", "?")
+
+    def figures(self) -> list[Path]:
+        return sorted(self.folder.glob("*.png"))
+
+
+def collect_runs(out: str | Path) -> list[RunRecord]:
+    """Every run folder under `out` (a folder with status.json), sorted by notebook and seed."""
+    records = []
+    for status in sorted(Path(out).rglob("status.json")):
+        if any(part.startswith("rank") for part in status.relative_to(out).parts[:-1]):
+            continue  # torchrun's other ranks
+        metrics = status.parent / "metrics.json"
+        records.append(RunRecord(status.parent, json.loads(status.read_text()),
+                                 json.loads(metrics.read_text()) if metrics.exists() else None))
+    return sorted(records, key=lambda r: (r.notebook, str(r.seed)))
+
+
+def _table_of(name: str, tables: dict) -> list[tuple[str, str]]:
+    """(table, row) pairs a metrics.json row belongs to: its name is a row of the paper's table, or 'Table k: row'."""
+    hits = [(t, name) for t, rows in tables.items() if name in rows]
+    for t in tables:
+        if name.startswith(f"{t}: "):
+            hits.append((t, name[len(t) + 2:]))
+    return hits
+
+
+def paper_sections(records: list[RunRecord]) -> list[dict]:
+    """Per (paper, profile, dataset): each of the paper's tables with our mean(std) over seeds beside its numbers.
+
+    The paper's numbers come from its recipe (`PAPER_TABLES`, labelled with `PAPER_DATA`); a row we trained that no
+    table of the paper has goes to an 'ours only' table.
+    """
+    from .metrics import metrics_table, paper_vs_ours
+    from .recipes import recipe
+
+    groups: dict[tuple, list[RunRecord]] = {}
+    for r in records:
+        if r.metrics and r.status.get("ok"):
+            m = r.metrics
+            groups.setdefault((m["paper"], m["profile"], m["dataset"]), []).append(r)
+    sections = []
+    for (paper, profile, dataset), runs in sorted(groups.items()):
+        module = recipe(paper)
+        tables = getattr(module, "PAPER_TABLES", {}) if module else {}
+        paper_data = getattr(module, "PAPER_DATA", "the paper's data") if module else "the paper's data"
+        seeds = sorted({r.metrics["seed"] for r in runs})
+        ours_label = f"{dataset}, {profile}, {len(seeds)} seed{'s' * (len(seeds) > 1)}"
+        per_row: dict[str, list[dict]] = {}
+        for r in runs:
+            for name, metrics in r.metrics["rows"].items():
+                per_row.setdefault(name, []).append({k: (float("nan") if v is None else v) for k, v in metrics.items()})
+        blocks, leftover = [], dict(per_row)
+        for table, reported in tables.items():
+            ours = {}
+            for name, values in per_row.items():
+                for t, row in _table_of(name, tables):
+                    if t == table:
+                        ours[row] = values
+                        leftover.pop(name, None)
+            if not ours:
+                continue
+            first = next(iter(reported.values()), {})
+            keys = [k for k in first if k in METRIC_KEYS] or ["auc", "acc"]  # the paper's column order
+            not_run = [{k: float("nan") for k in keys}]  # the paper's rows we did not train: shown as a dash
+            rows = {n: ours.get(n, not_run) for n in reported} | ours
+            blocks.append((table, paper_vs_ours(rows, reported, ours_label, paper_data, keys)))
+        if leftover:
+            blocks.append(("ours only (no table of the paper has these rows)", metrics_table(leftover, keys=METRIC_KEYS)))
+        sections.append({"paper": paper, "profile": profile, "dataset": dataset, "seeds": seeds, "tables": blocks,
+                         "paper_data": paper_data, "figures": runs[0].figures(), "folder": runs[0].folder})
+    return sections
+
+
+def _key_figures(figures: list[Path], limit: int = 4) -> list[Path]:
+    ranked = sorted(figures, key=lambda p: next((i for i, f in enumerate(FIGURES) if f in p.stem), len(FIGURES)))
+    return ranked[:limit]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(str(c) for c in line) + " |" for line in lines)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    import html
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{c if str(c).startswith('<a ') else html.escape(str(c))}</td>" for c in row)
+                   + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Path, Path]:
+    """report.md and report.html (each paper's tables, ours beside the paper's, key figures) and index.html
+    (every run with its status, time and files) in `out`. Returns (report.html, report.md)."""
+    import html
+
+    out = Path(out).resolve()
+    records = collect_runs(out)
+    sections = paper_sections(records)
+    failed = [r for r in records if not r.status.get("ok")]
+    md = [f"# {title}", "",
+          f"{len(records)} runs, {len(failed)} failed. Our numbers: mean(std) over seeds, in percent, on the data named "
+          "in each column. The papers' numbers are theirs, on their own (often private) data: a column label says "
+          "which. Every run: [index.html](index.html).", ""]
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(md[2])} Every run: <a href='index.html'>index</a>.</p>"]
+    for s in sections:
+        heading = f"{s['paper']}: {s['dataset']}, {s['profile']} profile, seeds {', '.join(map(str, s['seeds']))}"
+        md += [f"## {heading}", ""]
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        for name, table in s["tables"]:
+            cells = [[("-" if c == "nan" else c) for c in row] for row in table.cells()]
+            md += [f"### {name}", "", _md_table(table.header(), cells), ""]
+            body += [f"<h3>{html.escape(name)}</h3>", _html_table(table.header(), cells)]
+        figs = _key_figures(s["figures"])
+        if figs:
+            rel = [f.relative_to(out) for f in figs]
+            md += [f"Figures of {s['folder'].relative_to(out)}:", "", *[f"![{p.stem}]({p})" for p in rel], ""]
+            body += ["<p>" + "".join(f"<img src='{p}' alt='{p.stem}' style='max-width:45%;margin:4px'>" for p in rel)
+                     + "</p>"]
+    if failed:
+        md += ["## Failed runs", "", *[f"* {r.notebook} seed {r.seed}: {r.status.get('error')} "
+                                      f"([log]({(r.folder / 'run.log').relative_to(out)}))" for r in failed], ""]
+        body += ["<h2>Failed runs</h2><ul>" + "".join(f"<li>{html.escape(f'{r.notebook} seed {r.seed}: ')}"
+                                                      f"{html.escape(str(r.status.get('error')))}</li>" for r in failed)
+                 + "</ul>"]
+    style = "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:13px}" \
+            "td,th{border:1px solid #ccc;padding:3px 6px}</style>"
+    report_md, report_html = out / "report.md", out / "report.html"
+    report_md.write_text("\n".join(md) + "\n")
+    report_html.write_text(f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>{style}"
+                           + "\n".join(body))
+    rows = []
+    for r in records:
+        link = lambda p, text: f"<a href='{html.escape(str(p.relative_to(out)))}'>{html.escape(text)}</a>"
+        files = [link(r.folder / f"{r.notebook}.ipynb", "notebook"), link(r.folder / "parameters.json", "parameters"),
+                 link(r.folder / "environment.json", "environment"), link(r.folder / "run.log", "log")]
+        if r.metrics:
+            files.append(link(r.folder / "metrics.json", "metrics"))
+        files += [link(f, f.stem) for f in r.figures()]
+        rows.append([r.notebook, str(r.seed), "ok" if r.status.get("ok") else f"FAILED: {r.status.get('error')}",
+                     f"{r.status.get('seconds', 0):.0f}", " ".join(files)])
+    (out / "index.html").write_text(
+        f"<!doctype html><meta charset='utf-8'><title>runs</title>{style}<h1>Every run</h1>"
+        f"<p><a href='report.html'>report</a></p>"
+        + _html_table(["notebook", "seed", "status", "seconds", "files"], rows))
+    return report_html, report_md

@@ -33,8 +33,21 @@ def seed_everything(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
+def init_distributed() -> bool:
+    """Join the process group that `torchrun` describes (WORLD_SIZE > 1 in the environment): NCCL on GPUs, gloo on
+    the CPU. A no-op otherwise or when joined already; True when this process is one of several."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and dist.is_available() and not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.is_available() and dist.is_initialized()
+
+
 def pick_device(prefer: str | None = None) -> torch.device:
-    """`prefer` if given ('cpu', 'cuda', 'cuda:1'), else CUDA when present, else CPU."""
+    """`prefer` if given ('cpu', 'cuda', 'cuda:1'), else CUDA when present (this process's GPU under torchrun),
+    else CPU."""
+    init_distributed()
     if prefer:
         return torch.device(prefer)
     if dist.is_available() and dist.is_initialized() and torch.cuda.is_available():
@@ -153,6 +166,7 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     """
     from tqdm.auto import tqdm
 
+    init_distributed()
     rank, world = _world()
     device = device or pick_device()
     if config.batch_size % world:

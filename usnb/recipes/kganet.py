@@ -43,6 +43,8 @@ PAPER_TABLE2 = {  # Table 2: ablations, Youden thresholds
     "w/o coherence loss": {"auc": 0.9290, "acc": 0.8718, "sen": 0.8077, "spe": 1.0},
     "KGA-Net": {"auc": 0.9467, "acc": 0.8974, "sen": 0.8846, "spe": 0.9231},
 }
+PAPER_TABLES = {"Table 1": PAPER_TABLE1, "Table 2": PAPER_TABLE2}  # read by the batch report (usnb.report)
+PAPER_DATA = "BUSV, paper"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,173 @@
+"""The batch runner (usnb run --seeds/--all): run folders, resume after a kill, failures, report, submitit, torchrun."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from usnb.batch import Run, is_finished, plan, run_batch
+from usnb.cli import main
+from usnb.recipes.kganet import PAPER_TABLE2
+from usnb.report import collect_runs, write_report
+
+
+def _notebook(path, body: str, extra_params: str = ""):
+    """A tiny notebook with a parameters cell; `body` may use profile, seed, out_dir and the extra parameters."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell(f"profile = 'small'\nseed = 0\nout_dir = 'runs/x'\n{extra_params}")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_code_cell("import json, time\nfrom pathlib import Path"), params,
+                nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
+METRICS_BODY = """
+from usnb.report import write_metrics
+Path(ledger).open('a').write(f"{seed}\\n")
+if Path(slow).exists() and seed == 2:
+    time.sleep(120)
+value = 0.5 + 0.1 * seed
+rows = {name: dict(acc=value, sen=value, spe=value, pre=value, f1=value, auc=value, ap=value)
+        for name in ['KGA-Net', 'w/o coherence loss', 'extra row']}
+write_metrics(out_dir, paper='kganet', profile=profile, dataset='phantom', seed=seed, seconds=1, rows=rows)
+"""
+
+
+def test_plan_folders_and_parameters(tmp_path):
+    nb = _notebook(tmp_path / "01_a.ipynb", "pass")
+    single = plan([str(nb)], tmp_path / "one", seeds=[3], parameters={"profile": "small"})
+    assert [r.out_dir for r in single] == [str((tmp_path / "one").resolve())]
+    runs = plan([str(nb)], tmp_path / "b", seeds=[0, 1], parameters={"profile": "paper"})
+    assert [r.out_dir for r in runs] == [str((tmp_path / "b" / "01_a" / f"seed{s}").resolve()) for s in (0, 1)]
+    assert runs[1].parameters == {"profile": "paper", "seed": 1}
+
+
+@pytest.mark.bad_input
+def test_repeated_seeds_are_refused(tmp_path):
+    nb = _notebook(tmp_path / "01_a.ipynb", "pass")
+    with pytest.raises(ValueError, match="seeds repeat"):
+        plan([str(nb)], tmp_path / "b", seeds=[0, 0])
+
+
+def test_batch_killed_half_way_finishes_only_the_missing_runs(tmp_path):
+    ledger, slow = tmp_path / "ledger.txt", tmp_path / "slow"
+    nb = _notebook(tmp_path / "01_metrics.ipynb", METRICS_BODY, f"ledger = {str(ledger)!r}\nslow = {str(slow)!r}")
+    slow.touch()
+    out = tmp_path / "batch"
+    cmd = [sys.executable, "-m", "usnb.cli", "run", str(nb), "--seeds", "0", "1", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while not (ledger.exists() and ledger.read_text().split() == ["0", "1", "2"]):  # seed 2 has started
+        assert time.time() < deadline and proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole batch dies, kernel and all
+    proc.wait()
+    assert not (out / "01_metrics" / "seed2" / "status.json").exists()
+    slow.unlink()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ledger.read_text().split() == ["0", "1", "2", "2"]  # only the unfinished run ran again
+    assert done.stdout.count("finished before, skipped") == 2
+    assert (out / "report.md").exists() and (out / "index.html").exists()
+    assert all(is_finished(r) for r in plan([str(nb)], out, [0, 1, 2], {"profile": "small"}))
+    # another parameter value is another run: not finished
+    assert not is_finished(plan([str(nb)], out, [0], {"profile": "paper"})[0])
+
+
+@pytest.mark.bad_input
+def test_a_failing_run_is_named_the_others_complete_and_the_batch_fails(tmp_path, capsys):
+    ledger = tmp_path / "ledger.txt"
+    extra = f"ledger = {str(ledger)!r}\nslow = {str(tmp_path / 'never')!r}\nalpha = 0.5"
+    good = _notebook(tmp_path / "01_good.ipynb", METRICS_BODY, extra)
+    bad = _notebook(tmp_path / "02_bad.ipynb", "from usnb import params\nparams.fraction('alpha', alpha)", extra)
+    code = main(["run", str(good), str(bad), "--seeds", "0", "1", "--out", str(tmp_path / "b"), "-p", "alpha", "1.5"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "2 of 4 runs failed" in err
+    assert "02_bad.ipynb: FAILED at cell 4: ValueError" in err and "alpha" in err
+    assert sorted(ledger.read_text().split()) == ["0", "1"]  # the good notebook ran for both seeds
+    statuses = {(r.notebook, r.seed): r.status["ok"] for r in collect_runs(tmp_path / "b")}
+    assert statuses == {("01_good", 0): True, ("01_good", 1): True, ("02_bad", 0): False, ("02_bad", 1): False}
+    assert "Failed runs" in (tmp_path / "b" / "report.md").read_text()
+    log = (tmp_path / "b" / "02_bad" / "seed0" / "run.log").read_text()
+    assert "FAILED at cell 4" in log
+
+
+def _fake_run(folder, seed, rows, paper="kganet", ok=True):
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"ok": ok, "error": "" if ok else "cell 4: boom", "seconds": 2.0,
+                                                    "notebook": "03_kganet.ipynb", "parameters": {"seed": seed}}))
+    if rows is not None:
+        (folder / "metrics.json").write_text(json.dumps({"paper": paper, "profile": "small", "dataset": "phantom",
+                                                         "seed": seed, "seconds": 2.0, "rows": rows}))
+    (folder / "roc.png").write_bytes(b"\x89PNG")
+
+
+def test_report_puts_our_mean_std_beside_the_papers_numbers(tmp_path):
+    metric = lambda v: dict(acc=v, sen=v, spe=v, pre=v, f1=v, auc=v, ap=v)
+    _fake_run(tmp_path / "03_kganet" / "seed0", 0, {"KGA-Net": metric(0.80), "Table 1: R(2+1)D": metric(0.6), "mine": metric(0.5)})
+    _fake_run(tmp_path / "03_kganet" / "seed1", 1, {"KGA-Net": metric(0.90), "Table 1: R(2+1)D": metric(0.7), "mine": metric(0.5)})
+    _fake_run(tmp_path / "03_kganet" / "seed2", 2, None, ok=False)
+    html, md = write_report(tmp_path)
+    text = md.read_text()
+    assert "## kganet: phantom, small profile, seeds 0, 1" in text
+    assert "### Table 2" in text and "### Table 1" in text and "### ours only" in text
+    # KGA-Net: ours 85.00(7.07) over two seeds, beside the paper's 94.67 (BUSV)
+    assert "| KGA-Net | 85.00(7.07) | 94.67 |" in text  # AUC first, as the paper's table
+    assert "| w/o image guidance | - | 85.21 |" in text  # a paper row we did not train
+    assert "AUC ours (phantom, small, 2 seeds)" in text and "AUC paper (BUSV, paper)" in text
+    assert "| R(2+1)D | 65.00(7.07) | 86.46 |" in text
+    assert "seed 2: cell 4: boom" in text
+    assert "<table>" in html.read_text() and "94.67" in html.read_text()
+    index = (tmp_path / "index.html").read_text()
+    assert index.count("<tr>") == 4 and "03_kganet/seed1/metrics.json" in index and "FAILED: cell 4: boom" in index
+    assert set(PAPER_TABLE2) >= {"KGA-Net"}
+
+
+def test_submitit_local_executor_runs_the_batch(tmp_path):
+    pytest.importorskip("submitit")
+    ledger = tmp_path / "ledger.txt"
+    nb = _notebook(tmp_path / "01_metrics.ipynb", METRICS_BODY, f"ledger = {str(ledger)!r}\nslow = 'none'")
+    runs = plan([str(nb)], tmp_path / "b", [0, 1], {"profile": "small"})
+    outcomes = run_batch(runs, slurm={"cluster": "local", "timeout_min": 5}, echo=lambda *_: None)
+    assert [o.ok for o in outcomes] == [True, True], [o.error for o in outcomes]
+    assert sorted(ledger.read_text().split()) == ["0", "1"]
+    assert list((tmp_path / "b").rglob("submitit/*_result.pkl")) and all(is_finished(r) for r in runs)
+
+
+TORCHRUN_BODY = """
+import torch, torch.distributed as dist
+from usnb.train import TrainConfig, fit, pick_device
+device = pick_device()
+data = torch.utils.data.TensorDataset(torch.randn(16, 3), torch.randn(16, 1))
+model = torch.nn.Linear(3, 1)
+step = lambda m, b, d: (torch.nn.functional.mse_loss(m(b[0]), b[1]), {})
+fit(model, data, step, TrainConfig(epochs=1, batch_size=8, lr=0.1), device=device, progress=False)
+Path(out_dir, 'world.txt').write_text(f"{dist.get_world_size()} {dist.get_rank()}")
+"""
+
+
+def test_gpus_runs_the_notebook_under_torchrun_with_ddp(tmp_path):
+    """--gpus 2 on the CPU: two gloo processes; rank 0 writes the run folder, rank 1 a scratch folder."""
+    nb = _notebook(tmp_path / "01_ddp.ipynb", TORCHRUN_BODY)
+    [run] = plan([str(nb)], tmp_path / "d", [0], {}, gpus=2)
+    [outcome] = run_batch([run], echo=lambda *_: None)
+    assert outcome.ok, outcome.error
+    assert (tmp_path / "d" / "world.txt").read_text() == "2 0"
+    assert (tmp_path / "d" / "rank1" / "world.txt").read_text() == "2 1"
+    assert [r.folder.name for r in collect_runs(tmp_path / "d")] == ["d"]
+
+
+def test_run_needs_notebooks_or_all(capsys):
+    assert main(["run", "--out", "/tmp/x"]) == 2
+    assert "--all" in capsys.readouterr().err
+
+
+def test_run_dataclass_names():
+    assert Run("a/03_kganet.ipynb", "/o", {"seed": 2}).name == "03_kganet seed 2"

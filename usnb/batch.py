@@ -1,0 +1,232 @@
+"""Batch replication: notebooks x seeds, one folder per run, resume, failures reported, then the report.
+
+A run is one notebook executed by papermill with one set of parameters. Its folder holds the executed notebook,
+`parameters.json`, `environment.json` (package versions, GPU), `run.log` (the notebook's stdout and stderr), its
+figures and `metrics.json`, and last `status.json`. A run counts as finished only when `status.json` says ok and
+its parameters are the ones asked for: running a batch again redoes failed and unfinished runs and skips the rest
+(a rerun also resumes from the checkpoints the notebook left under `checkpoints/`).
+
+Runs execute in a child process each (`python -m usnb.batch RUN_FOLDER`), so that one executor serves every way
+of running a batch: one after another here, `parallel` at once (each pinned to one local GPU when there are GPUs),
+under `torchrun` with `gpus` processes (DistributedDataParallel inside `usnb.train.fit`), or as SLURM jobs through
+submitit. Notebooks are never edited: only papermill parameters change.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .notebooks import find_notebooks, run_notebook
+from .paths import atomic_write
+
+
+@dataclass(frozen=True)
+class Run:
+    """One notebook with one set of parameters, executed into `out_dir`."""
+
+    notebook: str  # path of the .ipynb
+    out_dir: str
+    parameters: dict = field(default_factory=dict)
+    gpus: int = 1  # > 1: torchrun with this many processes (DDP)
+
+    @property
+    def name(self) -> str:
+        return f"{Path(self.notebook).stem} seed {self.parameters.get('seed', 0)}"
+
+
+@dataclass
+class Outcome:
+    run: Run
+    ok: bool
+    seconds: float
+    error: str = ""
+    skipped: bool = False  # finished by an earlier batch
+
+
+def plan(notebooks: Sequence[str] | None, out: str | Path, seeds: Sequence[int] = (0,), parameters: dict | None = None,
+         gpus: int = 1) -> list[Run]:
+    """Runs for `notebooks` (short names; None or []: all) x `seeds`.
+
+    One notebook and one seed run straight into `out`; otherwise each run gets `out/<notebook>/seed<k>`.
+    """
+    paths = find_notebooks(list(notebooks) if notebooks else None)
+    if len(set(seeds)) != len(list(seeds)):
+        raise ValueError(f"seeds repeat: {list(seeds)}; give each seed once")
+    single = len(paths) == 1 and len(seeds) == 1
+    runs = []
+    for nb in paths:
+        for seed in seeds:
+            folder = Path(out) if single else Path(out) / nb.stem / f"seed{seed}"
+            runs.append(Run(str(nb), str(Path(folder).resolve()), {**(parameters or {}), "seed": int(seed)}, gpus))
+    return runs
+
+
+def _requested(run: Run) -> dict:
+    return {**run.parameters, "out_dir": run.out_dir}
+
+
+def is_finished(run: Run) -> bool:
+    """status.json says ok, with the parameters this run asks for (another -p value means another run)."""
+    status = Path(run.out_dir) / "status.json"
+    if not status.exists():
+        return False
+    try:
+        record = json.loads(status.read_text())
+    except json.JSONDecodeError:
+        return False
+    return record.get("ok") is True and record.get("parameters") == json.loads(json.dumps(_requested(run)))
+
+
+def _write_json(path: Path, data) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, default=str))
+
+
+def environment() -> dict:
+    """What a reader needs to reproduce a run: usnb.env_report, the command line's interpreter, GPUs, host."""
+    import platform
+
+    import usnb
+
+    env = usnb.env_report()
+    env.update(executable=sys.executable, host=platform.node(), platform=platform.platform())
+    try:
+        import torch
+
+        env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - a broken CUDA setup is reported, not fatal
+        env["gpus"] = []
+    for name in ("papermill", "scipy", "matplotlib", "torchvision"):
+        try:
+            env.setdefault(name, __import__(name).__version__)
+        except Exception:  # noqa: BLE001
+            env.setdefault(name, "missing")
+    return env
+
+
+def execute(run: Run) -> Outcome:
+    """Execute one run here (in this process): the notebook, its environment record and status.json."""
+    rank = int(os.environ.get("RANK", 0))  # under torchrun: rank 0 writes the run folder, the others a scratch one
+    out = Path(run.out_dir) if rank == 0 else Path(run.out_dir) / f"rank{rank}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "status.json").unlink(missing_ok=True)  # unfinished until this run says otherwise
+    _write_json(out / "environment.json", environment())
+    result = run_notebook(Path(run.notebook), out, run.parameters, log=out / "run.log")
+    if rank == 0:
+        _write_json(out / "status.json", {"ok": result.ok, "error": result.error, "seconds": result.seconds,
+                                          "notebook": Path(run.notebook).name, "parameters": _requested(run),
+                                          "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return Outcome(run, result.ok, result.seconds, result.error)
+
+
+def _child_command(run: Run) -> list[str]:
+    spec = Path(run.out_dir) / "run.json"
+    _write_json(spec, asdict(run))
+    if run.gpus > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={run.gpus}",
+                "-m", "usnb.batch", str(spec)]
+    return [sys.executable, "-m", "usnb.batch", str(spec)]
+
+
+def execute_in_child(run: Run, env: dict | None = None) -> Outcome:
+    """Execute a run in a child process (or `gpus` processes under torchrun); read its status.json after."""
+    start = time.perf_counter()
+    Path(run.out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run.out_dir) / "status.json").unlink(missing_ok=True)
+    done = subprocess.run(_child_command(run), env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    status = Path(run.out_dir) / "status.json"
+    if status.exists():
+        record = json.loads(status.read_text())
+        return Outcome(run, record["ok"], record["seconds"], record["error"])
+    tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+    return Outcome(run, False, round(time.perf_counter() - start, 1),
+                   f"the run process exited with status {done.returncode} before it finished: {' | '.join(tail)}")
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def run_batch(runs: Sequence[Run], parallel: int = 1, slurm: dict | None = None, echo: Callable = print) -> list[Outcome]:
+    """Execute the runs not finished yet; failures are reported and the batch goes on.
+
+    parallel > 1: that many runs at once; with GPUs, run i gets GPU i mod parallel (CUDA_VISIBLE_DEVICES).
+    slurm: submitit parameters ({"cluster": "slurm" | "local", "slurm_partition": ..., "timeout_min": ...,
+    "gpus_per_node": ...}); each run becomes one job, and this call waits for all of them.
+    """
+    outcomes: list[Outcome] = []
+    todo = []
+    for run in runs:
+        if is_finished(run):
+            echo(f"{run.name}: finished before, skipped ({run.out_dir})")
+            outcomes.append(Outcome(run, True, 0.0, skipped=True))
+        else:
+            todo.append(run)
+
+    def report(outcome: Outcome) -> Outcome:
+        if outcome.ok:
+            echo(f"{outcome.run.name}: ok in {outcome.seconds:.0f} s -> {outcome.run.out_dir}")
+        else:
+            echo(f"{outcome.run.name}: FAILED at {outcome.error} (executed notebook: "
+                 f"{outcome.run.out_dir}/{Path(outcome.run.notebook).name})")
+        return outcome
+
+    if slurm is not None:
+        outcomes += [report(o) for o in _run_submitit(todo, slurm)]
+    elif parallel > 1:
+        gpus = _gpu_count()
+
+        def one(item):
+            i, run = item
+            env = {"CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus else {}
+            return report(execute_in_child(run, env))
+
+        with ThreadPoolExecutor(parallel) as pool:
+            outcomes += list(pool.map(one, enumerate(todo)))
+    else:
+        outcomes += [report(execute_in_child(run)) for run in todo]
+    return outcomes
+
+
+def _run_submitit(runs: Sequence[Run], options: dict) -> list[Outcome]:
+    """One submitit job per run (SLURM, or submitit's local executor); waits for every job."""
+    import submitit
+
+    options = dict(options)
+    cluster = options.pop("cluster", "slurm")
+    if not runs:
+        return []
+    folder = Path(os.path.commonpath([r.out_dir for r in runs])) / "submitit"  # job logs and pickles
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    executor.update_parameters(**options)
+    jobs = [executor.submit(execute_in_child, run) for run in runs]
+    outcomes = []
+    for run, job in zip(runs, jobs):
+        try:
+            outcomes.append(job.result())
+        except Exception as err:  # noqa: BLE001 - a job that died (preempted, killed): report, go on
+            outcomes.append(Outcome(run, False, 0.0, f"job {job.job_id} died: {type(err).__name__}: {err}"))
+    return outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child entry point: `python -m usnb.batch RUN_FOLDER/run.json` executes that run here."""
+    spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    outcome = execute(Run(**spec))
+    return 0 if outcome.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
