@@ -75,9 +75,17 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     extra: dict = field(default_factory=dict)  # paper-specific settings that change the result
+    # speed switches (left out of the fingerprint: they change how fast, not what is learned)
+    channels_last: bool = False  # CNN weights (hence activations) in NHWC / NDHWC memory order
+    fused: bool = True  # fused SGD / AdamW kernels, on CUDA only
+    compile: bool = False  # torch.compile the network (the first steps are slow while it compiles)
 
     def fingerprint(self) -> str:
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True, default=str).encode()).hexdigest()[:12]
+        kept = {k: v for k, v in asdict(self).items() if k not in SPEED_FIELDS}
+        return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+SPEED_FIELDS = ("channels_last", "fused", "compile")
 
 
 def lr_factor(config: TrainConfig, iteration: int, total: int) -> float:
@@ -94,13 +102,27 @@ def lr_factor(config: TrainConfig, iteration: int, total: int) -> float:
     raise ValueError(f"schedule must be 'step', 'cosine' or 'constant', got {config.schedule!r}")
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device | None = None
+                   ) -> torch.optim.Optimizer:
+    """SGD or AdamW; fused kernels (`config.fused`) only when `device` is a GPU (the CPU has none)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    fast = {"fused": True} if config.fused and device is not None and torch.device(device).type == "cuda" else {}
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **fast)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fast)
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {config.optimizer!r}")
+
+
+def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """Store 4-D weights channels-last (NHWC) and 5-D ones channels-last-3d (NDHWC), in place: convolutions then
+    run on tensor cores without layout transposes, and their outputs keep that layout. Other tensors are unchanged."""
+    formats = {4: torch.channels_last, 5: torch.channels_last_3d}
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.dim() in formats:
+                t.data = t.data.contiguous(memory_format=formats[t.dim()])
+    return model
 
 
 def _world() -> tuple[int, int]:
@@ -173,6 +195,8 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
         raise ValueError(f"batch_size {config.batch_size} must divide evenly over {world} processes")
     seed_everything(config.seed)
     model.to(device)
+    if config.channels_last:
+        to_channels_last(model)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
                                  drop_last=True)
     loader = DataLoader(dataset, batch_size=config.batch_size // world, sampler=sampler, drop_last=True,
@@ -181,7 +205,9 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     if len(loader) == 0:
         raise ValueError(f"{len(dataset)} items make no full batch of {config.batch_size}: lower batch_size")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    optimizer = make_optimizer(model, config)
+    if config.compile:
+        net = torch.compile(net)
+    optimizer = make_optimizer(model, config, device)
     total = config.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(config, it, total))
     history: list[dict] = []
