@@ -94,6 +94,12 @@ def _figure(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from .bench import main_args
+
+    return main_args(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .datasets import SOURCES
 
@@ -153,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("figure", help="write the README's example phantom frames")
     p.add_argument("--out", default="docs/phantom_frames.png")
     p.set_defaults(func=_figure)
+
+    p = sub.add_parser("bench", help="GPU speed: clips/s, MFU, memory and loader frames/s, fast vs naive")
+    from .bench import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=_bench)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -1,0 +1,549 @@
+"""GPU speed benchmark: training clips/s, FLOPs and MFU, peak memory and loader frames/s, fast against naive.
+
+A bench case builds one paper's model at its paper profile's shapes (or tiny ones with `quick`), a synthetic batch
+on the device and the step computing the paper's training loss (`step_fn` of `usnb.train.fit`). Each case runs
+twice: fast (bf16 autocast on CUDA, flash / memory-efficient attention, channels_last for CNNs, fused optimizer,
+optionally torch.compile) and naive (fp32, eager, math attention, contiguous layout, for-loop optimizer). The
+loader runs twice too: uint8 clips from the cache (`usnb.cache`) through the DataLoader, augmented on the GPU
+(`usnb.gpu_augment`), against decoding every clip with decord on the fly and augmenting on the CPU.
+
+Cases whose model module is not in this checkout (the other papers' branches not merged yet) are skipped with the
+module they need. Run it as `usnb bench` or `python benchmarks/bench_gpu.py`; `--quick` fits a CPU in a minute.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .train import TrainConfig, make_optimizer, seed_everything, to_channels_last
+
+# Dense bf16 tensor-core peaks (no sparsity), FLOP/s, from the vendors' data sheets; matched against the device name.
+PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12}
+
+
+def peak_flops(device: torch.device, override_tflops: float | None = None) -> float | None:
+    """The device's peak bf16 FLOP/s: `override_tflops` * 1e12 if given, else PEAK_BF16 by name; None on a CPU or
+    an unknown GPU (MFU is then n/a: pass --peak-tflops)."""
+    if override_tflops:
+        return override_tflops * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_BF16.items():  # "H100 PCIe" before "H100"
+        if key in name:
+            return value
+    return None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------- cases
+
+
+@dataclass
+class Workload:
+    """One training step to time: `step(model, batch, device) -> (loss, logs)` on `batch(device)`."""
+
+    model: nn.Module
+    batch: Callable[[torch.device], tuple]  # a synthetic batch, built on the device once and reused
+    step: Callable  # the paper's training loss, as `usnb.train.fit` calls it
+    clips: int  # clips (videos) per step
+    frames: int  # frames the model sees per step
+    optimizer: str = "sgd"
+    lr: float = 1e-3
+    cnn: bool = False  # channels_last applies in the fast configuration
+    after_step: Callable[[nn.Module], None] | None = None  # e.g. BYOL's target update
+
+
+@dataclass
+class Case:
+    """A paper model at its paper profile (`build(quick=False)`) or tiny (`build(quick=True)`)."""
+
+    name: str
+    paper: str
+    shapes: str  # the paper profile's shapes, for the table
+    requires: tuple[str, ...]  # modules the case imports (another paper's branch, until it is merged)
+    build: Callable[[bool], Workload]
+    naive: bool = True  # also time the naive configuration
+    note: str = ""
+
+    def missing(self) -> str | None:
+        """None if every required module imports, else why not (the case is then skipped)."""
+        for name in self.requires:
+            try:
+                importlib.import_module(name)
+            except ImportError as err:
+                return f"{name} not importable ({err}); it comes with that paper's branch"
+        return None
+
+
+def _labels(n: int, device) -> torch.Tensor:
+    return torch.arange(n, device=device) % 2  # both classes in every batch (contrastive losses need pairs)
+
+
+def _uint8(shape, device) -> torch.Tensor:
+    return torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
+
+
+def _standard(shape, device) -> torch.Tensor:
+    return torch.randn(shape, device=device)
+
+
+def kganet_case(quick: bool) -> Workload:
+    """KGA-Net paper profile (Sec. 4.1): ResNet-50 per frame, 8 clips x 16 frames + 8 keyframe images, 224 px,
+    SGD; the Eq. (4) loss with the recipe's own step (uint8 in, standardised on the device)."""
+    from .models.backbones import resnet_backbone
+    from .models.kganet import KGANet
+    from .recipes.kganet import FieldOfView, Row, make_step
+
+    b, t, size = (2, 2, 32) if quick else (8, 16, 224)
+    model = KGANet(resnet_backbone(50, in_channels=1, weights=None), num_classes=2)
+
+    def batch(device):
+        return (_uint8((b, t, 1, size, size), device), _labels(b, device), _uint8((b, 1, size, size), device),
+                _labels(b, device))
+
+    return Workload(model, batch, make_step(Row(), FieldOfView(size)), clips=b, frames=b * t + b, optimizer="sgd",
+                    lr=0.005, cnn=True)
+
+
+# MVCC paper profile (from the mvcc branch's recipe): ViT-B/16 TimeSformer at 224 px, 16 frames, batch 8, MAE decoder
+# 384 wide, 4 blocks, 6 heads; masks alpha = 0.5 of the frames, beta = 0.75 of each kept frame's patches.
+MVCC_PAPER = dict(size=224, patch=16, frames=16, dim=768, depth=12, heads=12, dec=(384, 4, 6), batch=8, alpha=0.5,
+                  beta=0.75)
+MVCC_QUICK = dict(size=32, patch=8, frames=4, dim=64, depth=2, heads=4, dec=(32, 1, 4), batch=4, alpha=0.5, beta=0.75)
+
+
+def _timesformer(p: dict):
+    from .models.timesformer import TimeSformer
+
+    return TimeSformer(img_size=p["size"], patch=p["patch"], frames=p["frames"], in_channels=1, dim=p["dim"],
+                       depth=p["depth"], heads=p["heads"])
+
+
+def mvcc_pretrain_case(quick: bool, masked: bool = True) -> Workload:
+    """MVCC masked video pretraining: dual-level mask, the encoder on the visible tokens, the MAE decoder, MSE on the
+    masked patches. masked=False: the same model on every token (encoder and decoder), MSE on every patch."""
+    from .models.mvcc import MaskedVideoModel, dual_level_mask, mae_loss
+    from .models.timesformer import patchify
+
+    p = MVCC_QUICK if quick else MVCC_PAPER
+    model = MaskedVideoModel(_timesformer(p), *p["dec"])
+    b, t, n = p["batch"], p["frames"], (p["size"] // p["patch"]) ** 2
+
+    def batch(device):
+        return (_standard((b, t, 1, p["size"], p["size"]), device),)
+
+    def step(net, batch, device):
+        x = batch[0]
+        if masked:
+            mask = dual_level_mask(b, t, n, p["alpha"], p["beta"], device=device)  # (B, T, N), True = masked
+            return net.loss(x, mask), {}
+        none = torch.zeros(b, t, n, dtype=torch.bool, device=device)
+        pred = net.decoder(net.encoder(x), none)  # every token through encoder and decoder
+        return mae_loss(pred, patchify(x, p["patch"]), ~none), {}
+
+    return Workload(model, batch, step, clips=b, frames=b * t, optimizer="adamw", lr=1.5e-4)
+
+
+def mvcc_finetune_case(quick: bool) -> Workload:
+    """MVCC fine-tuning (TimeSformer classifier), Eq. (8): cross-entropy + 0.1 C-SCL, SGD."""
+    from .models.mvcc import mvcc_loss
+    from .models.timesformer import VideoClassifier
+
+    p = MVCC_QUICK if quick else MVCC_PAPER
+    model = VideoClassifier(_timesformer(p), num_classes=2)
+    b = p["batch"]
+
+    def batch(device):
+        return _standard((b, p["frames"], 1, p["size"], p["size"]), device), _labels(b, device)
+
+    def step(net, batch, device):
+        return mvcc_loss(net, batch[0], batch[1], contrastive="cscl", lam=0.1)
+
+    return Workload(model, batch, step, clips=b, frames=b * p["frames"], optimizer="sgd", lr=0.0075)
+
+
+def clman_case(quick: bool) -> Workload:
+    """CLMAN fine-tuning (Sec. 4.3): GroupNorm ResNet-18 with non-local blocks per frame, multi-meta attention,
+    cross-entropy; 8 clips x 16 frames at 224 px, SGD."""
+    from .models.clman import CLMAN, DeformedResNet18
+
+    b, t, size, width = (2, 2, 32, 8) if quick else (8, 16, 224, 64)
+    model = CLMAN(DeformedResNet18(1, width=width, norm="group", non_local=True, stem_pool=not quick), "multi-meta")
+
+    def batch(device):
+        return _standard((b, t, 1, size, size), device), _labels(b, device)
+
+    def step(net, batch, device):
+        loss = F.cross_entropy(net(batch[0])["logits"].float(), batch[1])
+        return loss, {}
+
+    return Workload(model, batch, step, clips=b, frames=b * t, optimizer="sgd", lr=1e-4, cnn=True)
+
+
+def lung_byol_case(quick: bool) -> Workload:
+    """Lung SSL pretraining (Sec. 3.2): BYOL on a 3-D Darknet-53, projector/predictor hidden 4096, two views of
+    32 clips x 16 frames at 112 px, Adam lr 3e-4; the target network's EMA after every step."""
+    from .models.lung_ssl import BYOL, Darknet3D, darknet53_3d
+
+    if quick:
+        b, t, size = 4, 4, 32
+        encoder = Darknet3D(1, (8, 16, 32, 64), (1, 1, 1), (1, 2, 2), (1, 2, 2))
+        model = BYOL(encoder, hidden=64, dim=32)
+    else:
+        b, t, size = 32, 16, 112
+        model = BYOL(darknet53_3d(1), hidden=4096, dim=256, tau=0.99)
+
+    def batch(device):  # two augmented views (B, C, T, H, W)
+        return _standard((b, 1, t, size, size), device), _standard((b, 1, t, size, size), device)
+
+    def step(net, batch, device):
+        return net(batch[0], batch[1]), {}
+
+    return Workload(model, batch, step, clips=b, frames=2 * b * t, optimizer="adamw", lr=3e-4, cnn=True,
+                    after_step=lambda m: m.update_target())
+
+
+CASES = {c.name: c for c in [
+    Case("kganet", "KGA-Net", "ResNet-50, 8 clips x 16 frames + 8 images, 224 px", ("usnb.models.kganet",),
+         kganet_case),
+    Case("mvcc-pretrain", "MVCC", "TimeSformer-B/16 + MAE decoder, 8 x 16 x 224, masked alpha .5 beta .75",
+         ("usnb.models.mvcc", "usnb.models.timesformer"), mvcc_pretrain_case),
+    Case("mvcc-unmasked", "MVCC", "the same model on every token (no mask)",
+         ("usnb.models.mvcc", "usnb.models.timesformer"), lambda quick: mvcc_pretrain_case(quick, masked=False),
+         naive=False, note="compare clips/s with mvcc-pretrain"),
+    Case("mvcc-finetune", "MVCC", "TimeSformer-B/16 classifier, 8 x 16 x 224, CE + C-SCL",
+         ("usnb.models.mvcc", "usnb.models.timesformer"), mvcc_finetune_case),
+    Case("clman", "CLMAN", "ResNet-18 GN + non-local, multi-meta, 8 x 16 x 224", ("usnb.models.clman",), clman_case),
+    Case("lung-byol", "Lung SSL", "BYOL, 3-D Darknet-53, 2 views x 32 x 16 x 112", ("usnb.models.lung_ssl",),
+         lung_byol_case),
+]}
+
+
+# ---------------------------------------------------------------- measuring a training step
+
+
+def count_flops(workload: Workload, device: torch.device) -> int:
+    """FLOPs of one training step (forward and backward) by torch.utils.flop_counter.FlopCounterMode (matmuls,
+    convolutions, attention; 2 FLOPs per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = workload.batch(device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss, _ = workload.step(workload.model, batch, device)
+        loss.backward()
+    workload.model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def measure_training(case: Case, quick: bool, fast: bool, device: torch.device, warmup: int, iters: int,
+                     peak: float | None, compile: bool = False, flops: int | None = None) -> dict:
+    """Time `iters` training steps after `warmup` ones (CUDA synchronised around the timing) in the fast or naive
+    configuration; FLOPs counted once (pass `flops` to reuse a count), MFU against `peak`."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    seed_everything(0)
+    work = case.build(quick)
+    model = work.model.to(device).train()
+    config = TrainConfig(optimizer=work.optimizer, lr=work.lr, amp=fast, channels_last=fast and work.cnn, fused=fast,
+                         compile=fast and compile)
+    if config.channels_last:
+        to_channels_last(model)
+    if flops is None:
+        flops = count_flops(work, device)
+    net = torch.compile(model) if config.compile else model
+    optimizer = make_optimizer(model, config, device)
+    autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
+    attention = contextlib.nullcontext if fast else (lambda: sdpa_kernel(SDPBackend.MATH))  # one context per step
+    batch = work.batch(device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def step():  # as usnb.train.fit does it
+        with autocast, attention():
+            loss, _ = work.step(net, batch, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if work.after_step is not None:
+            work.after_step(model)
+        return loss
+
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        loss = step()
+    _sync(device)
+    seconds = (time.perf_counter() - t0) / iters
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"bench case {case.name}: loss became {float(loss)}; the benchmark times a broken step")
+    achieved = flops / seconds
+    out = {"config": "fast" if fast else "naive", "step_s": seconds, "clips_per_s": work.clips / seconds,
+           "frames_per_s": work.frames / seconds, "flops_per_step": flops, "achieved_tflops": achieved / 1e12,
+           "mfu": achieved / peak if peak else None,
+           "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+           "bf16": config.amp and device.type == "cuda", "channels_last": config.channels_last,
+           "fused_optimizer": bool(optimizer.defaults.get("fused")), "compiled": config.compile,
+           "attention": "default (flash / memory-efficient)" if fast else "math"}
+    del model, net, optimizer, batch, work
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return out
+
+
+# ---------------------------------------------------------------- measuring the loader
+
+
+def synthetic_videos(folder: Path, n: int, frames: int, size: tuple[int, int], seed: int = 0) -> list:
+    """n H.264 clips of speckle-like texture drifting over `frames` frames (what decoding costs on ultrasound),
+    as VideoRecords labelled benign / malignant in turn."""
+    from .datasets.records import VideoRecord
+    from .io import write_video
+
+    rng = np.random.default_rng(seed)
+    records = []
+    h, w = size
+    for i in range(n):  # grains of 2 x 2 pixels plus fine noise, moving down a row a frame
+        coarse = np.kron(rng.integers(40, 216, ((h + frames) // 2 + 1, w // 2)), np.ones((2, 2)))
+        field_ = (coarse + rng.normal(0, 12, coarse.shape)).clip(0, 255).astype(np.uint8)
+        clip = np.stack([field_[k:k + h] for k in range(frames)])  # (T, H, W)
+        path = write_video(folder / f"clip{i:03d}.mp4", clip)
+        records.append(VideoRecord(f"clip{i:03d}", path, ("benign", "malignant")[i % 2], f"p{i}"))
+    return records
+
+
+class DecodedClips(torch.utils.data.Dataset):
+    """The naive loader: every item decodes its T frames from the video with decord (at the cache's frame size),
+    augments on the CPU (torchvision v2, one draw per clip) and standardises the clip."""
+
+    def __init__(self, records, size: int, num_frames: int, scale=(0.8, 1.0)):
+        from .transforms import video_augment
+
+        self.records, self.size, self.num_frames = records, size, num_frames
+        self.augment = video_augment(size, scale=scale, ratio=(1.0, 1.0))
+        self.lengths = [r.meta.get("frames") or _count(r) for r in records]
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, i):
+        from . import sampling
+        from .gpu_augment import standardise_clips
+
+        rng = np.random.default_rng(int(torch.randint(2**31, (1,))))
+        idx = sampling.sample_indices(self.lengths[i], self.num_frames, "segments", rng)
+        frames = self.records[i].read(grayscale=True, indices=idx, size=(self.size, self.size))  # (T, H, W, 1)
+        clip = self.augment(torch.from_numpy(frames).permute(0, 3, 1, 2))  # (T, 1, H, W) uint8
+        return standardise_clips(clip.float()[None])[0], i % 2
+
+
+def _count(record) -> int:
+    from .io import count_frames
+
+    return count_frames(record.path)
+
+
+def _loader_rate(loader, consume: Callable, batches: int, device: torch.device) -> dict:
+    """frames/s over `batches` batches after the first (worker start-up excluded), the device work included."""
+    it = iter(loader)
+    frames, done, t0 = 0, 0, None
+    while done < batches + 1:
+        try:
+            clips, _ = next(it)
+        except StopIteration:
+            it = iter(loader)
+            continue
+        out = consume(clips)
+        if t0 is None:  # the first batch is warm-up
+            _sync(device)
+            t0 = time.perf_counter()
+        else:
+            frames += out.shape[0] * out.shape[1]
+        done += 1
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    return {"frames_per_s": frames / seconds, "batches": batches, "frames": frames, "seconds": seconds}
+
+
+def measure_loader(quick: bool, device: torch.device, workers: int | None = None, root: Path | None = None) -> dict:
+    """KGA-Net-shaped loading (8 clips x 16 frames at 224 px, segment sampling, random crop + flip, standardised
+    on the device) from the uint8 cache vs decoding with decord on the fly; frames/s of each and the ratio."""
+    from torch.utils.data import DataLoader
+
+    from .cache import ClipCache
+    from .data import ClipDataset
+    from .gpu_augment import GPUAugment
+
+    if quick:
+        n, native, length, size, t, b, batches = 4, (48, 64), 12, 32, 4, 2, (8, 4)
+        workers = 0 if workers is None else workers
+    else:
+        n, native, length, size, t, b, batches = 32, (360, 480), 64, 224, 16, 8, (300, 30)
+        workers = min(8, os.cpu_count() or 1) if workers is None else workers
+    pin = device.type == "cuda"
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        records = synthetic_videos(Path(tmp) / "videos", n, length, native)
+        for r in records:
+            r.meta["frames"] = length
+        cache = ClipCache(Path(tmp) / "cache", size=(size, size), grayscale=True)
+        cache.prefill(records, progress=False)  # the cache is built once, before training: not timed
+        cached = ClipDataset(records, cache, ("benign", "malignant"), num_frames=t, mode="segments")
+        augment = GPUAugment(size, scale=(0.8, 1.0), ratio=(1.0, 1.0))
+        kw = dict(batch_size=b, shuffle=True, drop_last=True, num_workers=workers, pin_memory=pin,
+                  persistent_workers=workers > 0)
+        fast = _loader_rate(DataLoader(cached, **kw), lambda c: augment(c.to(device, non_blocking=True)),
+                            batches[0], device)
+        naive = _loader_rate(DataLoader(DecodedClips(records, size, t), **kw),
+                             lambda c: c.to(device, non_blocking=True), batches[1], device)
+    shapes = f"{b} clips x {t} frames, {native[1]}x{native[0]} video -> {size} px, {workers} workers"
+    return {"shapes": shapes, "fast": {"config": "cache + GPU augment", **fast},
+            "naive": {"config": "decord on the fly + CPU augment", **naive},
+            "speedup": fast["frames_per_s"] / naive["frames_per_s"]}
+
+
+# ---------------------------------------------------------------- the run and its table
+
+
+def run(cases: list[str] | None = None, quick: bool = False, device: str | None = None, warmup: int | None = None,
+        iters: int | None = None, peak_tflops: float | None = None, compile: bool = False, loader: bool = True,
+        workers: int | None = None, progress: Callable[[str], None] | None = print) -> dict:
+    """Measure every case (fast and naive) and the loader; returns the JSON-ready results."""
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    warmup = (1 if quick else 5) if warmup is None else warmup
+    iters = (2 if quick else 20) if iters is None else iters
+    unknown = sorted(set(cases or []) - set(CASES))
+    if unknown:
+        raise ValueError(f"unknown bench case(s) {unknown}; choose from {sorted(CASES)}")
+    peak = peak_flops(dev, peak_tflops)
+    say = progress or (lambda _: None)
+    result = {"mode": "quick" if quick else "full", "device": device_name(dev), "device_type": dev.type,
+              "peak_bf16_flops": peak, "torch": torch.__version__, "warmup": warmup, "iters": iters,
+              "compile": compile, "cases": {}, "loader": None, "mvcc_masked_vs_unmasked": None}
+    for name in cases or list(CASES):
+        case = CASES[name]
+        entry = {"paper": case.paper, "shapes": case.shapes, "note": case.note}
+        why = case.missing()
+        if why:
+            say(f"[bench] {name}: skipped, {why}")
+            result["cases"][name] = {**entry, "skipped": why}
+            continue
+        say(f"[bench] {name}: fast")
+        entry["fast"] = measure_training(case, quick, True, dev, warmup, iters, peak, compile)
+        if case.naive:
+            say(f"[bench] {name}: naive")
+            entry["naive"] = measure_training(case, quick, False, dev, warmup, iters, peak,
+                                              flops=entry["fast"]["flops_per_step"])
+            entry["speedup"] = entry["fast"]["clips_per_s"] / entry["naive"]["clips_per_s"]
+        result["cases"][name] = entry
+    done = result["cases"]
+    if "fast" in done.get("mvcc-pretrain", {}) and "fast" in done.get("mvcc-unmasked", {}):
+        result["mvcc_masked_vs_unmasked"] = (done["mvcc-pretrain"]["fast"]["clips_per_s"]
+                                             / done["mvcc-unmasked"]["fast"]["clips_per_s"])
+    if loader:
+        say("[bench] loader: cache vs decord")
+        result["loader"] = measure_loader(quick, dev, workers)
+    return result
+
+
+def _fmt(x, spec: str = ".3g", na: str = "n/a") -> str:
+    return na if x is None else format(x, spec)
+
+
+def table(result: dict) -> str:
+    """The results as a plain-text table (one line per case and configuration)."""
+    head = ["case", "config", "clips/s", "frames/s", "GFLOP/step", "TFLOP/s", "MFU", "peak GB", "fast/naive"]
+    rows = []
+    for name, e in result["cases"].items():
+        if "skipped" in e:
+            rows.append([name, "skipped", "", "", "", "", "", "", ""])
+            continue
+        for key in ("fast", "naive"):
+            if key not in e:
+                continue
+            m = e[key]
+            rows.append([name, key, _fmt(m["clips_per_s"]), _fmt(m["frames_per_s"]), _fmt(m["flops_per_step"] / 1e9),
+                         _fmt(m["achieved_tflops"]), _fmt(m["mfu"] and 100 * m["mfu"], ".1f") +
+                         ("%" if m["mfu"] else ""), _fmt(m["peak_memory_gb"]),
+                         _fmt(e.get("speedup"), ".2f") + "x" if key == "fast" and "speedup" in e else ""])
+    if result.get("loader"):
+        lo = result["loader"]
+        for key in ("fast", "naive"):
+            rows.append(["loader", lo[key]["config"], "", _fmt(lo[key]["frames_per_s"]), "", "", "", "",
+                         f"{lo['speedup']:.2f}x" if key == "fast" else ""])
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    peak = result["peak_bf16_flops"]
+    foot = [f"device: {result['device']} ({result['mode']} mode; "
+            + (f"peak bf16 {peak / 1e12:.0f} TFLOP/s)" if peak else "peak bf16 unknown: MFU n/a, pass --peak-tflops)")]
+    if result.get("mvcc_masked_vs_unmasked"):
+        foot.append(f"MVCC masked pretraining vs unmasked: {result['mvcc_masked_vs_unmasked']:.2f}x clips/s")
+    if result.get("loader"):
+        foot.append(f"loader: {result['loader']['shapes']}")
+    for name, e in result["cases"].items():
+        if "skipped" in e:
+            foot.append(f"skipped {name}: {e['skipped']}")
+    return "\n".join(lines + [""] + foot)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--quick", action="store_true", help="tiny shapes, a minute on a CPU (CI)")
+    p.add_argument("--cases", nargs="+", choices=sorted(CASES), help="only these cases (default: all)")
+    p.add_argument("--out", default="runs/bench/bench.json", help="JSON file of every figure")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
+    p.add_argument("--warmup", type=int, help="untimed steps per configuration (default 5; quick 1)")
+    p.add_argument("--iters", type=int, help="timed steps per configuration (default 20; quick 2)")
+    p.add_argument("--peak-tflops", type=float, help="the device's peak bf16 TFLOP/s for MFU (default: known GPUs)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the fast configuration")
+    p.add_argument("--workers", type=int, help="DataLoader workers for the loader test (default min(8, CPUs); quick 0)")
+    p.add_argument("--no-loader", action="store_true", help="skip the loader test")
+    return p
+
+
+def main_args(args: argparse.Namespace) -> int:
+    result = run(args.cases, quick=args.quick, device=args.device, warmup=args.warmup, iters=args.iters,
+                 peak_tflops=args.peak_tflops, compile=args.compile, loader=not args.no_loader, workers=args.workers)
+    print(table(result))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = add_arguments(argparse.ArgumentParser(prog="bench_gpu", description=__doc__.splitlines()[0]))
+    return main_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
