@@ -234,3 +234,10 @@ def test_speed_switches_leave_the_fingerprint_alone():
     assert TrainConfig().fingerprint() == "0e5556494804"
     assert TrainConfig(optimizer="adamw", extra={"a": 1}).fingerprint() == "7ddcbaa151aa"
     assert TrainConfig(channels_last=True, fused=False, compile=True).fingerprint() == TrainConfig().fingerprint()
+
+
+def test_kganet_paper_profile_runs_channels_last():
+    from usnb.recipes import kganet as K
+
+    assert K.PROFILES["paper"].train_config(seed=0, iters_per_epoch=100).channels_last
+    assert not K.PROFILES["small"].train_config(seed=0, iters_per_epoch=100).channels_last
