@@ -475,7 +475,9 @@ def run(cases: list[str] | None = None, quick: bool = False, device: str | None 
 
 
 def _fmt(x, spec: str = ".3g", na: str = "n/a") -> str:
-    return na if x is None else format(x, spec)
+    if x is None:
+        return na
+    return f"{x:,.0f}" if abs(x) >= 1000 else format(x, spec)
 
 
 def table(result: dict) -> str:
