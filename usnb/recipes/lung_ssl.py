@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from ..augment_st import SpatioTemporalAugment
 from ..cache import ClipCache
-from ..data import ClipDataset, label_index
+from ..data import ClipDataset, PairedDataset, label_index
 from ..datasets.records import VideoRecord
 from ..metrics import binary_metrics, youden_threshold
 from ..models.lung_ssl import BYOL, Darknet3D, SimCLR, VideoClassifier, darknet53_3d, trainable_parameters
@@ -57,7 +57,7 @@ class Profile:
     """How big and how long: `small` runs the whole notebook on a 2-core CPU in minutes, `paper` follows Sec. 3."""
 
     name: str
-    size: int  # frame side fed to the encoder (whole frame, resized), pixels
+    size: int  # frame side fed to the encoder, pixels
     frames: int  # T frames per clip (training: one random frame per segment; evaluation: uniform)
     encoder: str  # "darknet53" (Darknet-53 widths/blocks, 3-D) | "small" (the widths/blocks below)
     widths: tuple[int, ...]
@@ -73,9 +73,13 @@ class Profile:
     sup_steps: int  # optimizer steps of each supervised row (fine-tuned, fully supervised), whatever the fraction
     sup_batch: int
     lr: float = 3e-4  # Sec. 3.2: "3e-4 for all experiments"; Adam (AdamW with weight decay 0 is Adam)
+    fov: float = 1.0  # field of view: the central fraction of the frame's side the encoder sees (frames are cached
+    # at size / fov and cropped to size)
+    clip_norm: bool = False  # rescale each clip's intensities to mean 0.3, std 0.2 before augmentation (gain removed)
+    two_samplings: bool = False  # SSL views from two independent frame samplings of the clip (else the same frames)
     probe_c: float = 1.0  # linear probe: inverse L2 strength of the logistic regression on standardised features
-    occlusion_window: tuple[int, int, int, int] = (1, 2, 8, 8)  # (C, T, H, W)
-    occlusion_stride: tuple[int, int, int, int] = (1, 2, 4, 4)
+    occlusion_window: tuple[int, int, int, int] = (1, 4, 8, 8)  # (C, T, H, W)
+    occlusion_stride: tuple[int, int, int, int] = (1, 4, 4, 4)
     num_workers: int = 0
 
     def train_config(self, steps: int, batch: int, seed: int, **extra) -> TrainConfig:
@@ -93,11 +97,14 @@ PROFILES = {
                      ssl_steps=20_000, ssl_batch=32, sup_steps=5_000, sup_batch=16, num_workers=4,
                      occlusion_window=(1, 2, 16, 16), occlusion_stride=(1, 2, 8, 8)),
     # CPU-sized: 32 px, 8 frames, a 4-stage 3-D Darknet (one residual block per stage, strided stem; ~0.15 M
-    # parameters, about the paper's 133,880 of Table 3), MLP hidden 128. 3-D convolutions are slow on a CPU, so
-    # this is what fits the budget; the step counts were set on the validation split (see the notebook).
+    # parameters, about the paper's 133,880 of Table 3), MLP hidden 128. 3-D convolutions are slow on a CPU, so this
+    # is what fits the budget. Chosen on the validation split (BYOL probe AUC; seed 0): at lr 3e-4 and 240 steps BYOL's
+    # features stayed near the random encoder's (one direction held ~90 % of their variance); lr 1e-3, 480 steps, each
+    # clip's gain removed (`clip_norm`) and the two views drawn from two frame samplings of the clip did better.
     "small": Profile("small", size=32, frames=8, encoder="small", widths=(8, 16, 32, 64), blocks=(1, 1, 1),
                      temporal_strides=(1, 2, 2), stem_stride=(1, 2, 2), proj_hidden=128, proj_dim=64, tau=0.99,
-                     temperature=0.5, ssl_steps=240, ssl_batch=16, sup_steps=80, sup_batch=16),
+                     temperature=0.5, ssl_steps=480, ssl_batch=16, sup_steps=80, sup_batch=16, lr=1e-3,
+                     clip_norm=True, two_samplings=True),
 }
 
 
@@ -136,14 +143,30 @@ class LungData:
     clips: dict[str, list[VideoRecord]]
     cache: ClipCache
     classes: tuple[str, ...]
-    size: int
+    size: int  # the encoder's frame side
     mean: float = 0.5
     std: float = 0.25
     dataset: str = "phantom"
     notes: list[str] = field(default_factory=list)
+    clip_norm: bool = False
 
     def counts(self) -> dict:
         return {s: {c: sum(r.label == c for r in recs) for c in self.classes} for s, recs in self.clips.items()}
+
+    @property
+    def offset(self) -> int:
+        """Pixels cut from each side of the cached frames (the central field of view)."""
+        return (self.cache.size[0] - self.size) // 2
+
+    def view(self, clips: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, T, 1, h, w) from the loader -> float (B, 1, T, size, size) in [0, 1]: the encoder's layout,
+        the central field of view."""
+        o = self.offset
+        x = clips.transpose(1, 2)[..., o:o + self.size, o:o + self.size].float() / 255
+        if self.clip_norm:  # each recording's gain removed; colour jitter applied afterwards still varies it
+            m, s = x.mean((1, 2, 3, 4), keepdim=True), x.std((1, 2, 3, 4), keepdim=True).clamp_min(1e-3)
+            x = ((x - m) / s * 0.2 + 0.3).clamp(0, 1)
+        return x
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """Intensities in [0, 1] -> the encoder's input (a fixed affine map: colour jitter survives it)."""
@@ -178,12 +201,16 @@ def load_data(dataset: str, profile: Profile, data_dir: str | Path | None = None
         raise ValueError(f"dataset must be 'phantom' or 'pocus', got {dataset!r}")
     for recs in clips.values():
         label_index(recs, classes)  # an unknown label fails here, naming the file
-    cache = ClipCache(size=(profile.size, profile.size), grayscale=True)
+    side = int(round(profile.size / profile.fov))
+    cache = ClipCache(size=(side, side), grayscale=True)
     everything = [r for recs in clips.values() for r in recs]
     cache.prefill(everything)
+    data = LungData(clips, cache, classes, profile.size, dataset=dataset, notes=notes, clip_norm=profile.clip_norm)
     train = clips.get("train", everything)
-    pixels = np.concatenate([np.asarray(cache.get(r)[::4], np.float32).reshape(-1) / 255 for r in train])
-    return LungData(clips, cache, classes, profile.size, float(pixels.mean()), float(pixels.std()), dataset, notes)
+    pixels = torch.cat([data.view(torch.from_numpy(np.ascontiguousarray(cache.get(r)[::4]))[None].permute(0, 1, 4, 2, 3))
+                        .reshape(-1) for r in train])
+    data.mean, data.std = float(pixels.mean()), float(pixels.std())
+    return data
 
 
 class Repeated(Dataset):
@@ -204,11 +231,6 @@ def clip_dataset(data: LungData, records: Sequence[VideoRecord], profile: Profil
     """(clip uint8 (T, 1, H, W), label): T frames, one random per segment (train) or spread evenly (evaluation)."""
     return ClipDataset(records, data.cache, data.classes, num_frames=profile.frames,
                        mode="segments" if train else "uniform")
-
-
-def as_clips(batch_clips: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, T, 1, H, W) from the loader -> float (B, 1, T, H, W) in [0, 1], the encoder's layout."""
-    return batch_clips.transpose(1, 2).float() / 255
 
 
 def fraction_subset(records: Sequence[VideoRecord], fraction: float, seed: int = 0) -> list[VideoRecord]:
@@ -235,8 +257,9 @@ def ssl_step(data: LungData, augment: SpatioTemporalAugment):
     """step_fn for `fit`: two augmentations of each clip, the model's SSL loss (BYOL or SimCLR)."""
 
     def step(model, batch, device):
-        x = as_clips(batch[0].to(device, non_blocking=True))  # (B, 1, T, H, W)
-        return model(data.normalise(augment(x)), data.normalise(augment(x))), {}
+        x1 = data.view(batch[0].to(device, non_blocking=True))  # (B, 1, T, H, W)
+        x2 = data.view(batch[2].to(device, non_blocking=True)) if len(batch) == 4 else x1  # (clip, y, clip, y)
+        return model(data.normalise(augment(x1)), data.normalise(augment(x2))), {}
 
     return step
 
@@ -249,7 +272,10 @@ def pretrain(algorithm: str, data: LungData, records: Sequence[VideoRecord], pro
     Returns the SSL model (its `.encoder` is what downstream rows use) and the loss history. BYOL's target is
     updated by EMA after every optimizer step (`after_step`)."""
     augment = SpatioTemporalAugment(temporal=temporal)
-    dataset = Repeated(clip_dataset(data, records, profile), profile.ssl_steps * profile.ssl_batch)
+    clips = clip_dataset(data, records, profile)
+    if profile.two_samplings:
+        clips = PairedDataset(clips, clips)  # (clip, label, clip, label): each call samples its own frames
+    dataset = Repeated(clips, profile.ssl_steps * profile.ssl_batch)
     config = profile.train_config(profile.ssl_steps, profile.ssl_batch, seed, algorithm=algorithm, temporal=temporal,
                                   dataset=data.dataset, tag=tag, clips=len(records))
     seed_everything(seed)
@@ -268,7 +294,7 @@ def supervised_step(data: LungData, augment: SpatioTemporalAugment | None):
     """step_fn for `fit`: cross-entropy of the classifier on augmented clips."""
 
     def step(model, batch, device):
-        x, y = as_clips(batch[0].to(device, non_blocking=True)), batch[1].to(device)
+        x, y = data.view(batch[0].to(device, non_blocking=True)), batch[1].to(device)
         if augment is not None:
             x = augment(x)
         return F.cross_entropy(model(data.normalise(x)), y), {}
@@ -311,7 +337,7 @@ def embed(encoder: nn.Module, data: LungData, records: Sequence[VideoRecord], pr
     feats = []
     for i in range(0, len(ds), batch_size):
         x = torch.stack([ds[j][0] for j in range(i, min(i + batch_size, len(ds)))])
-        feats.append(encoder(data.normalise(as_clips(x.to(device)))).float().cpu())
+        feats.append(encoder(data.normalise(data.view(x.to(device)))).float().cpu())
     encoder.train(was_training)
     return torch.cat(feats).numpy()
 
@@ -326,7 +352,7 @@ def predict(model: VideoClassifier, data: LungData, records: Sequence[VideoRecor
     probs = []
     for i in range(0, len(ds), 32):
         x = torch.stack([ds[j][0] for j in range(i, min(i + 32, len(ds)))]).to(device)
-        probs.append(model(data.normalise(as_clips(x))).float().softmax(-1)[:, 1].cpu())
+        probs.append(model(data.normalise(data.view(x))).float().softmax(-1)[:, 1].cpu())
     return torch.cat(probs).numpy()
 
 
@@ -379,6 +405,27 @@ def test_metrics(y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_tes
     return binary_metrics(y_test, p_test, threshold=youden_threshold(y_val, p_val))
 
 
+def augmentation_gallery(clip: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Each Table 2 augmentation alone on `clip` (1, 1, T, H, W) in [0, 1], then all of them: {name: clip}."""
+    from .. import augment_st as A
+
+    g = torch.Generator().manual_seed(seed)
+    t, h, w = clip.shape[2:]
+    u = lambda lo, hi: torch.empty(1).uniform_(lo, hi, generator=g)  # noqa: E731
+    return {
+        "original": clip,
+        "affine": A.affine(clip, u(-10, 10), torch.empty(1, 2).uniform_(-0.1, 0.1, generator=g), u(0.8, 1.2)),
+        "flip": A.hflip(clip, torch.tensor([True])),
+        "colour jitter": A.color_jitter(clip, u(0.7, 1.3), u(0.7, 1.3)),
+        "noise sd 0.03": A.gaussian_noise(clip, 0.03 * torch.randn(1, 1, 1, h, w, generator=g)),
+        "erasing": A.erase(clip, A.erase_boxes(1, h, w, (0.02, 0.1), (0.3, 3.3), 1.0, g)),
+        "reversed": A.take_frames(clip, A.reversed_order(t)[None]),
+        "shuffled 4": A.take_frames(clip, A.shuffled_order(t, 4, g)[None]),
+        "replaced 4": A.take_frames(clip, A.replaced_order(t, 4, g)[None]),
+        "all (spatial + temporal)": SpatioTemporalAugment()(clip, g),
+    }
+
+
 # ---------------------------------------------------------------- localisation (Fig. 2)
 
 
@@ -399,13 +446,14 @@ def clip_input(data: LungData, record: VideoRecord, profile: Profile) -> tuple[t
     from .. import sampling
 
     idx = sampling.uniform_indices(len(data.cache.get(record)), profile.frames)
-    return as_clips(ds[0][0][None])[0], idx
+    return data.view(ds[0][0][None])[0], idx
 
 
-def clip_boxes(record: VideoRecord, idx: np.ndarray, size: int, native: int) -> dict[int, list]:
-    """Ground-truth boxes of the frames `idx`, rescaled from the native frame side to `size` px: {t: [(x, y, w, h)]}."""
-    s = size / native
-    return {t: [(x * s, y * s, w * s, h * s) for x, y, w, h in record.boxes[int(i)]]
+def clip_boxes(record: VideoRecord, idx: np.ndarray, data: LungData, native: int) -> dict[int, list]:
+    """Ground-truth boxes of the frames `idx`, from the native frame (side `native`) to the encoder's pixels (cached
+    side, then the central crop): {t: [(x, y, w, h)]}."""
+    s, o = data.cache.size[0] / native, data.offset
+    return {t: [(x * s - o, y * s - o, w * s, h * s) for x, y, w, h in record.boxes[int(i)]]
             for t, i in enumerate(idx) if record.boxes.get(int(i))}
 
 
@@ -433,7 +481,7 @@ def localisation(model: nn.Module, data: LungData, records: Sequence[VideoRecord
         if not record.boxes:
             continue
         _, sal, idx = saliency(model, data, record, profile, device)
-        boxes = clip_boxes(record, idx, data.size, native)
+        boxes = clip_boxes(record, idx, data, native)
         if boxes:
             scores.append(weighted_iou(sal, boxes, k))
             chance.append(weighted_iou(rng.random(sal.shape), boxes, k))
@@ -447,3 +495,102 @@ def localisation(model: nn.Module, data: LungData, records: Sequence[VideoRecord
 
 def parameter_counts(model: nn.Module) -> dict:
     return {"trainable": trainable_parameters(model), "total": sum(p.numel() for p in model.parameters())}
+
+
+# ---------------------------------------------------------------- one study: Table 3 rows and Fig. 3 fractions
+
+
+@dataclass
+class Study:
+    """What `run_study` returns: test metrics per row, the fraction curves, parameter counts, models and features."""
+
+    rows: dict[str, dict] = field(default_factory=dict)  # "BYOL: SSL feature extractor" (100 %), ... -> metrics
+    curves: dict[str, dict[float, dict]] = field(default_factory=dict)  # curve name -> {fraction: metrics}
+    params: dict[str, dict] = field(default_factory=dict)  # row -> {trainable, total}
+    models: dict[str, nn.Module] = field(default_factory=dict)  # the four model kinds of Fig. 2 (BYOL, 100 %)
+    features: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # encoder -> split -> (N, D)
+    probs: dict[str, np.ndarray] = field(default_factory=dict)  # Table 3 row -> test P(positive)
+    histories: dict[str, list] = field(default_factory=dict)
+    split: dict[str, list[VideoRecord]] = field(default_factory=dict)
+
+
+def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Profile, seed: int, out_dir: str | Path,
+              algorithms: Sequence[str] = ALGORITHMS, fractions: Sequence[float] = FRACTIONS,
+              temporal_ablation: bool = True, fine_tune_fractions: Sequence[float] | None = None, tag: str = "",
+              device: torch.device | None = None, progress: bool = True, echo=print) -> Study:
+    """Every Table 3 row and Fig. 3 curve on one split {'train', 'val', 'test'}: one SSL pretraining per algorithm
+    on the training clips (labels unused), shared by all rows and fractions; probes on cached frozen features;
+    fine-tuning (LP-FT) and full supervision at each fraction (`fine_tune_fractions`, default all) for the first
+    algorithm, at 100 % for the others. Thresholds: Youden's J on the validation clips."""
+    import time
+
+    fine_tune_fractions = fractions if fine_tune_fractions is None else fine_tune_fractions
+    y = {s: label_index(r, data.classes) for s, r in split.items()}
+    study = Study(split=dict(split))
+    subsets = {f: fraction_subset(split["train"], f, seed) for f in fractions}
+    masks = {f: np.isin([r.video_id for r in split["train"]], [r.video_id for r in s]) for f, s in subsets.items()}
+
+    def score(name, p_val, p_test, model=None, curve=None, fraction=None):
+        m = test_metrics(y["val"], p_val, y["test"], p_test)
+        if curve:
+            study.curves.setdefault(curve, {})[fraction] = m
+        if name:
+            study.rows[name], study.probs[name] = m, p_test
+            if model is not None:
+                study.params[name] = parameter_counts(model)
+        return m
+
+    def probes(encoder, key, curve):
+        t0 = time.perf_counter()
+        feats = {s: embed(encoder, data, r, profile, device) for s, r in split.items()}
+        study.features[key] = feats
+        fitted = {}
+        for f in fractions:
+            fitted[f] = probe = fit_probe(feats["train"][masks[f]], y["train"][masks[f]], profile.probe_c)
+            row = f"{curve}" if f == 1.0 else f"{curve} @{f:.0%}"
+            score(row, probe(feats["val"]), probe(feats["test"]),
+                  probe_classifier(encoder, probe, len(data.classes)), curve, f)
+        echo(f"{curve}: probes at {len(fractions)} fractions in {time.perf_counter() - t0:.0f} s")
+        return fitted
+
+    seed_everything(seed)
+    random_encoder = build_encoder(profile)
+    probes(random_encoder, "random", "Random feature extractor")
+    study.models["Random feature extractor"] = probe_classifier(random_encoder, fit_probe(
+        study.features["random"]["train"], y["train"], profile.probe_c), len(data.classes))
+    runs = [(a, True) for a in algorithms] + ([(algorithms[0], False)] if temporal_ablation else [])
+    for algorithm, temporal in runs:
+        t0 = time.perf_counter()
+        ssl, history = pretrain(algorithm, data, split["train"], profile, seed, out_dir, temporal=temporal, tag=tag,
+                                device=device, progress=progress)
+        label = algorithm if temporal else f"{algorithm} w/o temporal aug"
+        study.histories[label] = history
+        echo(f"{label}: pretrained ({profile.ssl_steps} steps) in {time.perf_counter() - t0:.0f} s, "
+             f"loss {history[-1]['loss']:.3f}")
+        fitted = probes(ssl.encoder, label, f"{label}: SSL feature extractor")
+        if not temporal:
+            continue
+        main = algorithm == algorithms[0]
+        for f in (fine_tune_fractions if main else (1.0,)):
+            t0 = time.perf_counter()
+            name = f"{label}: SSL fine-tuned" + ("" if f == 1.0 else f" @{f:.0%}")
+            model, study.histories[name] = train_classifier(data, subsets[f], profile, seed, out_dir, ssl.encoder,
+                                                            fitted[f], name=f"{tag} {name}", device=device,
+                                                            progress=progress)
+            m = score(name, predict(model, data, split["val"], profile, device),
+                      predict(model, data, split["test"], profile, device), model, f"{label}: SSL fine-tuned", f)
+            echo(f"{name}: AUC {m['auc']:.3f} ({time.perf_counter() - t0:.0f} s)")
+            if main and f == 1.0:
+                study.models["SSL fine-tuned"] = model
+                study.models["SSL feature extractor"] = probe_classifier(ssl.encoder, fitted[1.0], len(data.classes))
+    for f in fine_tune_fractions:
+        t0 = time.perf_counter()
+        name = "Fully supervised" + ("" if f == 1.0 else f" @{f:.0%}")
+        model, study.histories[name] = train_classifier(data, subsets[f], profile, seed, out_dir, None, None,
+                                                        name=f"{tag} {name}", device=device, progress=progress)
+        m = score(name, predict(model, data, split["val"], profile, device),
+                  predict(model, data, split["test"], profile, device), model, "Fully supervised", f)
+        echo(f"{name}: AUC {m['auc']:.3f} ({time.perf_counter() - t0:.0f} s)")
+        if f == 1.0:
+            study.models["Fully supervised"] = model
+    return study
