@@ -13,6 +13,15 @@ from usnb.models.lung_ssl import BYOL, Darknet3D, SimCLR, VideoClassifier, train
 from usnb.recipes import lung_ssl as L
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny 3-D convolutions: one thread is fastest, and far faster on a busy machine (idle OpenMP threads spin)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _labelled_clip(b=2, t=8, size=6):
     """Frame i of every clip has the value i everywhere: (B, 1, T, H, W)."""
     return torch.arange(t, dtype=torch.float32).view(1, 1, t, 1, 1).expand(b, 1, t, size, size).clone()

@@ -1,8 +1,18 @@
 """Lung SSL recipe end to end on a tiny lung phantom: every Table 3 row, the fractions, localisation, reuse."""
 import numpy as np
 import pytest
+import torch
 
 from usnb.recipes import lung_ssl as L
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny 3-D convolutions: one thread is fastest, and far faster on a busy machine (idle OpenMP threads spin)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
