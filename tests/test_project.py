@@ -109,3 +109,14 @@ def test_bad_input_cases_are_counted_from_the_tests_that_passed(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "1 failed, 4 passed, 1 skipped" in done.stdout, done.stdout
     assert "\nbad-input cases: 3 passed\n" in done.stdout
+
+
+def test_run_passes_data_dir_resolved_against_the_callers_folder(tmp_path, monkeypatch):
+    """Papermill runs notebooks with cwd=notebooks/: a relative --data-dir must reach the notebook absolute."""
+    import usnb.batch
+
+    seen = []
+    monkeypatch.setattr(usnb.batch, "run_batch", lambda runs, **kw: seen.extend(runs) or [])
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "data_tour", "--out", str(tmp_path / "o"), "--data-dir", "data/pocus"]) == 0
+    assert seen[0].parameters["data_dir"] == str(tmp_path / "data" / "pocus")

@@ -335,3 +335,14 @@ def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
     for k, v in single.state_dict().items():
         assert torch.allclose(v, ddp[k], atol=1e-6), k
     assert not math.isclose(float(single.state_dict()["0.weight"].sum()), float(_model().state_dict()["0.weight"].sum()))
+
+
+def test_after_step_runs_after_every_optimizer_step_with_the_updated_weights():
+    """`after_step(model, n)` sees the weights of step n (after optimizer.step), once per step, n = 1, 2, ..."""
+    model = _model()
+    w0, seen = model[0].weight.detach().clone(), []
+    fit(model, _data(), _step, _config(epochs=2),
+        after_step=lambda m, n: seen.append((n, m[0].weight.detach().clone())), progress=False)
+    assert [n for n, _ in seen] == list(range(1, 2 * 32 // 8 + 1))
+    assert torch.equal(seen[-1][1], model[0].weight.detach())  # the last call saw the final weights
+    assert not torch.equal(seen[0][1], w0) and not torch.equal(seen[0][1], seen[1][1])  # each after a new step

@@ -60,8 +60,8 @@ def _run(args) -> int:
     params = {"profile": args.profile}
     if args.dataset:
         params["dataset"] = args.dataset
-    if args.data_dir:
-        params["data_dir"] = str(Path(args.data_dir).resolve())  # notebooks run with cwd notebooks/
+    if args.data_dir:  # absolute: papermill runs the notebook in notebooks/, not in the caller's folder
+        params["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
     params.update({name: _value(value) for name, value in args.p})
     slurm = None
     if args.slurm:

@@ -242,3 +242,84 @@ def topk_iou(saliency, boxes, k: float = 0.1) -> float:
         union = (top | box).sum()
         ious.append((top & box).sum() / union if union else 0.0)
     return float(np.mean(ious))
+
+
+# ---------------------------------------------------------------- occlusion (Zeiler and Fergus, ECCV 2014)
+
+
+def _window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Window starts along one axis: every `stride`, the last window flush with the end (all positions covered)."""
+    if not 1 <= window <= length or stride < 1:
+        raise ValueError(f"occlusion window {window} must lie in [1, {length}] and stride {stride} be >= 1")
+    starts = list(range(0, length - window + 1, stride))
+    return starts if starts[-1] == length - window else starts + [length - window]
+
+
+@torch.no_grad()
+def occlusion(model: torch.nn.Module, x: torch.Tensor, window: Sequence[int], stride: Sequence[int],
+              target: int = 1, baseline: float = 0.0, batch_size: int = 64) -> torch.Tensor:
+    """Occlusion saliency of one clip x: (C, T, H, W) (any layout: windows run over every dim of x).
+
+    Each window of shape `window` (stepped by `stride`) is set to `baseline`; a voxel's saliency is the mean, over
+    the windows that cover it, of p(target | x) - p(target | x occluded) (softmax of the model's logits), as Captum's
+    `Occlusion` computes it. Positive: hiding the voxel lowers the target's probability. Returns x's shape.
+    """
+    if len(window) != x.ndim or len(stride) != x.ndim:
+        raise ValueError(f"window {tuple(window)} and stride {tuple(stride)} need one entry per dim of x "
+                         f"{tuple(x.shape)} (one clip, no batch dim)")
+    import itertools
+
+    was_training = model.training
+    model.eval()
+    try:
+        prob = lambda v: model(v).float().softmax(-1)[:, target]  # noqa: E731 - (N, ...) -> (N,)
+        base = prob(x[None])[0]
+        starts = [_window_starts(n, w, s) for n, w, s in zip(x.shape, window, stride)]
+        slices = [tuple(slice(a, a + w) for a, w in zip(corner, window)) for corner in itertools.product(*starts)]
+        total, count = torch.zeros_like(x, dtype=torch.float32), torch.zeros_like(x, dtype=torch.float32)
+        for i in range(0, len(slices), batch_size):
+            chunk = slices[i:i + batch_size]
+            occluded = x[None].repeat(len(chunk), *[1] * x.ndim)
+            for j, sl in enumerate(chunk):
+                occluded[(j, *sl)] = baseline
+            drop = base - prob(occluded)  # (n,)
+            for j, sl in enumerate(chunk):
+                total[sl] += float(drop[j])
+                count[sl] += 1
+    finally:
+        model.train(was_training)
+    return total / count
+
+
+def weighted_iou(saliency, boxes, k: float = 0.1) -> float:
+    """Chen et al.'s localisation score: keep the top k (10 %) of each frame's pixels, box every connected region
+    (its minimum enclosing box), and score each box by its best IoU with a ground-truth box; the frame's score is the
+    mean over boxes weighted by each region's pixel count (our reading of 'weighted IoU': the IoU that an average
+    salient pixel's box achieves). Mean over the frames that have boxes; nan without boxes.
+
+    saliency: (T, H, W) or (H, W); boxes: as `boxes_per_frame` ((x, y, w, h) pixels). Ties at the threshold are kept.
+    """
+    from scipy import ndimage
+
+    if not 0 < k <= 1:
+        raise ValueError(f"k is a fraction of the pixels in (0, 1], got {k}")
+    s = _saliency(saliency)
+    frames = boxes_per_frame(boxes, len(s))
+    if not frames:
+        return float("nan")
+    h, w = s.shape[1:]
+    n = max(1, int(round(k * h * w)))
+    scores = []
+    for t, frame_boxes in frames.items():
+        threshold = np.sort(s[t].reshape(-1))[::-1][n - 1]
+        regions, count = ndimage.label(s[t] >= threshold)
+        gt = [box_mask([b], (h, w)) for b in frame_boxes]
+        score, pixels = 0.0, 0
+        for region, found in enumerate(ndimage.find_objects(regions), start=1):
+            pred = np.zeros((h, w), bool)
+            pred[found] = True  # the region's minimum enclosing box
+            best = max((pred & g).sum() / (pred | g).sum() for g in gt)
+            size = int((regions[found] == region).sum())
+            score, pixels = score + size * best, pixels + size
+        scores.append(score / pixels)
+    return float(np.mean(scores))

@@ -231,3 +231,52 @@ def correlation_scatter(x, y, xlabel: str, ylabel: str, path: str | Path | None 
     ax.set_title(f"{title + ': ' if title else ''}r = {r:.2f}, rho = {rho:.2f}", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def image_rows(rows: Mapping[str, np.ndarray], titles: Sequence[str] | None = None, boxes: Sequence | None = None,
+               overlay: Mapping[str, np.ndarray] | None = None, caption: str | None = None,
+               path: str | Path | None = None):
+    """A grid: one row per entry of `rows` {name: images (N, H, W)}, one column per image; `overlay` {name: maps
+    (N, H, W)} draws a heat map (jet) over that row's images; `boxes[j]` [(x, y, w, h)] in yellow on column j;
+    `caption` under the figure (e.g. a clip's licence). Used for augmentation galleries and saliency figures."""
+    names = list(rows)
+    n = len(next(iter(rows.values())))
+    fig, axes = plt.subplots(len(names), n, figsize=(1.5 * n, 1.5 * len(names) + (0.3 if caption else 0)),
+                             squeeze=False)
+    for r, name in enumerate(names):
+        for j in range(n):
+            ax = axes[r, j]
+            img = _numpy(rows[name][j])
+            ax.imshow(img, cmap="gray", vmin=min(0.0, float(img.min())), vmax=max(1.0, float(img.max()))
+                      if img.max() <= 1.0 else 255)
+            if overlay and name in overlay:
+                m = _numpy(overlay[name][j])
+                ax.imshow(m, cmap="jet", alpha=0.5, vmin=min(0.0, float(m.min())), vmax=max(float(m.max()), 1e-6))
+            if boxes is not None:
+                _draw_boxes(ax, boxes[j])
+            if r == 0 and titles:
+                ax.set_title(titles[j], fontsize=7)
+            ax.set_xticks([]), ax.set_yticks([])
+        axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    if caption:
+        fig.text(0.01, 0.0, caption, fontsize=6, va="top", wrap=True)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def fraction_curves(curves: Mapping[str, Mapping[float, Mapping]], keys: Sequence[str] = ("acc", "auc"),
+                    path: str | Path | None = None, title: str | None = None):
+    """Metrics against the fraction of labels used (Chen et al.'s Fig. 3): curves {row: {fraction: metrics}}."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name, points in curves.items():
+            fr = sorted(points)
+            ax.plot([100 * f for f in fr], [points[f][key] for f in fr], marker="o", label=name)
+        ax.set(xscale="log", xlabel="labelled training clips (%)", ylabel=key.upper(), ylim=(0.3, 1.02))
+        ax.set_xticks([5, 10, 30, 50, 100], labels=["5", "10", "30", "50", "100"])
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

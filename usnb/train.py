@@ -177,11 +177,13 @@ def _log_value(v) -> float:
 
 def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: TrainConfig,
         checkpoint: str | Path | None = None, eval_fn: Callable | None = None, collate_fn: Callable | None = None,
-        device: torch.device | None = None, progress: bool = True) -> list[dict]:
+        device: torch.device | None = None, progress: bool = True,
+        after_step: Callable | None = None) -> list[dict]:
     """Train `model` on `dataset`; returns one dict of metrics per epoch.
 
     step_fn(model, batch, device) -> (loss, {name: value}) computes the paper's loss on one batch.
     eval_fn(model) -> {name: value} runs after each epoch (rank 0 only under DDP).
+    after_step(model, n) runs after every optimizer step (n: steps so far), e.g. BYOL's target EMA update.
     With `checkpoint`, progress is saved atomically after every epoch and training resumes from it.
     With `config.ema`, the model ends with the moving average of its weights (Polyak averaging; the decay ramps
     up as min(ema, (1 + n) / (10 + n)) over the first steps n, so early weights do not linger).
@@ -250,6 +252,8 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
             optimizer.step()
             scheduler.step()
+            if after_step is not None:
+                after_step(model, scheduler.last_epoch)
             if average is not None:
                 n = scheduler.last_epoch  # optimizer steps so far
                 ema_update(average, model.state_dict(), min(config.ema, (1 + n) / (10 + n)))
