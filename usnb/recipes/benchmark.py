@@ -1,0 +1,132 @@
+"""Cross-paper benchmark: the four papers' methods on one split of one data set, with one set of metrics and seeds.
+
+None of the papers compared itself with the others: MVCC, CLMAN and KGA-Net each report on their own (mostly private)
+breast videos, the lung paper on lung videos. Here every method classifies the same lesions (benign vs malignant
+breast sweeps: the built-in phantom by default, BUSV when the user has it) from the same train/val/test split, each
+trained by its own recipe in the chosen profile, and every one is scored the same way: P(malignant) per test video,
+threshold by Youden's J on the validation videos (on the test videos where a data set has no validation split, as
+KGA-Net's paper does on BUSV), the same seven metrics.
+
+The lung paper's method is applied to lesion classification: BYOL pretraining of its 3-D encoder on the training
+sweeps (labels unused) with its spatio-temporal augmentations, then fine-tuning (linear probe, then the whole network).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..datasets.records import VideoRecord
+from ..metrics import binary_metrics, youden_threshold
+
+CLASSES = ("benign", "malignant")
+METHODS = ("KGA-Net", "MVCC", "CLMAN", "BYOL (lung paper)")  # in the order of the table
+SOURCES = {"KGA-Net": "Sun et al. 2023 (kganet)", "MVCC": "Lin et al. 2022 (mvcc)",
+           "CLMAN": "Huang et al. 2022 (clman)", "BYOL (lung paper)": "Chen et al. (lung_ssl), applied to lesions"}
+
+
+@dataclass
+class Result:
+    """One method, one seed: test metrics, the P(malignant) of every val/test video, the time it took."""
+
+    metrics: dict
+    probs: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def score(labels: dict[str, np.ndarray], probs: dict[str, np.ndarray]) -> dict:
+    """The one scoring rule of the benchmark: Youden threshold on val (else test), metrics on test."""
+    pick = "val" if "val" in probs else "test"
+    return binary_metrics(labels["test"], probs["test"], threshold=youden_threshold(labels[pick], probs[pick]))
+
+
+def same_split(split_a: dict[str, list[VideoRecord]], split_b: dict[str, list[VideoRecord]]) -> None:
+    """Refuse to compare methods that saw different videos: the split of every method must be the same."""
+    for s in ("train", "val", "test"):
+        a = sorted(r.video_id for r in split_a.get(s, []))
+        b = sorted(r.video_id for r in split_b.get(s, []))
+        if a != b:
+            raise ValueError(f"the {s} split differs between methods ({len(a)} vs {len(b)} videos); the benchmark "
+                             "needs one split: load every method from the same data folder")
+
+
+def _kganet(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
+    from . import kganet as K
+
+    P = K.get_profile(profile, **overrides)
+    data = K.load_data(dataset, K.field_of_view(P), data_dir=data_dir, image_dir=image_dir)
+    model, _ = K.train_row("KGA-Net", data, P, seed, out, device=device)
+    _, preds = K.evaluate(model, data, P.eval_frames, device=device)
+    return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
+
+
+def _mvcc(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
+    from . import mvcc as M
+
+    P = M.get_profile(profile, **overrides)
+    data = M.load_data(dataset, M.field_of_view(P), data_dir=data_dir)
+    model, _ = M.train_row("MVCC", data, P, seed, out, device=device)
+    _, preds = M.evaluate(model, data, P, device=device)
+    return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
+
+
+def _clman(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
+    from . import clman as C
+
+    P = C.get_profile(profile, **overrides)
+    data = C.load_data(dataset, C.field_of_view(P), data_dir=data_dir)
+    model, _ = C.train_row(C.FULL_ROW, data, P, seed, out, device=device)
+    _, preds = C.evaluate(model, data, P.eval_frames, device=device)
+    return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
+
+
+def _byol(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
+    """The lung paper's BYOL + fine-tuning on breast sweeps: its encoder, augmentations and schedule (its profile)."""
+    from ..cache import ClipCache
+    from ..data import label_index
+    from . import lung_ssl as L
+    from .kganet import FieldOfView
+    from .kganet import load_data as breast_clips
+
+    P = L.get_profile(profile, **overrides)
+    side = int(round(P.size / P.fov))
+    clips = breast_clips(dataset, FieldOfView(side), data_dir=data_dir, image_dir=image_dir).clips
+    cache = ClipCache(size=(side, side), grayscale=True)
+    data = L.LungData(clips, cache, CLASSES, P.size, dataset=dataset, clip_norm=P.clip_norm)
+    pixels = torch.cat([data.view(torch.from_numpy(np.ascontiguousarray(cache.get(r)[::4]))[None].permute(0, 1, 4, 2, 3))
+                        .reshape(-1) for r in clips["train"]])
+    data.mean, data.std = float(pixels.mean()), float(pixels.std())
+    y = {s: label_index(r, CLASSES) for s, r in clips.items()}
+    ssl, _ = L.pretrain("BYOL", data, clips["train"], P, seed, out, tag="benchmark", device=device)
+    features = L.embed(ssl.encoder, data, clips["train"], P, device)
+    probe = L.fit_probe(features, y["train"], P.probe_c)
+    model, _ = L.train_classifier(data, clips["train"], P, seed, out, ssl.encoder, probe, name="benchmark BYOL fine-tuned",
+                                  device=device)
+    probs = {s: L.predict(model, data, clips[s], P, device) for s in clips if s in ("val", "test")}
+    return clips, probs, {s: y[s] for s in probs}, [f"lung recipe's {P.name} profile: {P.size} px, {P.frames} frames"]
+
+
+RUNNERS = {"KGA-Net": _kganet, "MVCC": _mvcc, "CLMAN": _clman, "BYOL (lung paper)": _byol}
+
+
+def run_method(name: str, profile: str, seed: int, out_dir: str | Path, dataset: str = "phantom",
+               data_dir: str | Path | None = None, image_dir: str | Path | None = None,
+               device: torch.device | None = None, reference_split: dict | None = None, **overrides) -> tuple[Result, dict]:
+    """Train method `name` by its own recipe (profile `profile`, fields overridden by `overrides`) and score it.
+
+    Returns (Result, the split it used); pass a previous method's split as `reference_split` to check it is the same.
+    """
+    if name not in RUNNERS:
+        raise ValueError(f"method must be one of {list(RUNNERS)}, got {name!r}")
+    t0 = time.perf_counter()
+    out = Path(out_dir) / name.split(" ")[0].lower().replace("-", "")
+    split, probs, labels, notes = RUNNERS[name](profile, dataset, data_dir, image_dir, seed, out, device, **overrides)
+    if reference_split is not None:
+        same_split(reference_split, split)
+    result = Result(score(labels, probs), probs, labels, round(time.perf_counter() - t0, 1), notes)
+    return result, split
