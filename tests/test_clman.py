@@ -203,3 +203,60 @@ def test_make_optimizer_builds_lars_with_the_trust_coefficient():
 def test_lars_rejects_bad_settings():
     with pytest.raises(ValueError, match="trust_coefficient > 0"):
         LARS(torch.nn.Linear(2, 2).parameters(), lr=0.1, trust_coefficient=0)
+
+
+# ---------------------------------------------------------------- recipe pieces
+
+
+def test_elastic_warp_is_the_identity_without_displacement_and_keeps_dtype():
+    from usnb.recipes.clman import ElasticWarp, simclr_augment
+
+    torch.manual_seed(9)
+    x = torch.randint(0, 255, (1, 20, 24), dtype=torch.uint8)
+    assert torch.equal(ElasticWarp(0.0)(x), x)
+    y = ElasticWarp(0.1)(x)
+    assert y.dtype == torch.uint8 and y.shape == x.shape and not torch.equal(y, x)
+    assert simclr_augment(24)(x).shape == (1, 24, 24)
+
+
+def test_frame_views_and_simclr_step(tiny_breast):
+    from usnb.cache import ClipCache
+    from usnb.phantom import load_phantom
+    from usnb.recipes import clman as C
+
+    records = load_phantom(tiny_breast)[:2]
+    cache = ClipCache(size=(40, 40))
+    views = C.FrameViews(records, cache, frames=3, augment=C.simclr_augment(40))
+    item = views[0]
+    assert item.shape == (3, 2, 1, 40, 40) and item.dtype == torch.uint8
+    torch.manual_seed(0)
+    model = SimCLR(DeformedResNet18(width=4, stem_pool=False), proj_dim=8)
+    loss, logs = C.make_simclr_step(C.FieldOfView(32, 0.8), 0.5)(model, torch.stack([views[0], views[1]]), "cpu")
+    assert loss.ndim == 0 and math.log(2 * 6 - 1) - 1 < float(loss.detach()) < math.log(2 * 6 - 1) + 1  # near chance at init
+    assert 0 <= float(logs["top1"]) <= 1
+
+
+@pytest.mark.bad_input
+def test_recipe_names_bad_choices():
+    from usnb.recipes import clman as C
+
+    with pytest.raises(ValueError, match="profile must be one of"):
+        C.get_profile("huge")
+    with pytest.raises(ValueError, match="table3 must be 'full' or 'frozen'"):
+        C.get_profile("small", table3="half")
+    with pytest.raises(ValueError, match="dataset must be 'phantom' or 'manifest'"):
+        C.load_data("busv", C.FieldOfView(64))
+
+
+def test_every_paper_row_has_a_network_and_paper_numbers_are_fractions():
+    from usnb.recipes import clman as C
+
+    for table in ("Table 1", "Table 2", "Table 3"):
+        assert set(C.PAPER_TABLES[table]) <= set(C.ROWS)
+    for rows in C.PAPER_TABLES.values():
+        for metrics in rows.values():
+            assert set(metrics) == {"acc", "ap", "sen", "spe", "f1", "auc"} and all(0 < v < 1 for v in metrics.values())
+    assert C.ROWS["ResNet18 + GN + NL (ours)"] == C.ROWS["Without CL Guided"]  # one network, two rows
+    small = C.trained_rows(C.get_profile("small"))
+    assert set(small["frozen heads"]) == set(C.PAPER_TABLE3) and C.FULL_ROW in small["fine-tuned"]
+    assert C.trained_rows(C.get_profile("paper"))["frozen heads"] == []

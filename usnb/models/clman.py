@@ -17,11 +17,13 @@ from torch import nn
 NORMS = ("batch", "group")
 
 
-def _norm(kind: str, channels: int, groups: int = 8) -> nn.Module:
+def _norm(kind: str, channels: int) -> nn.Module:
+    """BatchNorm, or GroupNorm with at least 4 channels per group and at most 32 groups (Wu & He's default 32 groups
+    would make a narrow CPU-sized network's 8-channel stage an instance norm, which erases each frame's contrast)."""
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "group":
-        return nn.GroupNorm(math.gcd(groups, channels), channels)
+        return nn.GroupNorm(math.gcd(min(32, max(1, channels // 4)), channels), channels)
     raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
 
 
