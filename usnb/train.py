@@ -62,7 +62,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 16  # global: split across DDP processes
     lr: float = 0.005
-    optimizer: str = "sgd"  # "sgd" | "adamw"
+    optimizer: str = "sgd"  # "sgd" | "adamw" | "lars"
     momentum: float = 0.9
     weight_decay: float = 1e-4
     schedule: str = "step"  # "step" (x gamma at milestones) | "cosine" | "constant"
@@ -102,16 +102,65 @@ def lr_factor(config: TrainConfig, iteration: int, total: int) -> float:
     raise ValueError(f"schedule must be 'step', 'cosine' or 'constant', got {config.schedule!r}")
 
 
+class LARS(torch.optim.Optimizer):
+    """Layer-wise adaptive rate scaling (You, Gitman & Ginsburg 2017, Algorithm 1), as SimCLR trains with it.
+
+    For every weight tensor w with gradient g: local_lr = eta * ||w|| / (||g|| + beta * ||w||) (1 when a norm is 0),
+    v <- m * v + lr * local_lr * (g + beta * w), w <- w - v (beta: weight_decay, eta: trust_coefficient).
+    Tensors with one dimension or none (biases, norm scales) get plain momentum SGD without weight decay when
+    `exclude_1d` (SimCLR's convention).
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                 trust_coefficient: float = 0.001, exclude_1d: bool = True):
+        if lr < 0 or weight_decay < 0 or trust_coefficient <= 0:
+            raise ValueError(f"LARS needs lr >= 0, weight_decay >= 0 and trust_coefficient > 0, got lr={lr}, "
+                             f"weight_decay={weight_decay}, trust_coefficient={trust_coefficient}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      trust_coefficient=trust_coefficient, exclude_1d=exclude_1d))
+
+    @staticmethod
+    def trust_ratio(w: torch.Tensor, g: torch.Tensor, weight_decay: float, eta: float) -> torch.Tensor:
+        """eta * ||w|| / (||g|| + beta * ||w||), or 1 where ||w|| or ||g|| is 0."""
+        w_norm, g_norm = w.norm(), g.norm()
+        ratio = eta * w_norm / (g_norm + weight_decay * w_norm)
+        return torch.where((w_norm > 0) & (g_norm > 0), ratio, torch.ones_like(ratio))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if not (group["exclude_1d"] and p.ndim <= 1):
+                    scale = self.trust_ratio(p, g, group["weight_decay"], group["trust_coefficient"])
+                    g = (g + group["weight_decay"] * p) * scale
+                state = self.state[p]
+                if "momentum" not in state:
+                    state["momentum"] = torch.zeros_like(p)
+                v = state["momentum"].mul_(group["momentum"]).add_(g, alpha=group["lr"])
+                p.sub_(v)
+        return loss
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device | None = None
                    ) -> torch.optim.Optimizer:
-    """SGD or AdamW; fused kernels (`config.fused`) only when `device` is a GPU (the CPU has none)."""
+    """SGD, AdamW or LARS; fused kernels (`config.fused`, SGD and AdamW) only when `device` is a GPU."""
     params = [p for p in model.parameters() if p.requires_grad]
     fast = {"fused": True} if config.fused and device is not None and torch.device(device).type == "cuda" else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **fast)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fast)
-    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {config.optimizer!r}")
+    if config.optimizer == "lars":  # trust coefficient: config.extra["trust_coefficient"], else You et al.'s 0.001
+        return LARS(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                    trust_coefficient=float(config.extra.get("trust_coefficient", 0.001)))
+    raise ValueError(f"optimizer must be 'sgd', 'adamw' or 'lars', got {config.optimizer!r}")
 
 
 def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:

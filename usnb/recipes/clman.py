@@ -1,0 +1,632 @@
+"""CLMAN recipe (Huang et al., Front. Oncol. 2022): profiles, SimCLR pretraining on frames, Table 1-4 rows, evaluation.
+
+The model, the NT-Xent loss and the aggregators (Eq. 1-6) live in `usnb.models.clman`; this module feeds them the
+phantom (or a manifest of private videos), pretrains the deformed ResNet-18 with SimCLR (LARS + cosine), fine-tunes
+each table row with the one loop (`usnb.train.fit`) and classifies a video from all its frames.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from .. import sampling
+from ..cache import ClipCache
+from ..data import ClipDataset, label_index
+from ..datasets.records import VideoRecord
+from ..metrics import binary_metrics, youden_threshold
+from ..models.clman import CLMAN, DeformedResNet18, SimCLR, VideoHead, nt_xent
+from ..train import TrainConfig, fit, seed_everything, train_or_load
+from ..transforms import video_augment
+from .kganet import FieldOfView, standardise  # the same field-of-view crop and per-clip standardisation
+
+CLASSES = ("benign", "malignant")  # index 1 is the positive class
+PAPER_DATA = "private breast US videos (paper)"  # 268 sequences, 107 test (Sec. 4.1); not released
+
+# The paper's numbers (percent in the paper, fractions here), on its private test set: not our data.
+_KEYS = ("acc", "ap", "sen", "spe", "f1", "auc")
+
+
+def _row(*values: float) -> dict:
+    return {k: round(v / 100, 4) for k, v in zip(_KEYS, values)}
+
+
+PAPER_TABLE1 = {  # Table 1: the deformed feature extractor, no contrastive pretraining
+    "ResNet18 (vanilla)": _row(70.09, 77.68, 75.00, 68.67, 78.08, 71.75),
+    "ResNet18 + GN": _row(74.77, 77.01, 74.29, 75.00, 80.00, 74.93),
+    "ResNet18 + NL": _row(80.37, 84.08, 78.05, 81.82, 83.72, 83.01),
+    "ResNet18 + GN + NL (ours)": _row(82.24, 81.16, 82.05, 82.35, 85.50, 84.85),
+}
+PAPER_TABLE2 = {  # Table 2: contrastive pretraining
+    "Without CL Guided": _row(82.24, 81.16, 82.05, 82.35, 85.50, 84.85),
+    "With CL (ours)": _row(88.79, 92.78, 94.44, 85.92, 91.04, 92.64),
+}
+PAPER_TABLE3 = {  # Table 3: the frame aggregator
+    "With External Attention": _row(79.44, 81.39, 76.19, 81.54, 82.81, 79.98),
+    "With Self-attention": _row(80.37, 77.85, 79.49, 80.88, 83.97, 78.50),
+    "With Efficient Multi-head Self-attention": _row(80.37, 78.51, 81.08, 80.00, 84.21, 77.49),
+    "With LSTM": _row(83.18, 77.91, 96.43, 78.48, 87.32, 79.47),
+    "With Average": _row(86.92, 85.26, 96.88, 82.67, 89.86, 87.48),
+    "With Max-pooling": _row(85.05, 88.12, 80.43, 88.52, 87.10, 87.52),
+    "With Multi-meta Attn (ours)": _row(88.79, 92.78, 94.44, 85.92, 91.04, 92.64),
+}
+PAPER_TABLE4 = {  # Table 4: video classifiers (only those torchvision provides are trained here)
+    "R3D": _row(75.70, 80.03, 82.14, 73.42, 81.69, 77.56),
+    "TimeSformer": _row(77.57, 71.34, 77.78, 77.46, 82.09, 72.08),
+    "MC3": _row(77.57, 80.83, 81.25, 76.00, 82.61, 78.86),
+    "P3D": _row(80.37, 81.33, 89.66, 76.92, 85.11, 81.28),
+    "R(2+1)D": _row(82.24, 87.36, 90.32, 78.95, 86.33, 84.85),
+    "TIN Res34": _row(84.48, 86.85, 82.33, 86.35, 86.87, 86.79),
+    "TIN Res50": _row(85.05, 85.53, 88.94, 83.10, 88.06, 86.66),
+    "TIN Res18": _row(85.24, 89.52, 82.50, 87.11, 87.52, 87.30),
+    "TSM": _row(86.92, 89.72, 91.67, 84.51, 89.55, 90.22),
+    "CLMA-Net (ours)": _row(88.79, 92.78, 94.44, 85.92, 91.04, 92.64),
+}
+PAPER_TABLES = {"Table 1": PAPER_TABLE1, "Table 2": PAPER_TABLE2, "Table 3": PAPER_TABLE3, "Table 4": PAPER_TABLE4}
+BASELINES = ("R3D", "MC3", "R(2+1)D")  # Table 4 rows in torchvision
+
+
+@dataclass(frozen=True)
+class Row:
+    """One trained network: which parts of CLMAN are on."""
+
+    norm: str = "group"  # "batch" (vanilla ResNet-18) | "group" (GroupNorm, Sec. 3.1)
+    non_local: bool = True  # non-local blocks after stages 3 and 4
+    contrastive: bool = True  # start from the SimCLR-pretrained backbone (Sec. 3.2)
+    aggregator: str = "multi-meta"  # Eq. (3)-(6), or a Table 3 alternative
+
+
+# Every paper row -> the network that fills it. One run can fill rows of two tables (the paper's own numbers show
+# it: Table 1's last row is Table 2's first, Table 2's last is Table 3's last and Table 4's CLMA-Net).
+ROWS = {
+    "ResNet18 (vanilla)": Row("batch", False, False),
+    "ResNet18 + GN": Row("group", False, False),
+    "ResNet18 + NL": Row("batch", True, False),
+    "ResNet18 + GN + NL (ours)": Row("group", True, False),
+    "Without CL Guided": Row("group", True, False),
+    "With CL (ours)": Row(),
+    "With External Attention": Row(aggregator="external"),
+    "With Self-attention": Row(aggregator="self-attention"),
+    "With Efficient Multi-head Self-attention": Row(aggregator="emsa"),
+    "With LSTM": Row(aggregator="lstm"),
+    "With Average": Row(aggregator="average"),
+    "With Max-pooling": Row(aggregator="max"),
+    "With Multi-meta Attn (ours)": Row(),
+}
+FULL_ROW = "With CL (ours)"  # CLMAN: the acceptance row
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big and how long: `small` runs every table on a 2-core CPU in minutes, `paper` follows Sec. 4.3."""
+
+    name: str
+    size: int  # frame side fed to the model, pixels
+    fov: float  # central fraction of each frame's side the model sees (1 = the whole frame)
+    width: int  # ResNet-18 stage-1 width (64 = the paper's ResNet-18, feature dimension m = 8 * width)
+    stem_pool: bool  # the stem's max pool (off for small frames)
+    # fine-tuning (Sec. 4.3: SGD lr 1e-4, momentum 0.9, weight decay 5e-4, T = 16, batch 8, 320 epochs, CE loss)
+    train_frames: int  # T
+    clips_per_batch: int
+    iterations: int
+    optimizer: str
+    lr: float
+    weight_decay: float
+    schedule: str
+    eval_frames: int  # up to this many frames per video at inference (all of the phantom's 32)
+    crop_scale: tuple[float, float] = (0.8, 1.0)  # clip augmentation: random crop (aspect kept) + flip
+    # SimCLR pretraining (Sec. 3.2, 4.3: NT-Xent, LARS, lr 9e-3, weight decay 1e-6, batch 64, cosine annealing)
+    simclr_clips: int = 16  # N clips per batch
+    simclr_frames: int = 4  # M frames from each (batch N * M frames, two views each)
+    simclr_iterations: int = 300
+    simclr_lr: float = 9e-3
+    simclr_weight_decay: float = 1e-6
+    trust_coefficient: float = 0.001  # LARS eta (You et al. 2017's default)
+    temperature: float = 0.5  # NT-Xent tau (not given in the paper; SimCLR's CIFAR-10 value)
+    proj_dim: int = 128
+    # Table 3: "full" fine-tunes a whole CLMAN per aggregator (the paper); "frozen" trains aggregator + classifier on
+    # cached features of the SimCLR backbone (the small profile: 7 heads in seconds instead of 7 networks)
+    table3: str = "full"
+    head_iterations: int = 600
+    head_lr: float = 1e-3
+    rows: tuple[str, ...] = tuple(ROWS)  # the paper rows this profile trains
+    num_workers: int = 0
+
+    def train_config(self, seed: int, iters_per_epoch: int, **extra) -> TrainConfig:
+        """The loop's config for fine-tuning: whole epochs covering `iterations`."""
+        return TrainConfig(epochs=max(1, math.ceil(self.iterations / iters_per_epoch)), batch_size=self.clips_per_batch,
+                           lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay, schedule=self.schedule,
+                           seed=seed, num_workers=self.num_workers, extra={"profile": asdict(self), **extra})
+
+
+PROFILES = {
+    # Sec. 4.3: ResNet-18 (m = 512), SGD lr 1e-4 (momentum 0.9, weight decay 5e-4), T = 16, batch 8, 320 epochs
+    # (~ 8,000 iterations on our 196 training clips); SimCLR with LARS lr 9e-3, weight decay 1e-6, batch 64 frames,
+    # cosine annealing (the paper's 8,192 epochs are left to the user: simclr_iterations). Not in the paper: 224 px,
+    # the clip augmentation, tau = 0.5, LARS eta 0.001, M = 4 frames per clip.
+    "paper": Profile("paper", size=224, fov=1.0, width=64, stem_pool=True, train_frames=16, clips_per_batch=8,
+                     iterations=8000, optimizer="sgd", lr=1e-4, weight_decay=5e-4, schedule="constant", eval_frames=128,
+                     simclr_clips=16, simclr_frames=4, simclr_iterations=20000, table3="full", num_workers=4),
+    # CPU-sized (chosen on the validation split, seed 0): a width-8 ResNet-18 (m = 64) without the stem pool on the
+    # central 75 % of the frame at 64 px; AdamW + cosine for fine-tuning (SGD at lr 1e-4 from random weights barely
+    # moves in this budget); SimCLR with LARS at a larger lr (its 300 iterations are 1/60 of the paper profile's).
+    # Table 3 on frozen SimCLR features (see `table3`); Table 4 off.
+    "small": Profile("small", size=64, fov=0.75, width=8, stem_pool=False, train_frames=4, clips_per_batch=8,
+                     iterations=600, optimizer="adamw", lr=3e-3, weight_decay=1e-4, schedule="cosine", eval_frames=32,
+                     simclr_clips=16, simclr_frames=2, simclr_iterations=150, simclr_lr=1.0, trust_coefficient=0.02,
+                     table3="frozen", head_iterations=600, head_lr=1e-3),
+}
+
+
+def get_profile(name: str, **overrides) -> Profile:
+    """A profile by name with fields overridden (e.g. iterations=100 for a quicker run)."""
+    if name not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
+    if "table3" in overrides and overrides["table3"] not in ("full", "frozen"):
+        raise ValueError(f"table3 must be 'full' or 'frozen', got {overrides['table3']!r}")
+    return replace(PROFILES[name], **overrides)
+
+
+def field_of_view(profile: Profile) -> FieldOfView:
+    return FieldOfView(profile.size, profile.fov)
+
+
+def build_backbone(profile: Profile, row: Row = Row()) -> DeformedResNet18:
+    return DeformedResNet18(in_channels=1, width=profile.width, norm=row.norm, non_local=row.non_local,
+                            stem_pool=profile.stem_pool)
+
+
+def build_model(profile: Profile, row: Row = Row()) -> CLMAN:
+    return CLMAN(build_backbone(profile, row), aggregator=row.aggregator, num_classes=len(CLASSES))
+
+
+def cam_layer(backbone: nn.Module) -> nn.Module:
+    """Stage 4 (with its non-local block): the layer Grad-CAM explains."""
+    return backbone.layer4
+
+
+def trained_rows(profile: Profile) -> dict[str, list[str]]:
+    """{'fine-tuned': paper rows fine-tuned end to end, 'frozen heads': rows trained on frozen features}."""
+    frozen = [n for n in profile.rows if n in PAPER_TABLE3 and profile.table3 == "frozen"]
+    return {"fine-tuned": [n for n in profile.rows if n not in frozen], "frozen heads": frozen}
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class CLMANData:
+    """Clips by split, the uint8 cache and the model's field of view."""
+
+    clips: dict[str, list[VideoRecord]]
+    cache: ClipCache
+    view: FieldOfView
+    dataset: str = "phantom"
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict:
+        return {s: {c: sum(r.label == c for r in recs) for c in CLASSES} for s, recs in self.clips.items()}
+
+
+def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = None, phantom_clips: int = 300,
+              phantom_seed: int = 0) -> CLMANData:
+    """'phantom' (the built-in breast sweeps, generated once) or 'manifest' (your videos: a manifest CSV or its
+    folder with path,label,split columns, labels benign/malignant; see data_cards/ for the format)."""
+    from ..datasets import load_manifest
+    from ..phantom import ensure_phantom, load_phantom
+
+    notes = []
+    if dataset == "phantom":
+        clips = load_phantom(Path(data_dir) if data_dir else ensure_phantom("breast", n=phantom_clips, seed=phantom_seed))
+    elif dataset == "manifest":
+        if data_dir is None:
+            raise ValueError("dataset='manifest' needs data_dir: the manifest CSV (path,label,split) or its folder")
+        clips = load_manifest(data_dir, labels=CLASSES)
+    else:
+        raise ValueError(f"dataset must be 'phantom' or 'manifest', got {dataset!r}")
+    by_split = {s: [c for c in clips if c.split == s] for s in ("train", "val", "test")}
+    if not by_split["train"] or not by_split["test"]:
+        raise ValueError(f"{dataset}: needs clips in the train and test splits, got "
+                         f"{ {s: len(v) for s, v in by_split.items()} }; check the split column")
+    if not by_split["val"]:
+        del by_split["val"]
+        notes.append("no validation split: Youden thresholds are chosen on the test split")
+    label_index(clips, CLASSES)  # an unknown label fails here, naming the file
+    cache = ClipCache(size=(view.cache_size, view.cache_size), grayscale=True)
+    cache.prefill(clips)
+    return CLMANData(by_split, cache, view, dataset, notes)
+
+
+# ---------------------------------------------------------------- Sec. 3.2: SimCLR pretraining on frames
+
+
+class ElasticWarp(nn.Module):
+    """Elastic transform: a smooth random displacement field (bicubic upsampling of a coarse `grid` x `grid` field of
+    N(0, magnitude) offsets, in units of the half frame) applied by bilinear resampling. The same family of warps as
+    torchvision's `v2.ElasticTransform` (which blurs a full-resolution noise field: ~20x slower on 85 px frames)."""
+
+    def __init__(self, magnitude: float = 0.04, grid: int = 4):
+        super().__init__()
+        self.magnitude, self.grid = magnitude, grid
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:  # img: (C, H, W), uint8 or float
+        h, w = img.shape[-2:]
+        offsets = torch.randn(1, 2, self.grid, self.grid) * self.magnitude
+        field = F.interpolate(offsets, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        base = torch.stack([xs, ys], dim=-1)[None]  # (1, H, W, 2): x, y
+        out = F.grid_sample(img[None].float(), base + field, mode="bilinear", padding_mode="reflection",
+                            align_corners=True)[0]
+        return out.round().clamp(0, 255).to(img.dtype) if img.dtype == torch.uint8 else out
+
+
+def simclr_augment(size: int, scale: tuple[float, float] = (0.5, 1.0), elastic: float = 0.04) -> v2.Compose:
+    """tau in Eq. (2): the random combination of flip, crop, scale, brightness, contrast and elastic transform."""
+    return v2.Compose([
+        v2.RandomResizedCrop(size, scale=scale, ratio=(0.8, 1.25), antialias=True),  # crop + scale
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4)], p=0.8),
+        v2.RandomApply([ElasticWarp(elastic)], p=0.5),
+    ])
+
+
+class FrameViews(Dataset):
+    """Item = M random frames of one clip, two augmented views of each: uint8 (M, 2, C, H, W).
+
+    A batch of N items gives the 2 N M projections of Eq. (2); the positive of a view is the other view of the same
+    frame, every other frame (of the same clip too) is a negative.
+    """
+
+    def __init__(self, records: Sequence[VideoRecord], cache: ClipCache, frames: int, augment):
+        self.records, self.cache, self.frames, self.augment = list(records), cache, frames, augment
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int):
+        clip = self.cache.get(self.records[i])  # (T, H, W, C)
+        idx = torch.randperm(len(clip))[: self.frames].sort().values.numpy()
+        if len(idx) < self.frames:  # a clip shorter than M: frames repeat
+            idx = sampling.uniform_indices(len(clip), self.frames)
+        x = torch.from_numpy(np.ascontiguousarray(clip[idx])).permute(0, 3, 1, 2)  # (M, C, H, W)
+        return torch.stack([torch.stack([self.augment(f), self.augment(f)]) for f in x])  # (M, 2, C, H, W)
+
+
+def make_simclr_step(view: FieldOfView, temperature: float):
+    """step_fn for `fit`: a batch (N, M, 2, C, H, W) of frame views -> NT-Xent over the N * M frames."""
+
+    def step(model, batch, device):
+        x = view(batch.to(device, non_blocking=True).flatten(0, 1), dims=3)  # (N*M, 2, 1, h, w), per frame
+        z = model(x)  # (N*M, 2, d)
+        loss = nt_xent(z[:, 0], z[:, 1], temperature)
+        with torch.no_grad():  # how often a view's nearest projection is its positive
+            zn = F.normalize(z.float(), dim=-1)
+            sim = zn[:, 0] @ zn[:, 1].t()
+            top1 = (sim.argmax(1) == torch.arange(len(sim), device=sim.device)).float().mean()
+        return loss, {"top1": top1}
+
+    return step
+
+
+def simclr_config(profile: Profile, seed: int, iters_per_epoch: int, dataset: str) -> TrainConfig:
+    return TrainConfig(epochs=max(1, math.ceil(profile.simclr_iterations / iters_per_epoch)),
+                       batch_size=profile.simclr_clips, lr=profile.simclr_lr, optimizer="lars",
+                       weight_decay=profile.simclr_weight_decay, schedule="cosine", seed=seed,
+                       num_workers=profile.num_workers,
+                       extra={"trust_coefficient": profile.trust_coefficient, "temperature": profile.temperature,
+                              "frames": profile.simclr_frames, "size": profile.size, "fov": profile.fov,
+                              "width": profile.width, "stem_pool": profile.stem_pool, "proj_dim": profile.proj_dim,
+                              "dataset": dataset, "stage": "simclr"})
+
+
+def pretrain(data: CLMANData, profile: Profile, seed: int, out_dir: str | Path, device: torch.device | None = None,
+             progress: bool = True) -> tuple[SimCLR, list[dict], TrainConfig]:
+    """SimCLR on the training clips' frames (GroupNorm + non-local backbone): (model, history, config)."""
+    dataset = FrameViews(data.clips["train"], data.cache, profile.simclr_frames, simclr_augment(data.view.cache_size))
+    config = simclr_config(profile, seed, len(dataset) // profile.simclr_clips, data.dataset)
+    seed_everything(seed)
+    model = SimCLR(build_backbone(profile, Row()), proj_dim=profile.proj_dim)
+    checkpoint = Path(out_dir) / "checkpoints" / f"simclr-seed{seed}.pt"
+    history = train_or_load(model, checkpoint, config, lambda: fit(
+        model, dataset, make_simclr_step(data.view, profile.temperature), config, checkpoint=checkpoint, device=device,
+        progress=progress), device=device)
+    return model, history, config
+
+
+# ---------------------------------------------------------------- fine-tuning (Sec. 4.3)
+
+
+def train_dataset(data: CLMANData, profile: Profile) -> ClipDataset:
+    """Training clips: T frames (one random frame in each of T segments), one random crop + flip per clip."""
+    augment = video_augment(data.view.cache_size, scale=profile.crop_scale, ratio=(1.0, 1.0))
+    return ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.train_frames, mode="segments",
+                       transform=augment)
+
+
+def make_step(view: FieldOfView):
+    """step_fn for `fit`: clips (B, T, 1, H, W) -> cross-entropy of the video logits (Sec. 4.3)."""
+
+    def step(model, batch, device):
+        clips, labels = view(batch[0].to(device, non_blocking=True), dims=4), batch[1].to(device)
+        logits = model(clips)["logits"]
+        return F.cross_entropy(logits, labels), {"acc": (logits.argmax(1) == labels).float().mean()}
+
+    return step
+
+
+def train_row(name: str, data: CLMANData, profile: Profile, seed: int, out_dir: str | Path,
+              pretrained: tuple[SimCLR, TrainConfig] | None = None, device: torch.device | None = None,
+              progress: bool = True) -> tuple[CLMAN, list[dict]]:
+    """Fine-tune one network end to end (or load its finished checkpoint): (model, history).
+
+    Rows with `contrastive` start from `pretrained` = (SimCLR model, its config), the output of `pretrain`.
+    """
+    row = ROWS[name]
+    dataset = train_dataset(data, profile)
+    extra = {"row": asdict(row), "dataset": data.dataset}
+    if row.contrastive:
+        if pretrained is None:
+            raise ValueError(f"row {name!r} starts from the SimCLR backbone: pass pretrained=pretrain(...)[0::2]")
+        extra["simclr"] = pretrained[1].fingerprint()
+    config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, **extra)
+    seed_everything(seed)  # the same initial weights for a seed, whichever rows ran before
+    model = build_model(profile, row)
+    if row.contrastive:
+        model.backbone.load_state_dict(pretrained[0].backbone.state_dict())
+    checkpoint = Path(out_dir) / "checkpoints" / f"{slug(asdict(row))}-seed{seed}.pt"
+    history = train_or_load(model, checkpoint, config, lambda: fit(
+        model, dataset, make_step(data.view), config, checkpoint=checkpoint, device=device, progress=progress),
+        device=device)
+    return model, history
+
+
+def slug(row: dict) -> str:
+    """A checkpoint name per network (rows that share a network share its checkpoint)."""
+    text = "_".join(str(v) for v in row.values())
+    return "".join(c if c.isalnum() else "_" for c in text.lower())
+
+
+# ---------------------------------------------------------------- prediction and evaluation
+
+
+@dataclass
+class Predictions:
+    """Per video: label, P(malignant), frame indices seen, multi-meta attention (T, m) if any, features."""
+
+    records: list[VideoRecord]
+    labels: np.ndarray  # (N,)
+    probs: np.ndarray  # (N,)
+    frames: list[np.ndarray]  # (T_i,) frame indices used
+    attention: list[np.ndarray | None]  # (T_i, m) A of Eq. (5), multi-meta attention only
+    frame_features: list[np.ndarray]  # (T_i, m)
+    video_features: np.ndarray  # (N, m')
+
+
+def clip_tensor(record: VideoRecord, data: CLMANData, max_frames: int) -> tuple[torch.Tensor, np.ndarray]:
+    """uint8 (1, T, 1, H, W) of every frame (up to `max_frames`, uniformly) and the frame indices."""
+    clip = data.cache.get(record)
+    idx = sampling.all_indices(len(clip), max_frames)
+    return torch.from_numpy(np.ascontiguousarray(clip[idx])).permute(0, 3, 1, 2)[None], idx
+
+
+@torch.no_grad()
+def predict(model: CLMAN, records: Sequence[VideoRecord], data: CLMANData, max_frames: int = 128,
+            device: torch.device | None = None) -> Predictions:
+    """Every frame of each video (any length; subsampled to `max_frames`) through the model."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    probs, frames, attn, frame_feats, video_feats = [], [], [], [], []
+    for record in records:
+        x, idx = clip_tensor(record, data, max_frames)
+        out = model(data.view(x.to(device), dims=4))
+        probs.append(float(out["logits"].float().softmax(-1)[0, 1]))
+        frames.append(idx)
+        attn.append(out["attention"][0].float().cpu().numpy() if "attention" in out else None)
+        frame_feats.append(out["frame_features"][0].float().cpu().numpy())
+        video_feats.append(out["video_feature"][0].float().cpu().numpy())
+    model.train(was_training)
+    return Predictions(list(records), label_index(records, CLASSES), np.array(probs), frames, attn, frame_feats,
+                       np.stack(video_feats))
+
+
+def youden_metrics(preds: dict[str, "Predictions"]) -> dict:
+    """Test metrics at the Youden threshold chosen on the validation split (the test split without one)."""
+    pick = preds.get("val", preds["test"])
+    return binary_metrics(preds["test"].labels, preds["test"].probs, threshold=youden_threshold(pick.labels, pick.probs))
+
+
+def evaluate(model: CLMAN, data: CLMANData, max_frames: int = 128, device: torch.device | None = None
+             ) -> tuple[dict, dict[str, Predictions]]:
+    """Test metrics (acc, sen, spe, pre, f1, auc, ap) at the validation split's Youden threshold; predictions."""
+    preds = {s: predict(model, recs, data, max_frames, device) for s, recs in data.clips.items() if s in ("val", "test")}
+    return youden_metrics(preds), preds
+
+
+# ---------------------------------------------------------------- Table 3 on frozen features (small profile)
+
+
+@torch.no_grad()
+def cache_features(backbone: nn.Module, data: CLMANData, max_frames: int = 128, device: torch.device | None = None
+                   ) -> dict[str, list[np.ndarray]]:
+    """Frame features (T_i, m) of every clip of every split from a frozen backbone."""
+    device = device or next(backbone.parameters()).device
+    was_training = backbone.training
+    backbone.eval()
+    out = {}
+    for split, records in data.clips.items():
+        out[split] = []
+        for record in records:
+            x, _ = clip_tensor(record, data, max_frames)
+            out[split].append(backbone(data.view(x.to(device), dims=4)[0]).float().cpu().numpy())
+    backbone.train(was_training)
+    return out
+
+
+class FeatureClips(Dataset):
+    """(frame features of T segments (T, m), label) from cached features: the head's training clips."""
+
+    def __init__(self, features: Sequence[np.ndarray], labels: np.ndarray, frames: int):
+        self.features, self.labels, self.frames = [torch.from_numpy(f) for f in features], labels, frames
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int):
+        f = self.features[i]
+        rng = np.random.default_rng(int(torch.randint(2**31, (1,))))
+        return f[sampling.segment_indices(len(f), self.frames, rng)], int(self.labels[i])
+
+
+def train_head(name: str, features: dict[str, list[np.ndarray]], data: CLMANData, profile: Profile, seed: int,
+               out_dir: str | Path, pretrained_config: TrainConfig, device: torch.device | None = None,
+               progress: bool = False) -> tuple[dict, VideoHead, dict]:
+    """A Table 3 aggregator + classifier on frozen frame features: (test metrics, head, {split: P(malignant)})."""
+    row = ROWS[name]
+    labels = {s: label_index(data.clips[s], CLASSES) for s in features}
+    dataset = FeatureClips(features["train"], labels["train"], profile.train_frames)
+    config = TrainConfig(epochs=max(1, math.ceil(profile.head_iterations / (len(dataset) // profile.clips_per_batch))),
+                         batch_size=profile.clips_per_batch, lr=profile.head_lr, optimizer="adamw", weight_decay=1e-4,
+                         schedule="cosine", seed=seed, extra={"row": asdict(row), "frozen": pretrained_config.fingerprint()})
+    seed_everything(seed)
+    head = VideoHead(features["train"][0].shape[1], row.aggregator, len(CLASSES))
+
+    def step(model, batch, device):
+        x, y = batch[0].to(device), batch[1].to(device)
+        return F.cross_entropy(model(x)["logits"], y), {}
+
+    checkpoint = Path(out_dir) / "checkpoints" / f"frozen_{row.aggregator}-seed{seed}.pt"
+    train_or_load(head, checkpoint, config, lambda: fit(head, dataset, step, config, checkpoint=checkpoint,
+                                                         device=device, progress=progress), device=device)
+    head.eval()
+    dev = next(head.parameters()).device
+    with torch.no_grad():
+        probs = {s: np.array([float(head(torch.from_numpy(f)[None].to(dev))["logits"].softmax(-1)[0, 1])
+                              for f in features[s]]) for s in features if s in ("val", "test")}
+    pick = "val" if "val" in probs else "test"
+    metrics = binary_metrics(labels["test"], probs["test"], threshold=youden_threshold(labels[pick], probs[pick]))
+    return metrics, head, probs
+
+
+# ---------------------------------------------------------------- figures' data
+
+
+def attention_per_frame(preds: Predictions) -> list[np.ndarray]:
+    """Attention mass of each frame: A^t averaged over the m feature dimensions (sums to 1 over frames)."""
+    if any(a is None for a in preds.attention):
+        raise ValueError("these predictions have no multi-meta attention (another aggregator); use a multi-meta row")
+    return [a.mean(axis=1) for a in preds.attention]
+
+
+def visibility_of(preds: Predictions) -> list[np.ndarray]:
+    """Ground-truth lesion visibility of every predicted frame (phantom annotations), per clip."""
+    missing = [r.video_id for r in preds.records if "visibility" not in r.meta]
+    if missing:
+        raise ValueError(f"{missing[0]}: no per-frame visibility; only the phantom has it (use dataset='phantom')")
+    return [np.asarray(r.meta["visibility"])[idx] for r, idx in zip(preds.records, preds.frames)]
+
+
+def attention_visibility_correlation(preds: Predictions) -> dict:
+    """Spearman's rho between a frame's attention mass and its lesion visibility, within each clip (then averaged),
+    and pooled over all frames with both normalised per clip (mass x T, so 1 = the uniform share)."""
+    from scipy.stats import spearmanr
+
+    mass, vis = attention_per_frame(preds), visibility_of(preds)
+    within = [spearmanr(m, v)[0] for m, v in zip(mass, vis) if np.ptp(v) > 0 and np.ptp(m) > 0]
+    pooled = spearmanr(np.concatenate([m * len(m) for m in mass]), np.concatenate(vis))[0]
+    return {"within_clip_rho": float(np.mean(within)) if within else float("nan"), "pooled_rho": float(pooled),
+            "clips": len(within)}
+
+
+class VideoLogits(nn.Module):
+    """CLMAN on clips already cropped to the field of view (B, T, C, H, W), pixel values -> logits (B, K)."""
+
+    def __init__(self, model: CLMAN):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(standardise(x, dims=4))["logits"]
+
+
+def localisation(model: CLMAN, records: Sequence[VideoRecord], data: CLMANData, max_frames: int = 128,
+                 k: float = 0.1) -> dict:
+    """Grad-CAM per frame for each clip's true class on its boxed frames: pointing game and top-k IoU, averaged
+    over clips; `chance_pointing` is what a random point scores."""
+    from ..explain import GradCAM, box_mask, pointing_game, topk_iou
+
+    device = next(model.parameters()).device
+    scores = {"pointing_game": [], "topk_iou": [], "chance_pointing": []}
+    with GradCAM(VideoLogits(model), cam_layer(model.backbone), kind="frames") as gradcam:
+        for record in records:
+            x, idx = clip_tensor(record, data, max_frames)
+            native = record.read(indices=[0]).shape[1:3]
+            boxes = {j: data.view.boxes(record.boxes[int(i)], native) for j, i in enumerate(idx)
+                     if record.boxes.get(int(i))}
+            if not boxes:
+                continue
+            cam = gradcam(data.view.crop(x.to(device)), target_class=CLASSES.index(record.label))[0]  # (T, H, W)
+            scores["pointing_game"].append(pointing_game(cam, boxes))
+            scores["topk_iou"].append(topk_iou(cam, boxes, k=k))
+            scores["chance_pointing"].append(np.mean([box_mask(b, cam.shape[1:]).mean() for b in boxes.values()]))
+    if not scores["pointing_game"]:
+        raise ValueError("no record has a box: localisation needs ground-truth boxes (phantom)")
+    return {name: float(np.mean(v)) for name, v in scores.items()} | {"clips": len(scores["topk_iou"])}
+
+
+# ---------------------------------------------------------------- Table 4 video baselines (torchvision, optional)
+
+
+def make_baseline_step(view: FieldOfView):
+    """Cross-entropy of a torchvision video classifier on clips (B, T, 1, H, W) fed as (B, 3, T, H, W)."""
+
+    def step(model, batch, device):
+        clips, labels = view(batch[0].to(device), dims=4), batch[1].to(device)
+        return F.cross_entropy(model(clips.transpose(1, 2).expand(-1, 3, -1, -1, -1)), labels), {}
+
+    return step
+
+
+@torch.no_grad()
+def predict_baseline(model: nn.Module, records: Sequence[VideoRecord], data: CLMANData, frames: int,
+                     device: torch.device | None = None) -> np.ndarray:
+    """P(malignant) per video from `frames` frames spread uniformly over it."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    probs = []
+    for record in records:
+        clip = data.cache.get(record)
+        x = torch.from_numpy(np.ascontiguousarray(clip[sampling.uniform_indices(len(clip), frames)]))
+        x = data.view(x.permute(0, 3, 1, 2)[None].to(device), dims=4).transpose(1, 2).expand(-1, 3, -1, -1, -1)
+        probs.append(float(model(x).float().softmax(-1)[0, 1]))
+    return np.array(probs)
+
+
+def train_baseline(name: str, data: CLMANData, profile: Profile, seed: int, out_dir: str | Path,
+                   weights: str | None = None, device: torch.device | None = None) -> tuple[dict, list[dict]]:
+    """Train a Table 4 torchvision baseline (R3D, MC3, R(2+1)D) on the clips with the fine-tuning schedule, as the
+    paper does ("only set the batch size and epoch number to the same as ours"); test metrics at val's Youden."""
+    from .kganet import video_baseline  # one home for the torchvision video classifiers (2-class head, weights)
+
+    if name not in BASELINES:
+        raise ValueError(f"baseline must be one of {list(BASELINES)}, got {name!r}")
+    dataset = train_dataset(data, profile)
+    config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, baseline=name, dataset=data.dataset)
+    seed_everything(seed)
+    model = video_baseline(name, weights)
+    checkpoint = Path(out_dir) / "checkpoints" / f"baseline_{slug({'n': name})}-seed{seed}.pt"
+    history = train_or_load(model, checkpoint, config, lambda: fit(
+        model, dataset, make_baseline_step(data.view), config, checkpoint=checkpoint, device=device), device=device)
+    probs = {s: predict_baseline(model, recs, data, profile.train_frames, device)
+             for s, recs in data.clips.items() if s in ("val", "test")}
+    labels = {s: label_index(data.clips[s], CLASSES) for s in probs}
+    pick = "val" if "val" in probs else "test"
+    return binary_metrics(labels["test"], probs["test"], threshold=youden_threshold(labels[pick], probs[pick])), history
