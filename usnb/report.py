@@ -123,7 +123,8 @@ def paper_sections(records: list[RunRecord]) -> list[dict]:
             rows = {n: ours.get(n, not_run) for n in reported} | ours
             blocks.append((table, paper_vs_ours(rows, reported, ours_label, paper_data, keys)))
         if leftover:
-            blocks.append(("ours only (no table of the paper has these rows)", metrics_table(leftover, keys=METRIC_KEYS)))
+            title = "ours only (no table of the paper has these rows)" if tables else "ours"
+            blocks.append((title, metrics_table(leftover, keys=METRIC_KEYS)))
         sections.append({"paper": paper, "profile": profile, "dataset": dataset, "seeds": seeds, "tables": blocks,
                          "paper_data": paper_data, "figures": runs[0].figures(), "folder": runs[0].folder})
     return sections
