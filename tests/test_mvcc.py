@@ -128,6 +128,19 @@ def test_encoder_sees_only_visible_tokens():
     assert enc(x).shape == (2, 4 * 16, 16)
 
 
+@pytest.mark.parametrize("stem", ["linear", "conv"])
+def test_visible_path_equals_full_path_when_nothing_is_masked(stem):
+    torch.manual_seed(0)
+    enc = TimeSformer(img_size=16, patch=4, frames=4, dim=16, depth=2, heads=2, stem=stem).eval()
+    for block in enc.blocks:
+        torch.nn.init.normal_(block.temporal_fc.weight, std=0.3)
+    x = torch.randn(2, 4, 1, 16, 16)
+    torch.testing.assert_close(enc(x, torch.zeros(2, 4, 16, dtype=torch.bool)), enc(x), atol=1e-5, rtol=1e-5)
+    mask = dual_level_mask(2, 4, 16, 0.25, 0.5, generator=torch.Generator().manual_seed(0))
+    noisy = unpatchify(torch.where(mask[..., None], torch.randn(2, 4, 16, 16), patchify(x, 4)), 4, (4, 4))
+    torch.testing.assert_close(enc(noisy, mask), enc(x, mask))
+
+
 def test_patchify_roundtrip():
     x = torch.randn(2, 3, 1, 8, 12)
     p = patchify(x, 4)

@@ -129,6 +129,28 @@ def sincos_init_(table: torch.Tensor) -> None:
         table[:, 1::2] = torch.cos(pos * freq)[:, : d // 2]
 
 
+class ConvStem(nn.Module):
+    """Per-patch convolutional embedding (small profile): each p x p patch alone -> (D,).
+
+    Three 3x3 stride-2 conv + BatchNorm + ReLU layers run on every patch separately (zero padding at the patch
+    border), so a token depends on its own patch only, as with the linear embedding, and masked patches stay
+    invisible. Early convolutions make small transformers train faster and more stably (Xiao et al., NeurIPS 2021).
+    """
+
+    def __init__(self, patch: int, in_channels: int, dim: int, widths: tuple[int, ...] = (16, 32, 64)):
+        super().__init__()
+        layers, c, side = [], in_channels, patch
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            c, side = w, (side + 1) // 2
+        self.features = nn.Sequential(*layers)
+        self.proj = nn.Linear(c * side * side, dim)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """patches: (M, C, p, p) -> tokens (M, D)."""
+        return self.proj(self.features(patches).flatten(1))
+
+
 class TimeSformer(nn.Module):
     """Clip (B, T, C, H, W) -> tokens (B, T*N, D) after the final LayerNorm; with `mask` the visible ones only.
 
@@ -137,15 +159,21 @@ class TimeSformer(nn.Module):
     """
 
     def __init__(self, img_size: int = 224, patch: int = 16, frames: int = 16, in_channels: int = 1, dim: int = 768,
-                 depth: int = 12, heads: int = 12, mlp_ratio: float = 4.0):
+                 depth: int = 12, heads: int = 12, mlp_ratio: float = 4.0, stem: str = "linear"):
         super().__init__()
+        if stem not in ("linear", "conv"):
+            raise ValueError(f"stem must be 'linear' (ViT) or 'conv' (per-patch CNN), got {stem!r}")
         if img_size % patch:
             raise ValueError(f"img_size {img_size} is not a multiple of patch {patch}")
         self.img_size, self.patch, self.frames, self.in_channels, self.dim = img_size, patch, frames, in_channels, dim
         self.grid = (img_size // patch, img_size // patch)
         self.num_patches = self.grid[0] * self.grid[1]
+        self.stem = stem
         self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv2d(in_channels, dim, patch, stride=patch)
+        if stem == "linear":
+            self.patch_embed.proj = nn.Conv2d(in_channels, dim, patch, stride=patch)  # a linear map of each patch
+        else:
+            self.patch_embed.conv = ConvStem(patch, in_channels, dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches, dim))  # spatial, (1, N, D)
         self.time_embed = nn.Parameter(torch.zeros(1, frames, dim))  # temporal, (1, T, D)
         nn.init.trunc_normal_(self.pos_embed, std=0.02), nn.init.trunc_normal_(self.time_embed, std=0.02)
@@ -153,24 +181,53 @@ class TimeSformer(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.apply(_init_linear)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, C, H, W) -> all tokens with positions (B, T, N, D)."""
+    def _check(self, x: torch.Tensor) -> None:
         b, t, c, h, w = x.shape
         if (c, h, w) != (self.in_channels, self.img_size, self.img_size) or t > self.frames:
             raise ValueError(f"clip {tuple(x.shape)} does not fit the encoder: it takes (B, T<={self.frames}, "
                              f"{self.in_channels}, {self.img_size}, {self.img_size}); resize or resample the clip")
-        tok = self.patch_embed.proj(x.reshape(b * t, c, h, w)).flatten(2).transpose(1, 2)  # (B*T, N, D)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, C, H, W) -> all tokens with positions (B, T, N, D)."""
+        self._check(x)
+        b, t, c, h, w = x.shape
+        if self.stem == "linear":
+            tok = self.patch_embed.proj(x.reshape(b * t, c, h, w)).flatten(2).transpose(1, 2)  # (B*T, N, D)
+        else:
+            p = self.patch
+            patches = patchify(x, p).reshape(-1, p, p, c).permute(0, 3, 1, 2)  # (B*T*N, C, p, p)
+            tok = self.patch_embed.conv(patches)
         tok = tok.reshape(b, t, self.num_patches, self.dim)
         return tok + self.pos_embed[:, None] + self.time_embed[:, :t, None]  # (B, T, N, D)
 
+    def embed_visible(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, int, torch.Tensor]:
+        """Embed only the visible patches: (B, t'*n', D) tokens with positions, t', same-position mask (B, 1, L, L)."""
+        self._check(x)
+        b, t, c, h, w = x.shape
+        n, p = self.num_patches, self.patch
+        idx, t_keep, _ = visible_index(mask)  # (B, L)
+        patches = patchify(x, p).reshape(b, t * n, -1)
+        patches = patches.gather(1, idx[..., None].expand(-1, -1, patches.shape[-1]))  # (B, L, p*p*C)
+        if self.stem == "linear":
+            weight = self.patch_embed.proj.weight.permute(0, 2, 3, 1).reshape(self.dim, -1)  # same order as patchify
+            tok = patches @ weight.T + self.patch_embed.proj.bias
+        else:
+            tok = self.patch_embed.conv(patches.reshape(-1, p, p, c).permute(0, 3, 1, 2)).reshape(b, idx.shape[1], -1)
+        pos = (self.pos_embed[0][idx % n] + self.time_embed[0][idx // n])  # (B, L, D)
+        same = ((idx % n)[:, :, None] == (idx % n)[:, None, :])[:, None]
+        return tok + pos, t_keep, same
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, T, C, H, W); mask: bool (B, T, N), True = masked -> (B, T*N, D), or (B, t'*n', D) visible only."""
-        tok = self.embed(x)
-        b, t, n, d = tok.shape
+        """x: (B, T, C, H, W); mask: bool (B, T, N), True = masked -> (B, T*N, D), or (B, t'*n', D) visible only.
+
+        With a mask only the visible patches are embedded and attended: masked pixels cannot reach the output.
+        """
         if mask is None:
+            tok = self.embed(x)
+            b, t, n, d = tok.shape
             tok, frames, same = tok.reshape(b, t * n, d), t, None
         else:
-            tok, frames, same = gather_visible(tok, mask)
+            tok, frames, same = self.embed_visible(x, mask)
         for block in self.blocks:
             tok = block(tok, frames, same)
         return self.norm(tok)
