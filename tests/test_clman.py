@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from usnb.models.clman import (AGGREGATORS, CLMAN, DeformedResNet18, MultiMetaAttention, NonLocalBlock, SimCLR,
                                VideoHead, make_aggregator, multi_meta_pool, nt_xent)

@@ -1,6 +1,5 @@
 """MVCC: masks, divided attention, the MAE loss, C-SCL (Eq. 1-7) and SCL against literal implementations."""
 import math
-import warnings
 
 import pytest
 import torch

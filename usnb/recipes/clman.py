@@ -595,26 +595,11 @@ def make_baseline_step(view: FieldOfView):
     return step
 
 
-@torch.no_grad()
-def predict_baseline(model: nn.Module, records: Sequence[VideoRecord], data: CLMANData, frames: int,
-                     device: torch.device | None = None) -> np.ndarray:
-    """P(malignant) per video from `frames` frames spread uniformly over it."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    probs = []
-    for record in records:
-        clip = data.cache.get(record)
-        x = torch.from_numpy(np.ascontiguousarray(clip[sampling.uniform_indices(len(clip), frames)]))
-        x = data.view(x.permute(0, 3, 1, 2)[None].to(device), dims=4).transpose(1, 2).expand(-1, 3, -1, -1, -1)
-        probs.append(float(model(x).float().softmax(-1)[0, 1]))
-    return np.array(probs)
-
-
 def train_baseline(name: str, data: CLMANData, profile: Profile, seed: int, out_dir: str | Path,
                    weights: str | None = None, device: torch.device | None = None) -> tuple[dict, list[dict]]:
     """Train a Table 4 torchvision baseline (R3D, MC3, R(2+1)D) on the clips with the fine-tuning schedule, as the
     paper does ("only set the batch size and epoch number to the same as ours"); test metrics at val's Youden."""
-    from .kganet import video_baseline  # one home for the torchvision video classifiers (2-class head, weights)
+    from .kganet import predict_baseline, video_baseline  # one home for the torchvision video classifiers
 
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {list(BASELINES)}, got {name!r}")
