@@ -157,9 +157,44 @@ def test_standardisation_matches_the_cpu_path():
     torch.testing.assert_close(fixed, (x.float() / 255 - 0.5) / 0.25)
 
 
+def test_field_of_view_on_the_device_matches_the_recipes_view():
+    """GPUAugment(fov=f) without crop or flip shows the model what the recipes' FieldOfView shows: exactly at f = 1,
+    and at f = 0.75 on a smooth frame up to the sub-pixel placement of the window (FieldOfView rounds it to pixels)."""
+    from usnb.recipes.kganet import FieldOfView
+
+    x = torch.randint(0, 256, (2, 3, 1, 16, 16), dtype=torch.uint8)
+    whole = GPUAugment(16, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.0, fov=1.0)
+    torch.testing.assert_close(whole(x), FieldOfView(16)(x, dims=4))
+    view = FieldOfView(24, 0.75)  # frames cached at 32 px, the central 24 px seen
+    ramp = (torch.arange(32.0)[None, :] * 3 + torch.arange(32.0)[:, None] * 5).to(torch.uint8)
+    clips = ramp.expand(2, 3, 1, 32, 32).contiguous()
+    central = GPUAugment(24, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.0, fov=0.75)
+    assert central(clips, train=False).shape == (2, 3, 1, 24, 24)
+    torch.testing.assert_close(central(clips, train=False), view(clips, dims=4), atol=0.02, rtol=0)
+    torch.testing.assert_close(central(clips), view(clips, dims=4), atol=0.02, rtol=0)
+
+
+def test_recipe_augmentation_runs_on_the_device_path():
+    """clip_augment('device'): the dataset gets no transform and `prepare` crops + flips + cuts the view per clip."""
+    from usnb.recipes.kganet import FieldOfView, clip_augment
+
+    view = FieldOfView(24, 0.75)
+    cpu, prepare_cpu = clip_augment(view, (0.8, 1.0), "loader")
+    none, prepare = clip_augment(view, (0.8, 1.0), "device")
+    assert cpu is not None and prepare_cpu is view and none is None
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (4, 3, 1, 32, 32), dtype=torch.uint8)
+    out = prepare(x, 4)
+    assert out.shape == (4, 3, 1, 24, 24) and out.dtype == torch.float32
+    torch.testing.assert_close(out.mean((1, 2, 3, 4)), torch.zeros(4), atol=1e-5, rtol=0)  # standardised per clip
+    with pytest.raises(ValueError, match="augment_on must be 'loader' or 'device'"):
+        clip_augment(view, (0.8, 1.0), "gpu")
+
+
 @pytest.mark.bad_input
 @pytest.mark.parametrize("make, match", [
     (lambda: GPUAugment(16)(torch.zeros(2, 16, 16, dtype=torch.uint8)), "clips .B, T, C, H, W. or images"),
+    (lambda: GPUAugment(16, fov=1.5), "fov must be a fraction"),
     (lambda: GPUAugment(16, scale=(0.0, 1.0)), "scale must satisfy"),
     (lambda: GPUAugment(16, hflip=2.0), "hflip is a probability"),
 ])

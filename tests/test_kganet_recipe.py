@@ -88,6 +88,18 @@ def test_each_row_trains_predicts_and_reloads(tiny, tmp_path, name):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
+def test_augmentation_on_the_device_trains_a_row(tiny, tmp_path):
+    """augment_on='device' (the paper profile's path): the loader yields raw uint8 crops-to-be, the step augments."""
+    data, profile = tiny
+    profile = replace(profile, augment_on="device")
+    dataset = K.train_dataset(data, profile, K.Row())
+    clip = dataset[0][0]
+    assert clip.dtype == torch.uint8 and clip.shape[-1] == data.view.cache_size  # not cropped in the loader
+    model, history = K.train_row("KGA-Net", data, profile, seed=0, out_dir=tmp_path, progress=False)
+    assert all(np.isfinite(h["loss"]) for h in history)
+    assert K.PROFILES["paper"].augment_on == "device" and K.PROFILES["small"].augment_on == "loader"
+
+
 def test_attention_distance_visibility_and_localisation(tiny, tmp_path):
     data, profile = tiny
     model, _ = K.train_row("KGA-Net", data, profile, seed=0, out_dir=tmp_path, progress=False)

@@ -73,20 +73,32 @@ def standardise_clips(x: torch.Tensor, mean_std: tuple[float, float] | None = No
     return (x - x.mean(dims, keepdim=True)) / x.std(dims, keepdim=True).clamp_min(1e-3)
 
 
+def central_part(boxes: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Boxes (n, 4) -> the central `fraction` of each box's side: a crop then a field-of-view cut, in one box."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half = (boxes[:, 2:] - boxes[:, :2]) * fraction / 2
+    return torch.cat([centre - half, centre + half], dim=1)
+
+
 class GPUAugment:
     """uint8 clips (B, T, C, H, W) or images (B, C, H, W) on the device -> augmented, standardised float at `size`.
 
     train=True: a random resized crop (`scale`, `ratio`) and a horizontal flip (probability `hflip`), drawn once per
-    clip and applied to all its frames; train=False: the whole frame resized. Then `standardise_clips(mean_std)`.
+    clip and applied to all its frames; train=False: the whole frame resized. With `fov` < 1 the model then sees the
+    central `fov` of that crop (the recipes' field of view, `usnb.recipes.kganet.FieldOfView`), resampled once.
+    Then `standardise_clips(mean_std)`.
     """
 
     def __init__(self, size: int, scale: tuple[float, float] = (0.7, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                 hflip: float = 0.5, mean_std: tuple[float, float] | None = None):
+                 hflip: float = 0.5, mean_std: tuple[float, float] | None = None, fov: float = 1.0):
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"scale must satisfy 0 < min <= max <= 1 (area fractions), got {scale}")
         if not 0 <= hflip <= 1:
             raise ValueError(f"hflip is a probability in [0, 1], got {hflip}")
+        if not 0 < fov <= 1:
+            raise ValueError(f"fov must be a fraction in (0, 1], got {fov}")
         self.size, self.scale, self.ratio, self.hflip, self.mean_std = size, scale, ratio, hflip, mean_std
+        self.fov = fov
 
     def __call__(self, x: torch.Tensor, train: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
         image = x.dim() == 4
@@ -99,6 +111,8 @@ class GPUAugment:
             boxes = random_resized_boxes(b, height, width, self.scale, self.ratio, generator, x.device)
         else:
             boxes = torch.tensor([[0.0, 0.0, width, height]], device=x.device).expand(b, 4)
+        if self.fov < 1:
+            boxes = central_part(boxes, self.fov)
         out = crop_resize(x, boxes, self.size)  # (B, T, C, s, s)
         if train and self.hflip:
             flip = torch.rand(b, device=x.device, generator=generator) < self.hflip

@@ -67,9 +67,10 @@ def _kganet(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Pat
 
 def _mvcc(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
     from . import mvcc as M
+    from .kganet import FieldOfView
 
     P = M.get_profile(profile, **overrides)
-    data = M.load_data(dataset, M.field_of_view(P), data_dir=data_dir)
+    data = M.load_data(dataset, FieldOfView(P.size, P.fov), data_dir=data_dir)
     model, _ = M.train_row("MVCC", data, P, seed, out, device=device)
     _, preds = M.evaluate(model, data, P, device=device)
     return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
@@ -80,7 +81,8 @@ def _clman(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path
 
     P = C.get_profile(profile, **overrides)
     data = C.load_data(dataset, C.field_of_view(P), data_dir=data_dir)
-    model, _ = C.train_row(C.FULL_ROW, data, P, seed, out, device=device)
+    simclr, _, simclr_config = C.pretrain(data, P, seed, out, device=device)
+    model, _ = C.train_row(C.FULL_ROW, data, P, seed, out, pretrained=(simclr, simclr_config), device=device)
     _, preds = C.evaluate(model, data, P.eval_frames, device=device)
     return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
 

@@ -25,8 +25,7 @@ from ..datasets.records import VideoRecord
 from ..metrics import binary_metrics, youden_threshold
 from ..models.clman import CLMAN, DeformedResNet18, SimCLR, VideoHead, nt_xent
 from ..train import TrainConfig, fit, seed_everything, train_or_load
-from ..transforms import video_augment
-from .kganet import FieldOfView, standardise  # the same field-of-view crop and per-clip standardisation
+from .kganet import FieldOfView, clip_augment, standardise  # the same field of view, crops and standardisation
 
 CLASSES = ("benign", "malignant")  # index 1 is the positive class
 PAPER_DATA = "private breast US videos (paper)"  # 268 sequences, 107 test (Sec. 4.1); not released
@@ -139,12 +138,15 @@ class Profile:
     head_lr: float = 1e-3
     rows: tuple[str, ...] = tuple(ROWS)  # the paper rows this profile trains
     num_workers: int = 0
+    augment_on: str = "loader"  # fine-tuning crops: "loader" (CPU workers) | "device" (on the GPU, see clip_augment)
+    channels_last: bool = False  # NHWC weights and activations: faster convolutions on GPUs, the same result
 
     def train_config(self, seed: int, iters_per_epoch: int, **extra) -> TrainConfig:
         """The loop's config for fine-tuning: whole epochs covering `iterations`."""
         return TrainConfig(epochs=max(1, math.ceil(self.iterations / iters_per_epoch)), batch_size=self.clips_per_batch,
                            lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay, schedule=self.schedule,
-                           seed=seed, num_workers=self.num_workers, extra={"profile": asdict(self), **extra})
+                           seed=seed, num_workers=self.num_workers, channels_last=self.channels_last,
+                           extra={"profile": asdict(self), **extra})
 
 
 PROFILES = {
@@ -154,7 +156,8 @@ PROFILES = {
     # the clip augmentation, tau = 0.5, LARS eta 0.001, M = 4 frames per clip.
     "paper": Profile("paper", size=224, fov=1.0, width=64, stem_pool=True, train_frames=16, clips_per_batch=8,
                      iterations=8000, optimizer="sgd", lr=1e-4, weight_decay=5e-4, schedule="constant", eval_frames=128,
-                     simclr_clips=16, simclr_frames=4, simclr_iterations=20000, table3="full", num_workers=4),
+                     simclr_clips=16, simclr_frames=4, simclr_iterations=20000, table3="full", num_workers=4,
+                     augment_on="device", channels_last=True),
     # CPU-sized (chosen on the validation split, seed 0): a width-8 ResNet-18 (m = 64) without the stem pool on the
     # central 75 % of the frame at 64 px; AdamW + cosine for fine-tuning (SGD at lr 1e-4 from random weights barely
     # moves in this budget); SimCLR with LARS at a larger lr (its 300 iterations are 1/60 of the paper profile's).
@@ -319,6 +322,7 @@ def make_simclr_step(view: FieldOfView, temperature: float):
 def simclr_config(profile: Profile, seed: int, iters_per_epoch: int, dataset: str) -> TrainConfig:
     return TrainConfig(epochs=max(1, math.ceil(profile.simclr_iterations / iters_per_epoch)),
                        batch_size=profile.simclr_clips, lr=profile.simclr_lr, optimizer="lars",
+                       channels_last=profile.channels_last,
                        weight_decay=profile.simclr_weight_decay, schedule="cosine", seed=seed,
                        num_workers=profile.num_workers,
                        extra={"trust_coefficient": profile.trust_coefficient, "temperature": profile.temperature,
@@ -345,17 +349,20 @@ def pretrain(data: CLMANData, profile: Profile, seed: int, out_dir: str | Path, 
 
 
 def train_dataset(data: CLMANData, profile: Profile) -> ClipDataset:
-    """Training clips: T frames (one random frame in each of T segments), one random crop + flip per clip."""
-    augment = video_augment(data.view.cache_size, scale=profile.crop_scale, ratio=(1.0, 1.0))
+    """Training clips: T frames (one random frame in each of T segments), one random crop + flip per clip
+    (`clip_augment`: in the loader unless `profile.augment_on` is "device")."""
+    augment, _ = clip_augment(data.view, profile.crop_scale, profile.augment_on)
     return ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.train_frames, mode="segments",
                        transform=augment)
 
 
-def make_step(view: FieldOfView):
-    """step_fn for `fit`: clips (B, T, 1, H, W) -> cross-entropy of the video logits (Sec. 4.3)."""
+def make_step(view: FieldOfView, prepare=None):
+    """step_fn for `fit`: clips (B, T, 1, H, W) -> cross-entropy of the video logits (Sec. 4.3). `prepare(x, dims)`
+    makes the model's input from the uint8 batch (default `view`; see `clip_augment`)."""
+    prepare = prepare or view
 
     def step(model, batch, device):
-        clips, labels = view(batch[0].to(device, non_blocking=True), dims=4), batch[1].to(device)
+        clips, labels = prepare(batch[0].to(device, non_blocking=True), 4), batch[1].to(device)
         logits = model(clips)["logits"]
         return F.cross_entropy(logits, labels), {"acc": (logits.argmax(1) == labels).float().mean()}
 
@@ -371,6 +378,7 @@ def train_row(name: str, data: CLMANData, profile: Profile, seed: int, out_dir: 
     """
     row = ROWS[name]
     dataset = train_dataset(data, profile)
+    _, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
     extra = {"row": asdict(row), "dataset": data.dataset}
     if row.contrastive:
         if pretrained is None:
@@ -383,7 +391,7 @@ def train_row(name: str, data: CLMANData, profile: Profile, seed: int, out_dir: 
         model.backbone.load_state_dict(pretrained[0].backbone.state_dict())
     checkpoint = Path(out_dir) / "checkpoints" / f"{slug(asdict(row))}-seed{seed}.pt"
     history = train_or_load(model, checkpoint, config, lambda: fit(
-        model, dataset, make_step(data.view), config, checkpoint=checkpoint, device=device, progress=progress),
+        model, dataset, make_step(data.view, prepare), config, checkpoint=checkpoint, device=device, progress=progress),
         device=device)
     return model, history
 

@@ -90,6 +90,7 @@ class Profile:
     crop_scale: tuple[float, float] = (0.8, 1.0)  # augmentation: random crop (area fraction, aspect kept) + flip
     num_workers: int = 0
     ema: float = 0.0  # > 0: evaluate the moving average of the weights (see usnb.train.fit)
+    augment_on: str = "loader"  # "loader": torchvision on the CPU workers | "device": the batch on the GPU (clip_augment)
 
     def train_config(self, seed: int, iters_per_epoch: int, **extra) -> TrainConfig:
         """The loop's config: whole epochs covering `iterations`; the schedule itself counts iterations."""
@@ -107,7 +108,7 @@ PROFILES = {
     "paper": Profile("paper", size=224, fov=1.0, backbone="resnet50", weights="imagenet", widths=(), norm="batch",
                      train_frames=16, train_sampling="segments", eval_frames=128, clips_per_batch=8, iterations=8000,
                      optimizer="sgd", lr=0.005, weight_decay=1e-4, schedule="step", warmup_iters=1000,
-                     milestones=(4000, 6000), num_workers=4),
+                     milestones=(4000, 6000), num_workers=4, augment_on="device"),
     # CPU-sized: the central 75 % of the frame at 64 px, a 4-block BatchNorm CNN from scratch, AdamW with cosine
     # decay. In our trials, SGD or GroupNorm at this scale from random weights stalled at the class prior for most of
     # the budget; the central crop keeps more lesion detail at 64 px (phantom lesions lie in the central field).
@@ -257,14 +258,31 @@ def standardise(x: torch.Tensor, dims: int) -> torch.Tensor:
     return (x - x.mean(d, keepdim=True)) / x.std(d, keepdim=True).clamp_min(1e-3)
 
 
-def train_dataset(data: KGAData, profile: Profile, row: Row):
-    """Training clips (T frames, see Profile.train_sampling) paired 1:1 with still images, or clips alone (row 1).
+def clip_augment(view: FieldOfView, scale: tuple[float, float], where: str = "loader"):
+    """The recipes' training augmentation and where it runs: (transform for the dataset or None, prepare).
 
-    Augmentation: a random crop (resized back, aspect ratio kept: a lesion's orientation is a malignancy sign) and a
-    horizontal flip, drawn once per clip (all frames alike) and per image.
+    A random crop (area fraction `scale`, resized back, aspect ratio kept: a lesion's orientation is a malignancy
+    sign) and a horizontal flip, drawn once per clip (all frames alike) and per image, then the field of view.
+    `prepare(x, dims)` turns a uint8 batch on the device into the model's input. where="loader": torchvision crops
+    each clip in the DataLoader workers and `prepare` is `view`; where="device": the loader only copies uint8 frames
+    from the cache and `usnb.gpu_augment.GPUAugment` crops, flips, cuts the field of view and standardises the whole
+    batch on the GPU (one resampling instead of two).
     """
+    if where == "loader":
+        return video_augment(view.cache_size, scale=scale, ratio=(1.0, 1.0)), view
+    if where == "device":
+        from ..gpu_augment import GPUAugment
+
+        gpu = GPUAugment(view.size, scale=scale, ratio=(1.0, 1.0), fov=view.fraction)
+        return None, lambda x, dims: gpu(x)
+    raise ValueError(f"augment_on must be 'loader' or 'device', got {where!r}")
+
+
+def train_dataset(data: KGAData, profile: Profile, row: Row):
+    """Training clips (T frames, see Profile.train_sampling) paired 1:1 with still images, or clips alone (row 1),
+    augmented by `clip_augment` (in the loader unless `profile.augment_on` is "device")."""
     size = data.view.cache_size
-    augment = video_augment(size, scale=profile.crop_scale, ratio=(1.0, 1.0))
+    augment, _ = clip_augment(data.view, profile.crop_scale, profile.augment_on)
     clips = ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.train_frames, mode=profile.train_sampling,
                         transform=augment)
     if not row.images:
@@ -272,14 +290,16 @@ def train_dataset(data: KGAData, profile: Profile, row: Row):
     return PairedDataset(clips, ImageDataset(data.images, CLASSES, size=(size, size), transform=augment))
 
 
-def make_step(row: Row, view: FieldOfView, lam: float = 1.0):
-    """step_fn for `fit`: a batch of clips (and images) -> the Eq. (4) loss of this row."""
+def make_step(row: Row, view: FieldOfView, lam: float = 1.0, prepare=None):
+    """step_fn for `fit`: a batch of clips (and images) -> the Eq. (4) loss of this row. `prepare(x, dims)` makes the
+    model's input from the uint8 batch (default `view`; see `clip_augment`)."""
+    prepare = prepare or view
 
     def step(model, batch, device):
-        clips, labels = view(batch[0].to(device, non_blocking=True), dims=4), batch[1].to(device)  # (B, T, 1, H, W)
+        clips, labels = prepare(batch[0].to(device, non_blocking=True), 4), batch[1].to(device)  # (B, T, 1, H, W)
         images = image_labels = None
         if row.images:
-            images = view(batch[2].to(device, non_blocking=True), dims=3)  # (B, 1, H, W)
+            images = prepare(batch[2].to(device, non_blocking=True), 3)  # (B, 1, H, W)
             image_labels = batch[3].to(device)
         return kganet_loss(model, clips, labels, images, image_labels, coherence=row.coherence, lam=lam)
 
@@ -293,13 +313,15 @@ def train_row(name: str, data: KGAData, profile: Profile, seed: int, out_dir: st
 
     row = TABLE2_ROWS[name]
     dataset = train_dataset(data, profile, row)
+    _, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
     iters_per_epoch = len(dataset) // profile.clips_per_batch
     config = profile.train_config(seed, iters_per_epoch, row=asdict(row), dataset=data.dataset)
     seed_everything(seed)  # the same initial weights for a seed, whichever rows ran before
     model = build_model(profile, row)
     checkpoint = Path(out_dir) / "checkpoints" / f"{slug(name)}-seed{seed}.pt"
     history = train_or_load(model, checkpoint, config, lambda: fit(
-        model, dataset, make_step(row, data.view, profile.lam), config, checkpoint=checkpoint, device=device, progress=progress),
+        model, dataset, make_step(row, data.view, profile.lam, prepare), config, checkpoint=checkpoint, device=device,
+        progress=progress),
         device=device)
     return model, history
 

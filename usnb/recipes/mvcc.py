@@ -22,8 +22,7 @@ from ..metrics import binary_metrics, youden_threshold
 from ..models.mvcc import MaskedVideoModel, dual_level_mask, mvcc_loss, strategy_ratios
 from ..models.timesformer import TimeSformer, VideoClassifier, load_pretrained, patchify, unpatchify
 from ..train import TrainConfig, fit, seed_everything, train_or_load
-from ..transforms import video_augment
-from .kganet import FieldOfView, slug, standardise
+from .kganet import FieldOfView, clip_augment, slug, standardise
 
 CLASSES = ("benign", "malignant")  # index 1 is the positive class: SEN is the recall of malignant
 
@@ -107,6 +106,7 @@ class Profile:
     eval_views: int = 4  # T-frame views per video at inference, spread over it; probabilities averaged
     num_workers: int = 0
     clip_grad: float | None = None
+    augment_on: str = "loader"  # crops: "loader" (CPU workers) | "device" (on the GPU, see kganet.clip_augment)
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -134,7 +134,7 @@ PROFILES = {
     "paper": Profile("paper", size=224, fov=1.0, patch=16, frames=16, dim=768, depth=12, heads=12, stem="linear", weights="imagenet",
                      decoder_dim=384, decoder_depth=4, decoder_heads=6, alpha=0.5, beta=0.75, pretrain_epochs=100,
                      pretrain_lr=1.5e-4, pretrain_batch=8, epochs=30, batch=8, optimizer="sgd", lr=0.0075,
-                     weight_decay=1e-4, schedule="cosine", warmup_iters=200, num_workers=4),
+                     weight_decay=1e-4, schedule="cosine", warmup_iters=200, num_workers=4, augment_on="device"),
     # CPU-sized (our choices, tried on the validation split under a ~5-minute budget for all rows): the central 75 %
     # of the frame at 64 px, 4 frames per clip (one per segment), 16 px patches (a 4 x 4 grid), a 2-block TimeSformer
     # of width 64 with a per-patch conv stem (a linear patch embedding learnt far slower from random weights at this
@@ -219,8 +219,9 @@ def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = Non
 
 def train_dataset(data: MVCCData, profile: Profile) -> ClipDataset:
     """Training clips: T frames, one random frame per segment; a random crop (scaling + cropping, aspect kept) and a
-    horizontal flip drawn once per clip (Sec. 3: scaling, flipping and cropping)."""
-    augment = video_augment(data.view.cache_size, scale=profile.crop_scale, ratio=(1.0, 1.0))
+    horizontal flip drawn once per clip (Sec. 3: scaling, flipping and cropping), in the loader unless
+    `profile.augment_on` is "device" (see `kganet.clip_augment`)."""
+    augment, _ = clip_augment(data.view, profile.crop_scale, profile.augment_on)
     return ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.frames, mode="segments",
                        transform=augment)
 
@@ -232,9 +233,10 @@ def make_pretrain_step(profile: Profile, strategy: str, view: FieldOfView):
     """step_fn: a batch of clips -> MSE on the masked patches of De(En(x_hat)), masks drawn by `strategy`."""
     alpha, beta = strategy_ratios(strategy, profile.alpha, profile.beta)
     t, gh, gw = profile.grid
+    _, prepare = clip_augment(view, profile.crop_scale, profile.augment_on)
 
     def step(model, batch, device):
-        x = view(batch[0].to(device, non_blocking=True), dims=4)  # (B, T, 1, H, W), standardised per clip
+        x = prepare(batch[0].to(device, non_blocking=True), 4)  # (B, T, 1, H, W), standardised per clip
         mask = dual_level_mask(x.shape[0], t, gh * gw, alpha, beta, device=device)  # (B, T, N), torch's RNG
         return model.loss(x, mask, profile.norm_pix), {}
 
@@ -258,9 +260,10 @@ def pretrain(strategy: str, data: MVCCData, profile: Profile, seed: int, out_dir
 
 def make_finetune_step(row: Row, profile: Profile, view: FieldOfView):
     """step_fn: Eq. (8), L = L_cls + lambda L_con (L_con: SCL or C-SCL; none for the Baseline)."""
+    _, prepare = clip_augment(view, profile.crop_scale, profile.augment_on)
 
     def step(model, batch, device):
-        x, y = view(batch[0].to(device, non_blocking=True), dims=4), batch[1].to(device)
+        x, y = prepare(batch[0].to(device, non_blocking=True), 4), batch[1].to(device)
         return mvcc_loss(model, x, y, row.contrastive, profile.lam, profile.tau)
 
     return step

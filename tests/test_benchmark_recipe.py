@@ -1,0 +1,63 @@
+"""The cross-paper benchmark: every method's adapter runs its own recipe end to end on one split and is scored alike."""
+import numpy as np
+import pytest
+
+from usnb.metrics import binary_metrics, youden_threshold
+from usnb.recipes import benchmark as B
+
+# Each method's recipe shrunk to seconds (fields of that recipe's Profile).
+TINY = {
+    "KGA-Net": dict(size=24, widths=(4, 8), train_frames=4, clips_per_batch=2, iterations=2, eval_frames=8),
+    "MVCC": dict(size=32, patch=16, frames=4, dim=16, depth=1, heads=2, decoder_dim=8, decoder_heads=2,
+                 pretrain_epochs=1, pretrain_batch=4, epochs=1, batch=4, eval_views=1),
+    "CLMAN": dict(size=32, width=8, train_frames=2, clips_per_batch=4, iterations=2, eval_frames=4, simclr_clips=4,
+                  simclr_frames=2, simclr_iterations=2),
+    "BYOL (lung paper)": dict(size=16, frames=4, ssl_steps=2, sup_steps=2, ssl_batch=4, sup_batch=4),
+}
+
+
+@pytest.fixture(scope="module")
+def phantom16(tmp_path_factory):
+    """16 breast sweeps of 8 frames at 32 px, half malignant, with stills: every split holds both classes."""
+    from usnb.phantom import generate
+
+    return generate("breast", tmp_path_factory.mktemp("p16") / "breast", n=16, size=32, frames=8, seed=1,
+                    positive_fraction=0.5, n_images=6, workers=1)
+
+
+def test_every_method_runs_on_the_same_split(phantom16, tmp_path):
+    assert list(TINY) == list(B.METHODS) == list(B.RUNNERS)
+    split = None
+    for name in B.METHODS:
+        result, this_split = B.run_method(name, "small", 0, tmp_path, data_dir=phantom16, reference_split=split,
+                                          **TINY[name])
+        split = split or this_split
+        n_test = len(split["test"])
+        assert result.probs["test"].shape == result.labels["test"].shape == (n_test,), name
+        assert np.all((result.probs["test"] >= 0) & (result.probs["test"] <= 1)), name
+        assert result.metrics == B.score(result.labels, result.probs), name
+        assert result.seconds > 0
+        assert (tmp_path / name.split(" ")[0].lower().replace("-", "") / "checkpoints").is_dir(), name
+
+
+def test_score_thresholds_on_validation():
+    labels = {"val": np.array([0, 0, 1, 1]), "test": np.array([0, 1, 0, 1])}
+    probs = {"val": np.array([0.1, 0.2, 0.3, 0.4]), "test": np.array([0.25, 0.35, 0.05, 0.28])}
+    t = youden_threshold(labels["val"], probs["val"])
+    assert B.score(labels, probs) == binary_metrics(labels["test"], probs["test"], threshold=t)
+    # without a validation split the threshold comes from the test videos
+    no_val = {"test": probs["test"]}
+    t_test = youden_threshold(labels["test"], probs["test"])
+    assert B.score(labels, no_val) == binary_metrics(labels["test"], probs["test"], threshold=t_test)
+
+
+def test_different_splits_are_refused(phantom16):
+    from usnb.phantom import load_phantom
+
+    clips = load_phantom(phantom16)
+    split = {s: [c for c in clips if c.split == s] for s in ("train", "val", "test")}
+    moved = {**split, "test": split["test"][1:], "train": split["train"] + split["test"][:1]}
+    with pytest.raises(ValueError, match="the train split differs"):
+        B.same_split(split, moved)
+    with pytest.raises(ValueError, match="method must be one of"):
+        B.run_method("ResNet", "small", 0, "unused")
