@@ -67,10 +67,9 @@ def _kganet(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Pat
 
 def _mvcc(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
     from . import mvcc as M
-    from .kganet import FieldOfView
 
     P = M.get_profile(profile, **overrides)
-    data = M.load_data(dataset, FieldOfView(P.size, P.fov), data_dir=data_dir)
+    data = M.load_data(dataset, M.field_of_view(P), data_dir=data_dir)
     model, _ = M.train_row("MVCC", data, P, seed, out, device=device)
     _, preds = M.evaluate(model, data, P, device=device)
     return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []

@@ -25,7 +25,7 @@ from ..datasets.records import VideoRecord
 from ..metrics import binary_metrics, youden_threshold
 from ..models.clman import CLMAN, DeformedResNet18, SimCLR, VideoHead, nt_xent
 from ..train import TrainConfig, fit, seed_everything, train_or_load
-from .kganet import FieldOfView, clip_augment, standardise  # the same field of view, crops and standardisation
+from .kganet import FieldOfView, clip_augment, field_of_view, standardise  # noqa: F401 (C.field_of_view: one home)
 
 CLASSES = ("benign", "malignant")  # index 1 is the positive class
 PAPER_DATA = "private breast US videos (paper)"  # 268 sequences, 107 test (Sec. 4.1); not released
@@ -176,10 +176,6 @@ def get_profile(name: str, **overrides) -> Profile:
     if "table3" in overrides and overrides["table3"] not in ("full", "frozen"):
         raise ValueError(f"table3 must be 'full' or 'frozen', got {overrides['table3']!r}")
     return replace(PROFILES[name], **overrides)
-
-
-def field_of_view(profile: Profile) -> FieldOfView:
-    return FieldOfView(profile.size, profile.fov)
 
 
 def build_backbone(profile: Profile, row: Row = Row()) -> DeformedResNet18:

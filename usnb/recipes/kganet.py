@@ -128,7 +128,8 @@ def get_profile(name: str, **overrides) -> Profile:
     return replace(PROFILES[name], **overrides)
 
 
-def field_of_view(profile: Profile) -> FieldOfView:
+def field_of_view(profile) -> FieldOfView:
+    """The field of view of any recipe's profile (KGA-Net, CLMAN, MVCC: each has `size` and `fov`)."""
     return FieldOfView(profile.size, profile.fov)
 
 

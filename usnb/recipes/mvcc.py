@@ -22,7 +22,7 @@ from ..metrics import binary_metrics, youden_threshold
 from ..models.mvcc import MaskedVideoModel, dual_level_mask, mvcc_loss, strategy_ratios
 from ..models.timesformer import TimeSformer, VideoClassifier, load_pretrained, patchify, unpatchify
 from ..train import TrainConfig, fit, seed_everything, train_or_load
-from .kganet import FieldOfView, clip_augment, slug, standardise
+from .kganet import FieldOfView, clip_augment, field_of_view, slug, standardise  # noqa: F401 (M.field_of_view)
 
 CLASSES = ("benign", "malignant")  # index 1 is the positive class: SEN is the recall of malignant
 
