@@ -14,10 +14,7 @@ from .paths import REPO_ROOT
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 # Notebooks whose small profile does not yet reach its acceptance floor: `make test` (nbval) and `usnb demo` leave
 # them out, saying why; `usnb run` still runs them when named (or with --all). Remove an entry when it passes.
-IN_PROGRESS = {
-    "01_mvcc": "issue 4: the small profile's MVCC row reaches AUC 0.76 on the phantom test split, below its 0.80 floor",
-    "02_clman": "issue 5: the small profile's CLMAN row (SimCLR-pretrained) scores AUC 0.50, below its 0.80 floor",
-}
+IN_PROGRESS: dict[str, str] = {}  # {"01_mvcc": "why"}: none at present
 
 
 @dataclass

@@ -24,7 +24,7 @@ from ..paths import data_dir
 from ..splits import split_groups
 from . import breast, lung
 
-GENERATOR_VERSION = 4  # v4: lossless H.264 (v3 lossy clips varied by a few pixels when encoders ran in parallel)
+GENERATOR_VERSION = 5  # v5: breast features MU 0.65 -> 0.85; v4: lossless H.264 (v3 lossy clips varied in parallel)
 KINDS = ("breast", "lung")
 LABELS = {"breast": ("benign", "malignant"), "lung": ("normal", "consolidation")}
 SPLIT_FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}

@@ -13,7 +13,7 @@ import numpy as np
 
 from .speckle import bmode, smooth_noise
 
-MU = 0.65  # feature separation: d' = 2 MU = 1.3 per feature
+MU = 0.85  # feature separation: d' = 2 MU = 1.7 per feature (0.65 up to generator v4, see data_cards/phantom.md)
 FEATURES = ("orientation", "irregularity", "margin_blur", "heterogeneity", "posterior")
 
 

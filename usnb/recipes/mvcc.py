@@ -139,14 +139,15 @@ PROFILES = {
     # of the frame at 64 px, 4 frames per clip (one per segment), 16 px patches (a 4 x 4 grid), a 2-block TimeSformer
     # of width 64 with a per-patch conv stem (a linear patch embedding learnt far slower from random weights at this
     # size), AdamW + cosine decay instead of SGD (SGD from random weights barely moved in the budget), batch 16.
-    # The decoder is one block of width 32. alpha = 0.5, beta = 0.75 as in the paper profile.
-    # STATUS (not yet tuned): on a heavily shared 2-core machine this profile's Baseline stayed at the class prior
-    # (cross-entropy ~0.62 over 15 epochs), so the notebook's MVCC AUC floor (0.80) is not yet reached; the model
-    # can overfit 16 clips, so this is a budget/optimisation problem, not a broken gradient. See the issue notes.
+    # The decoder is one block of width 32. alpha = 0.5, beta = 0.75 as in the paper profile. Crops and flips are
+    # drawn per clip on the model's device (here the CPU), batched: ~1.5x faster than per clip in the loader.
+    # 60 fine-tuning epochs (phantom v5, validation AUC of the MVCC row, seeds 0 / 1): 15 epochs 0.70 (seed 0),
+    # 45 epochs 0.75, 60 epochs 0.82 / 0.83, 80 epochs 0.84 but over the time budget. From random weights the
+    # Baseline's cross-entropy sits at the class prior for a random number of epochs before it falls (0.70 / 0.80).
     "small": Profile("small", size=64, fov=0.75, patch=16, frames=4, dim=64, depth=2, heads=4, stem="conv",
                      weights=None, decoder_dim=32, decoder_depth=1, decoder_heads=4, alpha=0.5, beta=0.75,
-                     pretrain_epochs=8, pretrain_lr=2e-3, pretrain_batch=16, epochs=15, batch=16, optimizer="adamw",
-                     lr=2e-3, weight_decay=0.05, schedule="cosine", warmup_iters=20),
+                     pretrain_epochs=8, pretrain_lr=2e-3, pretrain_batch=16, epochs=60, batch=16, optimizer="adamw",
+                     lr=2e-3, weight_decay=0.05, schedule="cosine", warmup_iters=20, augment_on="device"),
 }
 
 
