@@ -138,7 +138,7 @@ class Profile:
     head_lr: float = 1e-3
     rows: tuple[str, ...] = tuple(ROWS)  # the paper rows this profile trains
     num_workers: int = 0
-    augment_on: str = "loader"  # fine-tuning crops: "loader" (CPU workers) | "device" (on the GPU, see clip_augment)
+    augment_on: str = "loader"  # fine-tuning crops: "loader" (CPU workers) | "device" (the batch on the model's device)
     channels_last: bool = False  # NHWC weights and activations: faster convolutions on GPUs, the same result
 
     def train_config(self, seed: int, iters_per_epoch: int, **extra) -> TrainConfig:

@@ -90,7 +90,7 @@ class Profile:
     crop_scale: tuple[float, float] = (0.8, 1.0)  # augmentation: random crop (area fraction, aspect kept) + flip
     num_workers: int = 0
     ema: float = 0.0  # > 0: evaluate the moving average of the weights (see usnb.train.fit)
-    augment_on: str = "loader"  # "loader": torchvision on the CPU workers | "device": the batch on the GPU (clip_augment)
+    augment_on: str = "loader"  # "loader": torchvision on the CPU workers | "device": the batch on the model's device
 
     def train_config(self, seed: int, iters_per_epoch: int, **extra) -> TrainConfig:
         """The loop's config: whole epochs covering `iterations`; the schedule itself counts iterations."""
@@ -114,7 +114,7 @@ PROFILES = {
     # the budget; the central crop keeps more lesion detail at 64 px (phantom lesions lie in the central field).
     # 4 frames x 1,600 iterations beat 8 frames x 960 (the same time) on the validation split over two seeds.
     # 1,100 iterations fit the notebook's 5-minute CPU budget, at a small cost on the validation split
-    # (AUC seeds 0 / 1, one CPU thread: 0.869 / 0.832 at 1,100 against 0.872 / 0.859 at 1,600).
+    # (phantom v4, AUC seeds 0 / 1, one CPU thread: 0.869 / 0.832 at 1,100 against 0.872 / 0.859 at 1,600).
     "small": Profile("small", size=64, fov=0.75, backbone="small", weights=None, widths=(16, 32, 64, 128), norm="batch",
                      train_frames=4, train_sampling="segments", eval_frames=128, clips_per_batch=8, iterations=1100,
                      optimizer="adamw", lr=2e-3, weight_decay=1e-4, schedule="cosine"),
@@ -269,7 +269,7 @@ def clip_augment(view: FieldOfView, scale: tuple[float, float], where: str = "lo
     `prepare(x, dims)` turns a uint8 batch on the device into the model's input. where="loader": torchvision crops
     each clip in the DataLoader workers and `prepare` is `view`; where="device": the loader only copies uint8 frames
     from the cache and `usnb.gpu_augment.GPUAugment` crops, flips, cuts the field of view and standardises the whole
-    batch on the GPU (one resampling instead of two).
+    batch on the model's device, GPU or CPU (one resampling instead of two).
     """
     if where == "loader":
         return video_augment(view.cache_size, scale=scale, ratio=(1.0, 1.0)), view

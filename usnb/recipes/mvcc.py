@@ -106,7 +106,7 @@ class Profile:
     eval_views: int = 4  # T-frame views per video at inference, spread over it; probabilities averaged
     num_workers: int = 0
     clip_grad: float | None = None
-    augment_on: str = "loader"  # crops: "loader" (CPU workers) | "device" (on the GPU, see kganet.clip_augment)
+    augment_on: str = "loader"  # crops: "loader" (CPU workers) | "device" (the batch on the model's device)
 
     @property
     def grid(self) -> tuple[int, int, int]:
