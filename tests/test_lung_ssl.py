@@ -235,6 +235,28 @@ def test_probe_loaded_into_the_classifier_gives_the_same_probabilities():
     assert np.allclose(p_model, probe(feats), atol=1e-5)
 
 
+def test_probe_strength_is_chosen_on_validation_auc():
+    from usnb.metrics import roc_data
+    rng = np.random.default_rng(1)
+    def draw(n):
+        y = np.r_[np.zeros(n // 2), np.ones(n - n // 2)].astype(int)
+        x = rng.normal(size=(n, 30)).astype(np.float32)
+        x[:, 0] += 1.0 * y  # one weak true direction among 30: few clips, so the L2 strength matters
+        return x, y
+    (xt, yt), (xv, yv) = draw(12), draw(200)
+    cs = (0.001, 0.1, 10.0)
+    aucs = {c: roc_data(yv, L.fit_probe(xt, yt, c)(xv))["auc"] for c in cs}
+    assert len(set(aucs.values())) > 1  # the grid really gives different probes here
+    chosen = L.fit_probe(xt, yt, cs, val=(xv, yv))
+    assert chosen.c == max(cs, key=lambda c: (aucs[c], -c))
+    assert np.allclose(chosen(xv), L.fit_probe(xt, yt, chosen.c)(xv))
+    assert L.fit_probe(xt, yt, (0.5,)).c == 0.5  # one value: no validation needed
+    with pytest.raises(ValueError, match="validation clips of both classes"):
+        L.fit_probe(xt, yt, cs)
+    with pytest.raises(ValueError, match="validation clips of both classes"):
+        L.fit_probe(xt, yt, cs, val=(xv[:5], np.zeros(5, int)))
+
+
 def test_fraction_subsets_are_stratified_and_nested():
     from usnb.datasets.records import VideoRecord
     recs = [VideoRecord(f"v{i}", f"v{i}.mp4", "consolidation" if i % 3 else "normal", f"p{i}") for i in range(60)]

@@ -104,8 +104,8 @@ def _byol(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path,
     data.mean, data.std = float(pixels.mean()), float(pixels.std())
     y = {s: label_index(r, CLASSES) for s, r in clips.items()}
     ssl, _ = L.pretrain("BYOL", data, clips["train"], P, seed, out, tag="benchmark", device=device)
-    features = L.embed(ssl.encoder, data, clips["train"], P, device)
-    probe = L.fit_probe(features, y["train"], P.probe_c)
+    features = {s: L.embed(ssl.encoder, data, clips[s], P, device) for s in ("train", "val")}
+    probe = L.fit_probe(features["train"], y["train"], P.probe_c, val=(features["val"], y["val"]))
     model, _ = L.train_classifier(data, clips["train"], P, seed, out, ssl.encoder, probe, name="benchmark BYOL fine-tuned",
                                   device=device)
     probs = {s: L.predict(model, data, clips[s], P, device) for s in clips if s in ("val", "test")}
