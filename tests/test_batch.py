@@ -109,6 +109,23 @@ def _fake_run(folder, seed, rows, paper="kganet", ok=True):
     (folder / "roc.png").write_bytes(b"\x89PNG")
 
 
+def test_parallel_runs_share_the_cpu_cores_or_get_one_gpu_each(tmp_path, monkeypatch):
+    import usnb.batch as B
+    runs = plan([str(_notebook(tmp_path / "01_a.ipynb", "pass"))], tmp_path / "b", seeds=[0, 1, 2, 3])
+    seen = {}
+    monkeypatch.setattr(B, "execute_in_child", lambda run, env=None: (seen.__setitem__(run.name, env),
+                                                                      B.Outcome(run, True, 0.0))[1])
+    monkeypatch.setattr(B, "_gpu_count", lambda: 0)
+    monkeypatch.setattr(B.os, "cpu_count", lambda: 8)
+    assert all(o.ok for o in run_batch(runs, parallel=2, echo=lambda *_: None))
+    assert {e["OMP_NUM_THREADS"] for e in seen.values()} == {"4"} and len(seen) == 4
+    monkeypatch.setattr(B, "_gpu_count", lambda: 2)
+    seen.clear()
+    run_batch(runs, parallel=2, echo=lambda *_: None)
+    assert sorted(e["CUDA_VISIBLE_DEVICES"] for e in seen.values()) == ["0", "0", "1", "1"]
+    assert not any("OMP_NUM_THREADS" in e for e in seen.values())
+
+
 def test_report_puts_our_mean_std_beside_the_papers_numbers(tmp_path):
     metric = lambda v: dict(acc=v, sen=v, spe=v, pre=v, f1=v, auc=v, ap=v)
     _fake_run(tmp_path / "03_kganet" / "seed0", 0, {"KGA-Net": metric(0.80), "Table 1: R(2+1)D": metric(0.6), "mine": metric(0.5)})
