@@ -113,12 +113,28 @@ def test_parallel_runs_share_the_cpu_cores_or_get_one_gpu_each(tmp_path, monkeyp
     import usnb.batch as B
     runs = plan([str(_notebook(tmp_path / "01_a.ipynb", "pass"))], tmp_path / "b", seeds=[0, 1, 2, 3])
     seen = {}
-    monkeypatch.setattr(B, "execute_in_child", lambda run, env=None: (seen.__setitem__(run.name, env),
-                                                                      B.Outcome(run, True, 0.0))[1])
+
+    def fake_child(run, env=None):
+        seen[run.name] = env
+        return B.Outcome(run, True, 0.0)
+
+    monkeypatch.setattr(B, "execute_in_child", fake_child)
+    monkeypatch.setattr(B.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(B, "_gpu_count", lambda: 0)
-    monkeypatch.setattr(B.os, "cpu_count", lambda: 8)
     assert all(o.ok for o in run_batch(runs, parallel=2, echo=lambda *_: None))
-    assert {e["OMP_NUM_THREADS"] for e in seen.values()} == {"4"} and len(seen) == 4
+    assert len(seen) == 4 and all(e == {"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4"} for e in seen.values())
+    seen.clear()
+    run_batch(runs[:2], parallel=4, echo=lambda *_: None)  # two runs left: each gets half the cores, not a quarter
+    assert {e["OMP_NUM_THREADS"] for e in seen.values()} == {"4"}
+    seen.clear()
+    run_batch(runs, parallel=16, echo=lambda *_: None)  # 4 runs left: they share the 8 cores
+    assert {e["OMP_NUM_THREADS"] for e in seen.values()} == {"2"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting is kept
+    seen.clear()
+    run_batch(runs, parallel=2, echo=lambda *_: None)
+    assert all(e == {"MKL_NUM_THREADS": "4"} for e in seen.values())
     monkeypatch.setattr(B, "_gpu_count", lambda: 2)
     seen.clear()
     run_batch(runs, parallel=2, echo=lambda *_: None)

@@ -40,6 +40,21 @@ def test_every_method_runs_on_the_same_split(phantom16, tmp_path):
         assert (tmp_path / name.split(" ")[0].lower().replace("-", "") / "checkpoints").is_dir(), name
 
 
+def test_byol_runs_without_a_validation_split(phantom16, tmp_path):
+    """BUSV has no validation videos: the probe then keeps one L2 strength and the thresholds come from the test set."""
+    import shutil
+
+    root = shutil.copytree(phantom16, tmp_path / "no_val")
+    manifest = (root / "manifest.csv").read_text()
+    assert ",val," in manifest
+    (root / "manifest.csv").write_text(manifest.replace(",val,", ",train,"))
+    result, split = B.run_method("BYOL (lung paper)", "small", 0, tmp_path / "out", data_dir=root,
+                                 **TINY["BYOL (lung paper)"])
+    assert "val" not in split and set(result.probs) == {"test"}
+    assert any("not chosen (c = 1)" in note for note in result.notes)
+    assert result.metrics == B.score(result.labels, result.probs)
+
+
 def test_score_thresholds_on_validation():
     labels = {"val": np.array([0, 0, 1, 1]), "test": np.array([0, 1, 0, 1])}
     probs = {"val": np.array([0.1, 0.2, 0.3, 0.4]), "test": np.array([0.25, 0.35, 0.05, 0.28])}

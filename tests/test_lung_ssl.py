@@ -235,26 +235,38 @@ def test_probe_loaded_into_the_classifier_gives_the_same_probabilities():
     assert np.allclose(p_model, probe(feats), atol=1e-5)
 
 
-def test_probe_strength_is_chosen_on_validation_auc():
+def test_probe_strength_is_chosen_on_validation_auc_then_log_loss():
     from usnb.metrics import roc_data
-    rng = np.random.default_rng(1)
-    def draw(n):
+    rng = np.random.default_rng(0)
+
+    def draw(n):  # 40 features, 4 of them weakly informative: with 12 labelled clips the L2 strength matters
         y = np.r_[np.zeros(n // 2), np.ones(n - n // 2)].astype(int)
-        x = rng.normal(size=(n, 30)).astype(np.float32)
-        x[:, 0] += 1.0 * y  # one weak true direction among 30: few clips, so the L2 strength matters
+        x = rng.normal(size=(n, 40)).astype(np.float32)
+        x[:, :4] += 0.7 * y[:, None]
         return x, y
-    (xt, yt), (xv, yv) = draw(12), draw(200)
-    cs = (0.001, 0.1, 10.0)
+
+    (xt, yt), (xv, yv) = draw(12), draw(400)
+    cs = (10.0, 0.001, 0.1)  # any order
     aucs = {c: roc_data(yv, L.fit_probe(xt, yt, c)(xv))["auc"] for c in cs}
-    assert len(set(aucs.values())) > 1  # the grid really gives different probes here
+    assert aucs[0.001] > aucs[10.0] + 0.02  # on this data the strongest regularisation generalises best
     chosen = L.fit_probe(xt, yt, cs, val=(xv, yv))
-    assert chosen.c == max(cs, key=lambda c: (aucs[c], -c))
-    assert np.allclose(chosen(xv), L.fit_probe(xt, yt, chosen.c)(xv))
+    assert chosen.c == 0.001 == max(cs, key=aucs.get)
+    assert np.allclose(chosen(xv), L.fit_probe(xt, yt, 0.001)(xv))
+    # equal AUCs (the separable training clips as validation: 1.0 for every c) go to the lowest log-loss, here the
+    # weakest regularisation, whose probabilities are the most confident
+    assert {roc_data(yt, L.fit_probe(xt, yt, c)(xt))["auc"] for c in cs} == {1.0}
+    assert L.fit_probe(xt, yt, cs, val=(xt, yt)).c == 10.0
     assert L.fit_probe(xt, yt, (0.5,)).c == 0.5  # one value: no validation needed
     with pytest.raises(ValueError, match="validation clips of both classes"):
         L.fit_probe(xt, yt, cs)
     with pytest.raises(ValueError, match="validation clips of both classes"):
         L.fit_probe(xt, yt, cs, val=(xv[:5], np.zeros(5, int)))
+
+
+@pytest.mark.bad_input
+def test_study_needs_the_full_label_fraction():
+    with pytest.raises(ValueError, match="fractions must include 1.0"):
+        L.run_study(None, {}, L.get_profile("small"), 0, "unused", fractions=(0.5, 0.1))
 
 
 def test_fraction_subsets_are_stratified_and_nested():

@@ -162,8 +162,8 @@ def _gpu_count() -> int:
 def run_batch(runs: Sequence[Run], parallel: int = 1, slurm: dict | None = None, echo: Callable = print) -> list[Outcome]:
     """Execute the runs not finished yet; failures are reported and the batch goes on.
 
-    parallel > 1: that many runs at once; with GPUs, run i gets GPU i mod parallel (CUDA_VISIBLE_DEVICES), without
-    them each run gets cores // parallel CPU threads (OMP_NUM_THREADS).
+    parallel > 1: that many runs at once; with GPUs, run i gets GPU i mod (number of GPUs) (CUDA_VISIBLE_DEVICES),
+    without them each run gets an equal share of the CPU cores as its threads (OMP_NUM_THREADS).
     slurm: submitit parameters ({"cluster": "slurm" | "local", "slurm_partition": ..., "timeout_min": ...,
     "gpus_per_node": ...}); each run becomes one job, and this call waits for all of them.
     """
@@ -189,15 +189,15 @@ def run_batch(runs: Sequence[Run], parallel: int = 1, slurm: dict | None = None,
     elif parallel > 1:
         gpus = _gpu_count()
         # Without GPUs the cores are shared out: each torch process otherwise starts a thread per core, and `parallel`
-        # of them oversubscribe the CPU (two runs on 2 cores measured ~5x slower each, not 2x). A notebook that sets
-        # its own `threads` parameter keeps it.
-        threads = str(max(1, (os.cpu_count() or 1) // parallel))
+        # of them oversubscribe the CPU (two runs on 2 cores measured ~5x slower each, not 2x). Thread counts the user
+        # exported are kept, and so is a notebook's own `threads` parameter (notebooks 04 and 05 have one).
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = str(max(1, cores // max(1, min(parallel, len(todo)))))
+        cpu_env = {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if name not in os.environ}
 
         def one(item):
             i, run = item
-            env = {"CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus else {"OMP_NUM_THREADS": threads,
-                                                                           "MKL_NUM_THREADS": threads}
-            return report(execute_in_child(run, env))
+            return report(execute_in_child(run, {"CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus else cpu_env))
 
         with ThreadPoolExecutor(parallel) as pool:
             outcomes += list(pool.map(one, enumerate(todo)))

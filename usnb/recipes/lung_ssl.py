@@ -78,8 +78,9 @@ class Profile:
     clip_norm: bool = False  # rescale each clip's intensities to mean 0.3, std 0.2 before augmentation (gain removed)
     two_samplings: bool = False  # SSL views from two independent frame samplings of the clip (else the same frames)
     # linear probe: inverse L2 strengths of the logistic regression on standardised features; the one with the best
-    # validation AUC is kept (`fit_probe`). With ~18 labelled clips (10 % of the phantom) one fixed c=1 over-fitted: the
-    # 10 % probe's test AUC moved 0.63-0.83 from seed to seed (small profile, 480 steps, seeds 0-2).
+    # validation AUC is kept (`fit_probe`); it also starts the fine-tuned rows' head (LP-FT). With ~18 labelled clips
+    # (10 % of the phantom) one fixed c=1 over-fitted: the 10 % BYOL probe's test AUC moved 0.63-0.91 from seed to seed
+    # (small profile, 480 steps, seeds 0-5); chosen on validation 0.83-0.91. 960 steps did not do better.
     probe_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     occlusion_window: tuple[int, int, int, int] = (1, 4, 8, 8)  # (C, T, H, W)
     occlusion_stride: tuple[int, int, int, int] = (1, 4, 4, 4)
@@ -390,25 +391,28 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, c: float | Sequence[floa
     regression (L-BFGS, L2 strength 1/c) is that layer trained to convergence: SimCLR's linear evaluation protocol.
 
     Several `c`: one probe per value, and the one with the highest AUC on `val` = (features, labels) is kept (SimCLR
-    chooses its probe's regularisation on a validation split too); ties go to the stronger regularisation."""
+    chooses its probe's regularisation on a validation split too); equal AUCs go to the lower validation log-loss
+    (AUC ignores the probe's scale, which matters where the probe starts a fine-tuned head)."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
 
-    cs = sorted([c] if np.isscalar(c) else c)
+    cs = sorted([c] if np.ndim(c) == 0 else c)
     if len(np.unique(labels)) < 2:
         raise ValueError("a linear probe needs both classes among the labelled clips; raise the label fraction")
     if len(cs) > 1 and (val is None or len(np.unique(val[1])) < 2):
         raise ValueError(f"choosing the probe's L2 strength among c={cs} needs validation clips of both classes "
                          "(val=(features, labels)); pass one c otherwise")
     mean, std = features.mean(0), features.std(0) + 1e-6
-    best, best_auc = None, -1.0
+    scored = []
     for value in cs:
-        lr = LogisticRegression(C=value, max_iter=2000).fit((features - mean) / std, labels)
+        lr = LogisticRegression(C=float(value), max_iter=2000).fit((features - mean) / std, labels)
         probe = Probe(mean.astype(np.float32), std.astype(np.float32), lr.coef_[0].astype(np.float32),
                       float(lr.intercept_[0]), float(value))
-        auc = roc_data(val[1], probe(val[0]))["auc"] if len(cs) > 1 else 0.0
-        if auc > best_auc:
-            best, best_auc = probe, auc
-    return best
+        if len(cs) == 1:
+            return probe
+        p_val = probe(val[0])
+        scored.append((roc_data(val[1], p_val)["auc"], -log_loss(val[1], p_val, labels=[0, 1]), probe))
+    return max(scored, key=lambda item: item[:2])[2]
 
 
 def probe_classifier(encoder: nn.Module, probe: Probe, num_classes: int = 2) -> VideoClassifier:
@@ -542,6 +546,8 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
     algorithm, at 100 % for the others. Thresholds: Youden's J on the validation clips."""
     import time
 
+    if 1.0 not in fractions:
+        raise ValueError(f"fractions must include 1.0 (all labels: Table 3's rows and the saved models), got {fractions}")
     fine_tune_fractions = fractions if fine_tune_fractions is None else fine_tune_fractions
     y = {s: label_index(r, data.classes) for s, r in split.items()}
     study = Study(split=dict(split))
@@ -569,8 +575,9 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
             row = f"{curve}" if f == 1.0 else f"{curve} @{f:.0%}"
             score(row, probe(feats["val"]), probe(feats["test"]),
                   probe_classifier(encoder, probe, len(data.classes)), curve, f)
-        echo(f"{curve}: probes at {len(fractions)} fractions in {time.perf_counter() - t0:.0f} s (L2 strength 1/c "
-             f"chosen on validation: " + ", ".join(f"{f:.0%} c={p.c:g}" for f, p in fitted.items()) + ")")
+        chosen = (" (L2 strength 1/c chosen on validation: " + ", ".join(f"{f:.0%} c={p.c:g}" for f, p in fitted.items())
+                  + ")") if np.ndim(profile.probe_c) and len(profile.probe_c) > 1 else ""
+        echo(f"{curve}: probes at {len(fractions)} fractions in {time.perf_counter() - t0:.0f} s{chosen}")
         return fitted
 
     seed_everything(seed)
