@@ -190,7 +190,8 @@ def run_batch(runs: Sequence[Run], parallel: int = 1, slurm: dict | None = None,
         gpus = _gpu_count()
         # Without GPUs the cores are shared out: each torch process otherwise starts a thread per core, and `parallel`
         # of them oversubscribe the CPU (two runs on 2 cores measured ~5x slower each, not 2x). Thread counts the user
-        # exported are kept, and so is a notebook's own `threads` parameter (notebooks 04 and 05 have one).
+        # exported are kept, and so is a notebook's own `threads` parameter (notebook 04 sets 1; 05's default None
+        # leaves torch to read OMP_NUM_THREADS).
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         threads = str(max(1, cores // max(1, min(parallel, len(todo)))))
         cpu_env = {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if name not in os.environ}
