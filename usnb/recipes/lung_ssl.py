@@ -31,8 +31,8 @@ from ..train import TrainConfig, fit, seed_everything, train_or_load
 CLASSES = ("normal", "consolidation")  # phantom task; index 1 is the positive class
 POCUS_CLASSES = ("regular", "pathology")  # POCUS task: covid, pneumonia and viral clips are "pathology"
 
-PAPER_DATA = ("private multi-center lung ultrasound videos (paper): 27,063 videos of 528 patients, 1,669 labelled "
-              "for consolidation (1,296 train / 120 val / 253 test)")
+# 27,063 multi-center videos of 528 patients, 1,669 labelled for consolidation (1,296 train / 120 val / 253 test)
+PAPER_DATA = "private lung US videos (paper)"
 # Table 3 of the paper (their lung ultrasound data, not ours): fractions.
 PAPER_TABLE3 = {
     "BYOL: SSL feature extractor": {"acc": 0.78, "sen": 0.69, "spe": 0.86, "auc": 0.86},
