@@ -104,15 +104,15 @@ def _byol(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path,
     data.mean, data.std = float(pixels.mean()), float(pixels.std())
     y = {s: label_index(r, CLASSES) for s, r in clips.items()}
     ssl, _ = L.pretrain("BYOL", data, clips["train"], P, seed, out, tag="benchmark", device=device)
-    features = {s: L.embed(ssl.encoder, data, clips[s], P, device) for s in ("train", "val") if s in clips}
-    # the probe's L2 strength is chosen on the validation videos; without them (BUSV) the recipe's default c = 1
-    probe = (L.fit_probe(features["train"], y["train"], P.probe_c, val=(features["val"], y["val"])) if "val" in clips
-             else L.fit_probe(features["train"], y["train"], 1.0))
+    # the probe's L2 strength is chosen on the validation videos; without them (BUSV) it is c = 1
+    val = (L.embed(ssl.encoder, data, clips["val"], P, device), y["val"]) if "val" in clips else None
+    probe = L.fit_probe(L.embed(ssl.encoder, data, clips["train"], P, device), y["train"],
+                        1.0 if val is None else P.probe_c, val=val)
     model, _ = L.train_classifier(data, clips["train"], P, seed, out, ssl.encoder, probe, name="benchmark BYOL fine-tuned",
                                   device=device)
     probs = {s: L.predict(model, data, clips[s], P, device) for s in clips if s in ("val", "test")}
     notes = [f"lung recipe's {P.name} profile: {P.size} px, {P.frames} frames"]
-    if "val" not in clips:
+    if val is None:
         notes.append("no validation split: the BYOL probe's L2 strength is not chosen (c = 1)")
     return clips, probs, {s: y[s] for s in probs}, notes
 

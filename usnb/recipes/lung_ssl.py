@@ -575,9 +575,8 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
             row = f"{curve}" if f == 1.0 else f"{curve} @{f:.0%}"
             score(row, probe(feats["val"]), probe(feats["test"]),
                   probe_classifier(encoder, probe, len(data.classes)), curve, f)
-        chosen = (" (L2 strength 1/c chosen on validation: " + ", ".join(f"{f:.0%} c={p.c:g}" for f, p in fitted.items())
-                  + ")") if np.ndim(profile.probe_c) and len(profile.probe_c) > 1 else ""
-        echo(f"{curve}: probes at {len(fractions)} fractions in {time.perf_counter() - t0:.0f} s{chosen}")
+        chosen = ", ".join(f"{f:.0%} c={p.c:g}" for f, p in fitted.items())
+        echo(f"{curve}: probes at {len(fractions)} fractions in {time.perf_counter() - t0:.0f} s (1/L2: {chosen})")
         return fitted
 
     seed_everything(seed)
