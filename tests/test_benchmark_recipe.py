@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from usnb.metrics import binary_metrics, youden_threshold
+from usnb.metrics import METRIC_KEYS, binary_metrics, youden_threshold
 from usnb.recipes import benchmark as B
 
 # Each method's recipe shrunk to seconds (fields of that recipe's Profile).
@@ -25,6 +25,11 @@ def phantom16(tmp_path_factory):
                     positive_fraction=0.5, n_images=6, workers=1)
 
 
+def _scalars(metrics: dict) -> dict:
+    """The metrics and threshold of a scored row, without its CIs and per-clip evidence."""
+    return {k: v for k, v in metrics.items() if k in (*METRIC_KEYS, "threshold")}
+
+
 def test_every_method_runs_on_the_same_split(phantom16, tmp_path):
     assert list(TINY) == list(B.METHODS) == list(B.RUNNERS)
     split = None
@@ -35,7 +40,7 @@ def test_every_method_runs_on_the_same_split(phantom16, tmp_path):
         n_test = len(split["test"])
         assert result.probs["test"].shape == result.labels["test"].shape == (n_test,), name
         assert np.all((result.probs["test"] >= 0) & (result.probs["test"] <= 1)), name
-        assert result.metrics == B.score(result.labels, result.probs), name
+        assert _scalars(result.metrics) == _scalars(B.score(result.labels, result.probs)), name
         assert result.seconds > 0
         assert (tmp_path / name.split(" ")[0].lower().replace("-", "") / "checkpoints").is_dir(), name
 
@@ -52,18 +57,21 @@ def test_byol_runs_without_a_validation_split(phantom16, tmp_path):
                                  **TINY["BYOL (lung paper)"])
     assert "val" not in split and set(result.probs) == {"test"}
     assert any("not chosen (c = 1)" in note for note in result.notes)
-    assert result.metrics == B.score(result.labels, result.probs)
+    assert _scalars(result.metrics) == _scalars(B.score(result.labels, result.probs))
+    assert result.metrics["threshold_on"] == "test"
 
 
 def test_score_thresholds_on_validation():
     labels = {"val": np.array([0, 0, 1, 1]), "test": np.array([0, 1, 0, 1])}
     probs = {"val": np.array([0.1, 0.2, 0.3, 0.4]), "test": np.array([0.25, 0.35, 0.05, 0.28])}
     t = youden_threshold(labels["val"], probs["val"])
-    assert B.score(labels, probs) == binary_metrics(labels["test"], probs["test"], threshold=t)
+    scored = B.score(labels, probs)
+    assert _scalars(scored) == binary_metrics(labels["test"], probs["test"], threshold=t)
+    assert scored["threshold_on"] == "val" and scored["auc_ci"][0] <= scored["auc"] <= scored["auc_ci"][1]
     # without a validation split the threshold comes from the test videos
     no_val = {"test": probs["test"]}
     t_test = youden_threshold(labels["test"], probs["test"])
-    assert B.score(labels, no_val) == binary_metrics(labels["test"], probs["test"], threshold=t_test)
+    assert _scalars(B.score(labels, no_val)) == binary_metrics(labels["test"], probs["test"], threshold=t_test)
 
 
 def test_different_splits_are_refused(phantom16):

@@ -113,6 +113,47 @@ def binary_metrics(y_true, y_score, threshold: float | str = 0.5) -> dict:
     }
 
 
+def held_out_metrics(y_test, p_test, y_val=None, p_val=None) -> dict:
+    """The scoring rule of every notebook: Youden's threshold chosen on the validation clips (on the test clips when
+    there are none: optimistic, and said so by `threshold_on`), the metrics on the test clips with their 95 % CIs.
+
+    Returns `binary_metrics` plus `{key}_ci: [low, high]` for every metric (AUC by DeLong, the others by a
+    stratified bootstrap, `usnb.stats`), `threshold_on` ('val' | 'test') and the evidence a paired comparison of
+    two rows needs (`usnb.claims`): `labels` and `scores` of the test clips.
+    """
+    from .stats import metric_cis
+
+    on_val = y_val is not None and p_val is not None and len(np.unique(_as_numpy(y_val))) == 2
+    threshold = youden_threshold(y_val, p_val) if on_val else youden_threshold(y_test, p_test)
+    y, s = _check_binary(y_test, p_test)
+    metrics = binary_metrics(y, s, threshold=threshold)
+    return {**metrics, **metric_cis(y, s, threshold), "threshold_on": "val" if on_val else "test",
+            "labels": y, "scores": s}
+
+
+def pooled_metrics(folds: Sequence[dict]) -> dict:
+    """k-fold runs (POCUS): the metrics of the pooled out-of-fold predictions, with CIs, and the spread over folds.
+
+    folds: one `held_out_metrics` output per fold (each fold's threshold chosen on its own validation clips). AUC and
+    AP rank the pooled scores; the threshold metrics count each clip as its own fold called it (score - that fold's
+    threshold >= 0). `<key>_fold_sd` is the sample sd of each metric over the folds.
+    """
+    from .stats import metric_cis
+
+    labels = np.concatenate([f["labels"] for f in folds])
+    scores = np.concatenate([f["scores"] for f in folds])
+    margins = np.concatenate([f["scores"] - f["threshold"] for f in folds])  # >= 0: called positive by its fold
+    at_threshold = binary_metrics(labels, margins, threshold=0.0)
+    ranked = binary_metrics(labels, scores, threshold=0.5)
+    out = {**at_threshold, "auc": ranked["auc"], "ap": ranked["ap"], "threshold": float("nan"), "threshold_on": "val",
+           "labels": labels, "scores": scores, "margins": margins}
+    ranked_cis, counted_cis = metric_cis(labels, scores, 0.5), metric_cis(labels, margins, 0.0)
+    out |= {k: counted_cis[k] for k in counted_cis} | {"auc_ci": ranked_cis["auc_ci"], "ap_ci": ranked_cis["ap_ci"]}
+    for k in METRIC_KEYS:
+        out[f"{k}_fold_sd"] = mean_std([f[k] for f in folds])[1]
+    return out
+
+
 def mean_std(values) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0 for a single value). nan in -> nan out."""
     v = _as_numpy(values).astype(np.float64).reshape(-1)
@@ -130,9 +171,22 @@ def format_mean_std(values, scale: float = 100, digits: int = 2) -> str:
     return text if len(v) == 1 else f"{text}({std * scale:.{digits}f})"
 
 
+def format_cell(values, cis=None, scale: float = 100, digits: int = 2) -> str:
+    """'mean(std)' over seeds, then ' [low, high]': the 95 % CI of one run, or the mean of each bound over seeds."""
+    text = format_mean_std(values, scale, digits)
+    bounds = [c for c in (cis or []) if c is not None and not any(b is None or np.isnan(b) for b in c)]
+    if not bounds or np.isnan(np.asarray(values, float)).all():
+        return text
+    lo, hi = np.mean(bounds, axis=0)
+    return f"{text} [{lo * scale:.1f}, {hi * scale:.1f}]"
+
+
 @dataclass
 class MetricsTable:
-    """Rows of metrics (one list of per-seed values per cell); `to_markdown()` renders the papers' table."""
+    """Rows of metrics (one list of per-seed values per cell); `to_markdown()` renders the papers' table.
+
+    `cis` (optional, same shape as `values`): per cell, one [low, high] 95 % CI per seed (or None), shown after the
+    mean(std) as ' [low, high]' (over several seeds: the mean of each bound)."""
 
     names: list[str]
     keys: tuple[str, ...]
@@ -140,14 +194,16 @@ class MetricsTable:
     scale: float = 100
     digits: int = 2
     labels: dict = field(default_factory=dict)  # column header per key, default key.upper()
+    cis: list[list[list]] | None = None  # [row][key] -> one [low, high] (or None) per seed
 
     def header(self) -> list[str]:
         return ["", *(self.labels.get(k, k.upper()) for k in self.keys)]
 
     def cells(self) -> list[list[str]]:
-        """Formatted rows: [name, 'mean(std)', ...]."""
-        return [[name, *(format_mean_std(v, self.scale, self.digits) for v in row)]
-                for name, row in zip(self.names, self.values)]
+        """Formatted rows: [name, 'mean(std) [low, high]', ...]."""
+        cis = self.cis or [[None] * len(self.keys) for _ in self.names]
+        return [[name, *(format_cell(v, c, self.scale, self.digits) for v, c in zip(row, row_cis))]
+                for name, row, row_cis in zip(self.names, self.values, cis)]
 
     def to_markdown(self) -> str:
         lines = [self.header(), ["---"] * len(self.header()), *self.cells()]
@@ -160,39 +216,59 @@ class MetricsTable:
         return self.to_markdown()
 
 
+def _runs(name, runs) -> list:
+    runs = [runs] if isinstance(runs, Mapping) else list(runs)
+    if not runs:
+        raise ValueError(f"row {name!r} has no runs; drop it or add at least one metrics dict")
+    return runs
+
+
+def _ci_of(run: Mapping, key: str):
+    ci = run.get(f"{key}_ci")
+    return None if ci is None else [float("nan") if c is None else float(c) for c in ci]
+
+
 def metrics_table(rows: Mapping[str, dict | Sequence[dict]], keys: Sequence[str] = ("auc", "acc", "sen", "spe"),
                   scale: float = 100, digits: int = 2) -> MetricsTable:
-    """{row name: metrics dict, or one dict per seed} -> MetricsTable (cells read mean(std) over seeds)."""
-    names, values = [], []
+    """{row name: metrics dict, or one dict per seed} -> MetricsTable (cells read mean(std) over seeds, then the
+    95 % CI where the rows carry `<key>_ci`)."""
+    names, values, cis = [], [], []
     for name, runs in rows.items():
-        runs = [runs] if isinstance(runs, Mapping) else list(runs)
-        if not runs:
-            raise ValueError(f"row {name!r} has no runs; drop it or add at least one metrics dict")
+        runs = _runs(name, runs)
         missing = [k for k in keys for r in runs if k not in r]
         if missing:
             raise KeyError(f"row {name!r} lacks {sorted(set(missing))}; pass keys= that every row has "
                            f"(this row has {sorted(runs[0])})")
         names.append(str(name))
         values.append([[float(r[k]) for r in runs] for k in keys])
-    return MetricsTable(names, tuple(keys), values, scale, digits)
+        cis.append([[_ci_of(r, k) for r in runs] for k in keys])
+    return MetricsTable(names, tuple(keys), values, scale, digits, cis=cis)
 
 
 def paper_vs_ours(ours: Mapping[str, dict | Sequence[dict]], paper: Mapping[str, dict], ours_label: str,
-                  paper_label: str, keys: Sequence[str] = ("auc", "acc", "sen", "spe")) -> MetricsTable:
-    """One table, a row per method: our mean(std) over seeds and, beside each, the paper's number.
+                  paper_label: str, keys: Sequence[str] = ("auc", "acc", "sen", "spe"),
+                  paper_size: tuple[int, int] | None = None) -> MetricsTable:
+    """One table, a row per method: our mean(std) over seeds [95 % CI] and, beside each, the paper's number.
 
     Columns read 'AUC ours (<ours_label>)' and 'AUC paper (<paper_label>)'; a row the paper lacks shows nan.
+    paper_size: the paper's test split as (positives, negatives): its AUC, ACC, SEN and SPE then get the 95 % CI
+    that size allows (`usnb.stats.paper_cis`; Hanley-McNeil, Wilson).
     """
-    names, values, labels = [], [], {}
+    from .stats import paper_cis
+
+    names, values, labels, cis = [], [], {}, []
     cols = [c for k in keys for c in (k, f"paper_{k}")]
     for k in keys:
         labels[k], labels[f"paper_{k}"] = f"{k.upper()} ours ({ours_label})", f"{k.upper()} paper ({paper_label})"
     for name, runs in ours.items():
         runs = [runs] if isinstance(runs, Mapping) else list(runs)
         reported = paper.get(name, {})
+        reported_cis = paper_cis(reported, *paper_size) if paper_size else {}
         names.append(str(name))
-        row = []
+        row, row_cis = [], []
         for k in keys:
-            row += [[float(r[k]) for r in runs], [float(reported.get(k, float("nan")))]]
+            row += [[float(r.get(k, float("nan"))) for r in runs], [float(reported.get(k, float("nan")))]]
+            row_cis += [[_ci_of(r, k) for r in runs], [reported_cis.get(f"{k}_ci")]]
         values.append(row)
-    return MetricsTable(names, tuple(cols), values, labels=labels)
+        cis.append(row_cis)
+    return MetricsTable(names, tuple(cols), values, labels=labels, cis=cis)

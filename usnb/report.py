@@ -10,30 +10,50 @@ METRIC_KEYS = ("acc", "sen", "spe", "pre", "f1", "auc", "ap")
 
 
 def write_metrics(out_dir: str | Path, paper: str, profile: str, dataset: str, seed: int, seconds: float,
-                  rows: dict[str, dict]) -> Path:
-    """Write `{paper, profile, dataset, seed, seconds, rows: {ROW: {acc, sen, spe, pre, f1, auc, ap}}}`.
+                  rows: dict[str, dict], claims: list[dict] | None = None) -> Path:
+    """Write `{paper, profile, dataset, seed, seconds, rows: {ROW: {acc, ..., ap, acc_ci, ..., ap_ci}}, claims}`.
 
-    Metrics are fractions in [0, 1] (nan allowed where undefined, written as null); anything else is an error.
+    Metrics are fractions in [0, 1] (nan allowed where undefined, written as null); anything else is an error. A row
+    from `usnb.metrics.held_out_metrics` carries `<metric>_ci: [low, high]` (95 %), written beside each metric; `claims`
+    (`usnb.claims.judge` outputs) are written as they are, without the per-clip evidence.
     """
     clean = {}
     for name, metrics in rows.items():
         missing = [k for k in METRIC_KEYS if k not in metrics]
         if missing:
-            raise ValueError(f"row {name!r} lacks {missing}; compute it with usnb.metrics.binary_metrics")
+            raise ValueError(f"row {name!r} lacks {missing}; compute it with usnb.metrics.held_out_metrics")
         row = {}
         for k in METRIC_KEYS:
             v = float(metrics[k])
             if not math.isnan(v) and not 0.0 <= v <= 1.0:
                 raise ValueError(f"row {name!r}: {k} = {v} is not a fraction in [0, 1] (percent given?)")
             row[k] = None if math.isnan(v) else v
+        for k in METRIC_KEYS:
+            if f"{k}_ci" in metrics:
+                row[f"{k}_ci"] = [None if math.isnan(float(c)) else float(c) for c in metrics[f"{k}_ci"]]
         clean[name] = row
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = {"paper": paper, "profile": profile, "dataset": dataset, "seed": int(seed),
               "seconds": round(float(seconds), 1), "rows": clean}
+    if claims is not None:
+        record["claims"] = [_json_safe(c) for c in claims]
     path = out / "metrics.json"
     path.write_text(json.dumps(record, indent=1))
     return path
+
+
+def _json_safe(value):
+    """nan -> None, NumPy scalars -> floats, recursively (JSON has no nan)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, int)) and not isinstance(value, bool):
+        return None if isinstance(value, float) and math.isnan(value) else value
+    if hasattr(value, "item"):
+        return _json_safe(value.item())
+    return value
 
 
 # ---------------------------------------------------------------- the batch report (usnb run --seeds ...)
@@ -103,6 +123,7 @@ def paper_sections(records: list[RunRecord]) -> list[dict]:
         paper_data = getattr(module, "PAPER_DATA", "the paper's data") if module else "the paper's data"
         seeds = sorted({r.metrics["seed"] for r in runs})
         ours_label = f"{dataset}, {profile}, {len(seeds)} seed{'s' * (len(seeds) > 1)}"
+        paper_size = getattr(module, "PAPER_TEST", None) if module else None
         per_row: dict[str, list[dict]] = {}
         for r in runs:
             for name, metrics in r.metrics["rows"].items():
@@ -117,17 +138,44 @@ def paper_sections(records: list[RunRecord]) -> list[dict]:
                         leftover.pop(name, None)
             if not ours:
                 continue
-            first = next(iter(reported.values()), {})
-            keys = [k for k in first if k in METRIC_KEYS] or ["auc", "acc"]  # the paper's column order
+            keys = paper_columns(reported)
             not_run = [{k: float("nan") for k in keys}]  # the paper's rows we did not train: shown as a dash
             rows = {n: ours.get(n, not_run) for n in reported} | ours
-            blocks.append((table, paper_vs_ours(rows, reported, ours_label, paper_data, keys)))
+            blocks.append((table, paper_vs_ours(rows, reported, ours_label, paper_data, keys, paper_size)))
         if leftover:
             title = "ours only (no table of the paper has these rows)" if tables else "ours"
             blocks.append((title, metrics_table(leftover, keys=METRIC_KEYS)))
         sections.append({"paper": paper, "profile": profile, "dataset": dataset, "seeds": seeds, "tables": blocks,
-                         "paper_data": paper_data, "figures": runs[0].figures(), "folder": runs[0].folder})
-    return sections
+                         "paper_data": paper_data, "figures": runs[0].figures(), "folder": runs[0].folder,
+                         "claims": pooled_claims(module, runs), "notebook": runs[0].notebook,
+                         "not_trained": getattr(module, "OUT_OF_SCOPE", {}) if module else {}})
+    return sorted(sections, key=lambda s: (s["notebook"], s["profile"], s["dataset"]))  # notebook order: 01_, 02_, ...
+
+
+def paper_columns(reported: dict[str, dict]) -> list[str]:
+    """The metrics a paper's table reports, in its own order: every key any of its rows has (a row whose cells were
+    lost has fewer), e.g. MVCC Table 1's ACC, SEN, SPE, PRE, F1."""
+    keys = []
+    for row in sorted(reported.values(), key=len, reverse=True):  # the fullest row gives the order
+        keys += [k for k in row if k in METRIC_KEYS and k not in keys]
+    return keys or ["auc", "acc"]
+
+
+def pooled_claims(module, runs: list[RunRecord]) -> list[dict]:
+    """The paper's claims judged over the seeds of a batch: per-seed deltas from each run's metrics.json, pooled
+    by `usnb.claims.judge_over_seeds` (mean, sd and a t interval over seeds)."""
+    from .claims import judge_over_seeds
+
+    out = []
+    for claim in getattr(module, "CLAIMS", []) if module else []:
+        per_seed = [c for r in runs for c in r.metrics.get("claims", []) if c.get("claim") == claim.text]
+        per_seed = [{**c, "delta": float("nan") if c.get("delta") is None else c["delta"],
+                     "ci": [float("nan") if v is None else v for v in c.get("ci", [None, None])],
+                     "paper_delta": float("nan") if c.get("paper_delta") is None else c["paper_delta"]}
+                    for c in per_seed]
+        if per_seed:
+            out.append(judge_over_seeds(claim, per_seed))
+    return out
 
 
 def _key_figures(figures: list[Path], limit: int = 4) -> list[Path]:
@@ -159,9 +207,11 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
     sections = paper_sections(records)
     failed = [r for r in records if not r.status.get("ok")]
     md = [f"# {title}", "",
-          f"{len(records)} runs, {len(failed)} failed. Our numbers: mean(std) over seeds, in percent, on the data named "
+          f"{len(records)} runs, {len(failed)} failed. Our numbers: mean(std) over seeds [95 % CI on the test clips, "
+          "mean of each bound over seeds], in percent, on the data named "
           "in each column. The papers' numbers are theirs, on their own (often private) data: a column label says "
-          "which. Every run: [index.html](index.html).", ""]
+          "which; beside them the 95 % CI their own test size allows (AUC: Hanley-McNeil; ACC, SEN, SPE: Wilson). "
+          "Every run: [index.html](index.html).", ""]
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(md[2])} Every run: <a href='index.html'>index</a>.</p>"]
     for s in sections:
         heading = f"{s['paper']}: {s['dataset']}, {s['profile']} profile, seeds {', '.join(map(str, s['seeds']))}"
@@ -171,6 +221,18 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
             cells = [[("-" if c == "nan" else c) for c in row] for row in table.cells()]
             md += [f"### {name}", "", _md_table(table.header(), cells), ""]
             body += [f"<h3>{html.escape(name)}</h3>", _html_table(table.header(), cells)]
+        for name, reason in s["not_trained"].items():
+            md += [f"*{name}*: not trained here. {reason}.", ""]
+            body.append(f"<p><em>{html.escape(name)}</em>: not trained here. {html.escape(reason)}.</p>")
+        if s["claims"]:
+            from .claims import CLAIMS_HEADER, claims_table, summary
+
+            lines = claims_table(s["claims"])
+            intro = (f"The paper's claims, judged on our runs ({summary(s['claims'])}): delta = first row - second "
+                     "row, mean over seeds with a t interval (one seed: its test-split CI); the paper's delta with "
+                     "the CI its own test size allows.")
+            md += ["### The paper's claims", "", intro, "", _md_table(CLAIMS_HEADER, lines), ""]
+            body += ["<h3>The paper's claims</h3>", f"<p>{html.escape(intro)}</p>", _html_table(CLAIMS_HEADER, lines)]
         figs = _key_figures(s["figures"])
         if figs:
             rel = [f.relative_to(out) for f in figs]

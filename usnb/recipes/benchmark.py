@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..datasets.records import VideoRecord
-from ..metrics import binary_metrics, youden_threshold
+from ..metrics import held_out_metrics
 
 CLASSES = ("benign", "malignant")
 METHODS = ("KGA-Net", "MVCC", "CLMAN", "BYOL (lung paper)")  # in the order of the table
@@ -41,8 +41,7 @@ class Result:
 
 def score(labels: dict[str, np.ndarray], probs: dict[str, np.ndarray]) -> dict:
     """The one scoring rule of the benchmark: Youden threshold on val (else test), metrics on test."""
-    pick = "val" if "val" in probs else "test"
-    return binary_metrics(labels["test"], probs["test"], threshold=youden_threshold(labels[pick], probs[pick]))
+    return held_out_metrics(labels["test"], probs["test"], labels.get("val"), probs.get("val"))
 
 
 def same_split(split_a: dict[str, list[VideoRecord]], split_b: dict[str, list[VideoRecord]]) -> None:

@@ -24,7 +24,8 @@ from ..augment_st import SpatioTemporalAugment
 from ..cache import ClipCache
 from ..data import ClipDataset, PairedDataset, label_index
 from ..datasets.records import VideoRecord
-from ..metrics import binary_metrics, roc_data, youden_threshold
+from .. import paper_claims
+from ..metrics import held_out_metrics, roc_data
 from ..models.lung_ssl import BYOL, Darknet3D, SimCLR, VideoClassifier, darknet53_3d, trainable_parameters
 from ..train import TrainConfig, fit, seed_everything, train_or_load
 
@@ -46,6 +47,11 @@ PAPER_TRAINABLE = {"SSL feature extractor": 38, "SSL fine-tuned": 133_880}  # Ta
 PAPER_FIG3 = {"Fully supervised @100%": {"acc": 0.82, "auc": 0.91}, "SSL @100%": {"acc": 0.84, "auc": 0.92},
               "AUC drop without temporal augmentation": 0.02}
 PAPER_TABLES = {"Table 3": PAPER_TABLE3}
+# The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
+# split as (positives, negatives), for the CIs its own numbers carry: data in usnb/paper_claims.py.
+CLAIMS = paper_claims.CLAIMS["lung_ssl"]
+PAPER_TEST = paper_claims.TEST_SIZES["lung_ssl"][:2]
+PAPER_CLAIM_ROWS = {"Fully supervised": PAPER_FIG3["Fully supervised @100%"]}  # Sec. 4.2 text, for the claims
 
 ALGORITHMS = ("BYOL", "SimCLR")
 FRACTIONS = (1.0, 0.5, 0.3, 0.1, 0.05)  # Fig. 3
@@ -184,15 +190,16 @@ def pocus_task(records: Sequence[VideoRecord]) -> list[VideoRecord]:
 
 
 def load_data(dataset: str, profile: Profile, data_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0) -> LungData:
+              phantom_seed: int = 0, phantom_test_clips: int | None = None) -> LungData:
     """'phantom' (the lung phantom: consolidation present/absent with per-frame boxes; its own patient split) or
     'pocus' (the 131 real POCUS clips at `data_dir`, pathology vs regular, split later by k-fold over patients)."""
     from ..datasets.pocus import load_pocus
-    from ..phantom import ensure_phantom, load_phantom
+    from ..phantom import ensure_phantom, extra_test, load_phantom
 
     notes = []
     if dataset == "phantom":
-        root = Path(data_dir) if data_dir else ensure_phantom("lung", n=phantom_clips, seed=phantom_seed)
+        root = Path(data_dir) if data_dir else ensure_phantom("lung", n=phantom_clips, seed=phantom_seed,
+                                                              extra_test=extra_test(phantom_test_clips))
         records, classes = load_phantom(root), CLASSES
         clips = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
     elif dataset == "pocus":
@@ -422,11 +429,6 @@ def probe_classifier(encoder: nn.Module, probe: Probe, num_classes: int = 2) -> 
     return model.eval()
 
 
-def test_metrics(y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_test: np.ndarray) -> dict:
-    """Test metrics at Youden's threshold chosen on the validation clips."""
-    return binary_metrics(y_test, p_test, threshold=youden_threshold(y_val, p_val))
-
-
 def augmentation_gallery(clip: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
     """Each Table 2 augmentation alone on `clip` (1, 1, T, H, W) in [0, 1], then all of them: {name: clip}."""
     from .. import augment_st as A
@@ -555,7 +557,7 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
     masks = {f: np.isin([r.video_id for r in split["train"]], [r.video_id for r in s]) for f, s in subsets.items()}
 
     def score(name, p_val, p_test, model=None, curve=None, fraction=None):
-        m = test_metrics(y["val"], p_val, y["test"], p_test)
+        m = held_out_metrics(y["test"], p_test, y["val"], p_val)
         if curve:
             study.curves.setdefault(curve, {})[fraction] = m
         if name:

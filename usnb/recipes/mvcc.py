@@ -18,7 +18,8 @@ from torch import nn
 from ..cache import ClipCache
 from ..data import ClipDataset, label_index
 from ..datasets.records import VideoRecord
-from ..metrics import binary_metrics, youden_threshold
+from .. import paper_claims
+from ..metrics import held_out_metrics
 from ..models.mvcc import MaskedVideoModel, dual_level_mask, mvcc_loss, strategy_ratios
 from ..models.timesformer import TimeSformer, VideoClassifier, load_pretrained, patchify, unpatchify
 from ..train import TrainConfig, fit, seed_everything, train_or_load
@@ -41,6 +42,10 @@ PAPER_TABLE1 = {
     "MVCC": {"acc": 0.9064, "sen": 0.7602, "spe": 0.9595, "pre": 0.8721, "f1": 0.8121},
 }
 PAPER_TABLES = {"Table 1": PAPER_TABLE1}
+# The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
+# split as (positives, negatives), for the CIs its own numbers carry: data in usnb/paper_claims.py.
+CLAIMS = paper_claims.CLAIMS["mvcc"]
+PAPER_TEST = paper_claims.TEST_SIZES["mvcc"][:2]
 OUT_OF_SCOPE = {
     "USCL": "USCL (Chen et al. 2021) pretrains a ResNet on the US-4 lung/liver video set with its own contrastive "
             "method: another data set and another backbone, not part of MVCC",
@@ -192,15 +197,17 @@ class MVCCData:
 
 
 def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0) -> MVCCData:
+              phantom_seed: int = 0, phantom_test_clips: int | None = None) -> MVCCData:
     """'phantom' (the built-in breast phantom, generated once), 'manifest' (your videos listed in a CSV
     `path,label,split,patient_id`, labels benign/malignant: data_cards/inhouse.md) or 'busv' (public BUSV)."""
     from ..datasets import load
-    from ..phantom import ensure_phantom, load_phantom
+    from ..phantom import ensure_phantom, extra_test, load_phantom
 
     notes = []
     if dataset == "phantom":
-        clips = load_phantom(Path(data_dir) if data_dir else ensure_phantom("breast", n=phantom_clips, seed=phantom_seed))
+        root = Path(data_dir) if data_dir else ensure_phantom("breast", n=phantom_clips, seed=phantom_seed,
+                                                              extra_test=extra_test(phantom_test_clips))
+        clips = load_phantom(root)
     elif dataset in ("manifest", "busv"):
         clips = load(dataset, data_dir)
     else:
@@ -335,10 +342,8 @@ def evaluate(model: VideoClassifier, data: MVCCData, profile: Profile, device: t
              ) -> tuple[dict, dict[str, Predictions]]:
     """Test metrics at the Youden threshold chosen on the validation split (the test split where there is none)."""
     preds = {s: predict(model, recs, data, profile, device) for s, recs in data.clips.items() if s in ("val", "test")}
-    pick = preds.get("val", preds["test"])
-    metrics = binary_metrics(preds["test"].labels, preds["test"].probs,
-                             threshold=youden_threshold(pick.labels, pick.probs))
-    return metrics, preds
+    val = preds.get("val")
+    return held_out_metrics(preds["test"].labels, preds["test"].probs, *((val.labels, val.probs) if val else ())), preds
 
 
 # ---------------------------------------------------------------- figures and explanations

@@ -1,0 +1,207 @@
+"""usnb.stats: DeLong against the literal computation, interval coverage, the paired test's error rate, the
+textbook examples; usnb.claims verdicts."""
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from usnb import claims, stats
+from usnb.metrics import held_out_metrics
+
+# Hanley & McNeil (1982), Table 1: 109 CT images rated 1 (definitely normal) to 5 (definitely abnormal).
+HM_NORMAL = {1: 33, 2: 6, 3: 6, 4: 11, 5: 2}  # 58 truly normal
+HM_ABNORMAL = {1: 3, 2: 2, 3: 2, 4: 11, 5: 33}  # 51 truly abnormal
+
+
+def _hm_data():
+    y = np.r_[np.zeros(58, int), np.ones(51, int)]
+    s = np.r_[np.repeat(list(HM_NORMAL), list(HM_NORMAL.values())),
+              np.repeat(list(HM_ABNORMAL), list(HM_ABNORMAL.values()))].astype(float)
+    return y, s
+
+
+def _literal_delong(y, scores):
+    """DeLong et al. (1988) as written: psi over every (positive, negative) pair, O(m n)."""
+    pos, neg = scores[:, y == 1], scores[:, y == 0]
+    psi = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])  # (K, m, n)
+    aucs = psi.mean((1, 2))
+    v10, v01 = psi.mean(2), psi.mean(1)  # (K, m), (K, n)
+    m, n = pos.shape[1], neg.shape[1]
+    return aucs, np.cov(v10) / m + np.cov(v01) / n
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_delong_equals_the_literal_computation(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 120))
+    y = (rng.random(n) < 0.4).astype(int)
+    y[:2] = [0, 1]
+    scores = np.stack([y * 0.8 + rng.normal(0, 1, n), np.round(y + rng.normal(0, 1, n), 1),  # ties in the second
+                       rng.normal(0, 1, n)])
+    aucs, cov = stats.delong(y, scores)
+    ref_aucs, ref_cov = _literal_delong(y, scores)
+    np.testing.assert_allclose(aucs, ref_aucs, atol=1e-9)
+    np.testing.assert_allclose(cov, ref_cov, atol=1e-9)
+    assert aucs[0] == pytest.approx(roc_auc_score(y, scores[0]), abs=1e-12)
+
+
+def test_hanley_mcneil_textbook_example():
+    """Hanley & McNeil (1982): the CT ratings give AUC 0.893 with standard error 0.032."""
+    y, s = _hm_data()
+    auc, _, _ = stats.auc_ci(y, s)
+    assert auc == pytest.approx(0.893, abs=5e-4)
+    assert stats.hanley_mcneil_se(0.893, 51, 58) == pytest.approx(0.032, abs=1e-3)  # printed to 2 digits
+    # DeLong's nonparametric SE on the same ratings is of the same size (it does not assume exponential scores)
+    _, cov = stats.delong(y, s)
+    assert math.sqrt(cov[0, 0]) == pytest.approx(0.032, abs=0.004)
+
+
+def test_wilson_interval_textbook_values():
+    """Newcombe (1998), Table I: 81/263 -> [0.2553, 0.3662]; 15/148 -> [0.0624, 0.1605]."""
+    np.testing.assert_allclose(stats.wilson(81 / 263, 263), [0.2553, 0.3662], atol=1e-4)
+    np.testing.assert_allclose(stats.wilson(15 / 148, 148), [0.0624, 0.1605], atol=1e-4)
+    assert stats.wilson(0.0, 10)[0] == 0.0 and stats.wilson(1.0, 10)[1] == 1.0
+
+
+def _binormal(rng, n_pos, n_neg, d):
+    """Scores N(0, 1) for negatives, N(d, 1) for positives: true AUC = Phi(d / sqrt 2)."""
+    y = np.r_[np.ones(n_pos, int), np.zeros(n_neg, int)]
+    return y, np.r_[rng.normal(d, 1, n_pos), rng.normal(0, 1, n_neg)]
+
+
+def test_delong_and_bootstrap_intervals_cover_the_truth_about_95_percent():
+    """500 simulated test splits (60 positives, 140 negatives): the AUC interval (DeLong) and the SEN / SPE / ACC
+    intervals (stratified bootstrap at a fixed threshold) each contain the true value in 93-97 % of them."""
+    rng = np.random.default_rng(0)
+    d, t, draws = 1.5, 0.75, 500
+    truth = {"auc": norm.cdf(d / math.sqrt(2)), "sen": norm.sf(t - d), "spe": norm.cdf(t)}
+    truth["acc"] = (60 * truth["sen"] + 140 * truth["spe"]) / 200
+    hits = {k: 0 for k in truth}
+    for i in range(draws):
+        y, s = _binormal(rng, 60, 140, d)
+        _, lo, hi = stats.auc_ci(y, s)
+        hits["auc"] += lo <= truth["auc"] <= hi
+        cis = stats.bootstrap_cis(y, s, t, n_boot=1000, seed=i)
+        for k in ("sen", "spe", "acc"):
+            hits[k] += cis[k][0] <= truth[k] <= cis[k][1]
+    for k, h in hits.items():
+        assert 0.93 <= h / draws <= 0.97, f"{k}: coverage {h / draws:.3f}"
+
+
+def test_paired_delong_test_holds_its_false_positive_rate():
+    """Two rows that are the same scores plus independent noise: DeLong's paired test rejects ~5 % of the time."""
+    rng = np.random.default_rng(1)
+    rejected, draws = 0, 1000
+    for _ in range(draws):
+        y, base = _binormal(rng, 50, 100, 1.0)
+        a, b = base + rng.normal(0, 0.5, 150), base + rng.normal(0, 0.5, 150)
+        rejected += stats.delong_test(y, a, b)["p"] < 0.05
+    assert 0.03 <= rejected / draws <= 0.07, rejected / draws
+
+
+def test_paired_test_finds_a_real_difference_and_pairing_narrows_the_interval():
+    rng = np.random.default_rng(2)
+    y, base = _binormal(rng, 100, 200, 1.0)
+    better, worse = base + y * 0.8, base
+    test = stats.delong_test(y, better, worse)
+    assert test["delta"] > 0 and test["ci"][0] > 0 and test["p"] < 1e-3
+    # the paired CI is narrower than treating the rows as independent (Hanley-McNeil on each)
+    a, b = roc_auc_score(y, better), roc_auc_score(y, worse)
+    unpaired = stats.paper_delta_ci({"auc": a}, {"auc": b}, "auc", 100, 200)
+    assert test["ci"][1] - test["ci"][0] < unpaired[1] - unpaired[0]
+    same = stats.delong_test(y, base, base)
+    assert same == {"delta": 0.0, "ci": [0.0, 0.0], "z": 0.0, "p": 1.0}
+
+
+def test_fast_average_precision_equals_sklearn_with_ties():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n = int(rng.integers(5, 80))
+        y = rng.integers(0, 2, n)
+        y[:2] = [0, 1]
+        s = np.round(rng.random(n), int(rng.integers(1, 3)))
+        assert stats._average_precision(y[None], s[None])[0] == pytest.approx(average_precision_score(y, s), abs=1e-12)
+
+
+def test_paired_bootstrap_is_exactly_zero_for_identical_rows_and_signed_otherwise():
+    rng = np.random.default_rng(4)
+    y, s = _binormal(rng, 40, 60, 1.0)
+    same = stats.paired_bootstrap(y, s, 0.5, s, 0.5)
+    assert all(v["delta"] == 0 and v["ci"] == [0.0, 0.0] for v in same.values())
+    shifted = stats.paired_bootstrap(y, s, 0.0, s, 1.0)  # a lower threshold calls more clips positive
+    assert shifted["sen"]["delta"] > 0 and shifted["sen"]["ci"][0] > 0
+    assert shifted["spe"]["delta"] < 0 and shifted["spe"]["ci"][1] < 0
+
+
+def test_bootstrap_is_reproducible_and_keeps_class_counts():
+    y = np.r_[np.ones(7, int), np.zeros(13, int)]
+    idx = stats._resamples(y, 50, seed=0)
+    assert (y[idx].sum(1) == 7).all()
+    s = np.linspace(0, 1, 20)
+    assert stats.bootstrap_cis(y, s, 0.5, seed=3) == stats.bootstrap_cis(y, s, 0.5, seed=3)
+
+
+def test_one_class_splits_are_refused_or_undefined():
+    with pytest.raises(ValueError, match="both classes"):
+        stats.auc_ci([1, 1, 1], [0.2, 0.4, 0.9])
+    assert all(math.isnan(v) for ci in stats.metric_cis([0, 0, 0], [0.1, 0.2, 0.3], 0.5).values() for v in ci)
+
+
+def test_paper_cis_from_the_test_size():
+    cis = stats.paper_cis({"auc": 0.893, "acc": 0.8, "sen": 0.9, "spe": 0.7, "f1": 0.8}, 51, 58)
+    assert cis["auc_ci"] == pytest.approx([0.893 - 1.95996 * 0.0325, 0.893 + 1.95996 * 0.0325], abs=1e-3)
+    assert cis["sen_ci"] == pytest.approx(stats.wilson(0.9, 51))
+    assert "f1_ci" not in cis  # F1 depends on counts a paper does not give
+
+
+def test_mean_difference_over_seeds_is_a_t_interval():
+    out = stats.mean_difference_ci([0.9, 0.8, 0.85], [0.8, 0.8, 0.8])
+    d = np.array([0.1, 0.0, 0.05])
+    half = 4.302653 * d.std(ddof=1) / math.sqrt(3)  # t(0.975, 2 df)
+    assert out["delta"] == pytest.approx(0.05) and out["ci"] == pytest.approx([0.05 - half, 0.05 + half], abs=1e-6)
+
+
+# ---------------------------------------------------------------- claims
+
+def _rows(rng):
+    y, base = _binormal(rng, 80, 120, 1.0)
+    strong = held_out_metrics(y, base + 1.0 * y)
+    weak = held_out_metrics(y, base)
+    twin = held_out_metrics(y, base + rng.normal(0, 0.05, len(y)))
+    return {"strong": strong, "weak": weak, "twin": twin}
+
+
+def test_claim_verdicts_follow_the_interval():
+    rows = _rows(np.random.default_rng(5))
+    right = claims.Claim("strong", "weak", "auc", "q", "Sec. 1")
+    wrong = claims.Claim("weak", "strong", "auc", "q", "Sec. 1")
+    tie = claims.Claim("weak", "twin", "auc", "q", "Sec. 1")
+    close = claims.Claim("weak", "twin", "auc", "q", "Sec. 1", kind="close", margin=0.05)
+    missing = claims.Claim("strong", "absent", "sen", "q", "Sec. 1")
+    got = {c: claims.judge(c, rows) for c in (right, wrong, tie, close, missing)}
+    assert got[right]["verdict"] == claims.SUPPORTED and got[right]["ci"][0] > 0
+    assert got[wrong]["verdict"] == claims.CONTRADICTED
+    assert got[tie]["verdict"] == claims.UNRESOLVED
+    assert got[close]["verdict"] == claims.SUPPORTED
+    assert got[missing]["verdict"] == claims.NOT_RUN
+    sen = claims.judge(claims.Claim("strong", "weak", "sen", "q", "s"), rows)
+    assert sen["delta"] == pytest.approx(rows["strong"]["sen"] - rows["weak"]["sen"])
+
+
+def test_claims_pooled_over_seeds_use_the_mean_delta_and_a_t_interval():
+    claim = claims.Claim("a", "b", "auc", "q", "s")
+    per_seed = [{"claim": claim.text, "delta": d, "ci": [d - 0.1, d + 0.1], "verdict": claims.UNRESOLVED,
+                 "quote": "q", "section": "s", "paper_delta": 0.02, "paper_ci": [0, 0.04]} for d in (0.04, 0.05, 0.06)]
+    pooled = claims.judge_over_seeds(claim, per_seed)
+    assert pooled["delta"] == pytest.approx(0.05) and pooled["seeds"] == 3
+    assert pooled["verdict"] == claims.SUPPORTED  # the seed-to-seed sd is small: the mean gap is resolved
+
+
+def test_claims_need_the_same_test_clips():
+    rng = np.random.default_rng(6)
+    rows = _rows(rng)
+    other = dict(rows["weak"], labels=rows["weak"]["labels"][::-1].copy())
+    with pytest.raises(ValueError, match="different test clips"):
+        claims.judge(claims.Claim("strong", "other", "auc", "q", "s"), {**rows, "other": other})

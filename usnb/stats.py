@@ -1,0 +1,256 @@
+"""Uncertainty on every number: 95 % CIs for one row, paired tests between rows, the papers' own intervals.
+
+- AUC: DeLong, DeLong & Clarke-Pearson (1988), the variance of the Mann-Whitney AUC, computed with the fast midrank
+  algorithm of Sun & Xu (2014, IEEE SPL 21(11)); `delong` works on several score sets of the same clips at once and
+  returns their covariance, so the paired test of two rows is one call.
+- Threshold metrics (ACC, SEN, SPE, PRE, F1) and AP: a bootstrap stratified by class (positives and negatives
+  resampled separately, so every replicate keeps the test split's class counts) with a fixed seed; percentile
+  intervals. The threshold stays fixed (it was chosen on the validation clips).
+- The papers' numbers: Hanley & McNeil (1982) for an AUC's standard error from its class counts, Wilson (1927)
+  intervals for a proportion.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats as st
+
+LEVEL = 0.95
+BOOTSTRAP = 2000  # replicates; a 95 % percentile bound moves by ~0.005 between seeds of the bootstrap at this count
+THRESHOLD_KEYS = ("acc", "sen", "spe", "pre", "f1")
+
+
+def _z(level: float) -> float:
+    return float(st.norm.ppf(0.5 + level / 2))
+
+
+def _binary(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    """y_true: (N,) in {0, 1}; scores: (N,) or (K, N) -> int labels and (K, N) float scores."""
+    y = np.asarray(y_true).reshape(-1).astype(int)
+    s = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    if s.shape[1] != len(y):
+        raise ValueError(f"{len(y)} labels but {s.shape[1]} scores per row; pass one score per clip")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"labels must be 0/1, got {np.unique(y)[:5]}")
+    if y.sum() == 0 or y.sum() == len(y):
+        raise ValueError(f"DeLong needs both classes among the {len(y)} clips; this split has one class only")
+    return y, s
+
+
+def _midranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of x with ties given their average rank (Sun & Xu, Algorithm 'MidRank')."""
+    return st.rankdata(x, method="average")
+
+
+def delong(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs of K score sets on the same clips and their (K, K) DeLong covariance.
+
+    y_true: (N,) in {0, 1}; scores: (N,) or (K, N). Sun & Xu (2014) Eqs. (7)-(13): with m positives, n negatives,
+    T_x / T_y the midranks within each class and T_z in the pooled sample,
+    AUC = (sum T_z[pos] - m(m+1)/2) / (m n), V10 = (T_z[pos] - T_x) / n, V01 = 1 - (T_z[neg] - T_y) / m,
+    S = cov(V10) / m + cov(V01) / n.
+    """
+    y, s = _binary(y_true, scores)
+    pos, neg = s[:, y == 1], s[:, y == 0]  # (K, m), (K, n)
+    m, n = pos.shape[1], neg.shape[1]
+    tx = np.stack([_midranks(r) for r in pos])
+    ty = np.stack([_midranks(r) for r in neg])
+    tz = np.stack([_midranks(r) for r in s])
+    aucs = (tz[:, y == 1].sum(1) - m * (m + 1) / 2) / (m * n)  # Eq. (7)
+    v10 = (tz[:, y == 1] - tx) / n  # Eq. (10): structural components of the positives
+    v01 = 1.0 - (tz[:, y == 0] - ty) / m  # Eq. (11): of the negatives
+    s10 = np.atleast_2d(np.cov(v10)) if m > 1 else np.zeros((len(s), len(s)))
+    s01 = np.atleast_2d(np.cov(v01)) if n > 1 else np.zeros((len(s), len(s)))
+    return aucs, s10 / m + s01 / n  # Eq. (13)
+
+
+def auc_ci(y_true, y_score, level: float = LEVEL) -> tuple[float, float, float]:
+    """(AUC, low, high): DeLong's standard error, a normal interval clipped to [0, 1]."""
+    aucs, cov = delong(y_true, y_score)
+    auc, se = float(aucs[0]), math.sqrt(max(float(cov[0, 0]), 0.0))
+    return auc, max(0.0, auc - _z(level) * se), min(1.0, auc + _z(level) * se)
+
+
+def delong_test(y_true, score_a, score_b, level: float = LEVEL) -> dict:
+    """Paired DeLong test of AUC(a) - AUC(b) on the same clips: delta, its CI, z and the two-sided p-value."""
+    aucs, cov = delong(y_true, np.stack([np.asarray(score_a, float), np.asarray(score_b, float)]))
+    delta = float(aucs[0] - aucs[1])
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    se = math.sqrt(max(var, 0.0))
+    if se == 0:  # identical rankings: no difference, nothing uncertain
+        return {"delta": delta, "ci": [delta, delta], "z": 0.0, "p": 1.0 if delta == 0 else 0.0}
+    z = delta / se
+    return {"delta": delta, "ci": [delta - _z(level) * se, delta + _z(level) * se], "z": z,
+            "p": float(2 * st.norm.sf(abs(z)))}
+
+
+# ---------------------------------------------------------------- bootstrap (threshold metrics, AP)
+
+def _resamples(y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(B, N) indices: each replicate draws the positives from the positives and the negatives from the negatives."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    parts = [g[rng.integers(0, len(g), size=(n_boot, len(g)))] for g in (pos, neg) if len(g)]
+    return np.concatenate(parts, axis=1)
+
+
+def _threshold_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
+    """y, pred: (B, N) in {0, 1} -> each threshold metric as (B,), with usnb.metrics' conventions."""
+    tp = ((pred == 1) & (y == 1)).sum(-1).astype(float)
+    tn = ((pred == 0) & (y == 0)).sum(-1).astype(float)
+    fp = ((pred == 1) & (y == 0)).sum(-1).astype(float)
+    fn = ((pred == 0) & (y == 1)).sum(-1).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"acc": (tp + tn) / y.shape[-1],
+                "sen": np.where(tp + fn > 0, tp / (tp + fn), np.nan),
+                "spe": np.where(tn + fp > 0, tn / (tn + fp), np.nan),
+                "pre": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
+                "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)}
+
+
+def _average_precision(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """y, s: (B, N) -> AP per replicate, as scikit-learn's average_precision_score (ties share one step)."""
+    order = np.argsort(-s, axis=1, kind="stable")
+    ys, ss = np.take_along_axis(y, order, 1), np.take_along_axis(s, order, 1)
+    tp = np.cumsum(ys, 1)
+    k = np.arange(1, y.shape[1] + 1)
+    last = np.ones_like(ss, dtype=bool)  # the last clip of each run of tied scores closes a step
+    last[:, :-1] = ss[:, :-1] != ss[:, 1:]
+    precision = tp / k
+    ends = np.where(last, tp, 0)  # positives seen at each step's end (0 inside a run of ties)
+    before = np.maximum.accumulate(np.concatenate([np.zeros((len(tp), 1)), ends[:, :-1]], 1), axis=1)
+    gains = np.where(last, tp - before, 0)  # recall gain of each step, in positives: AP = sum (R_k - R_k-1) P_k
+    return (gains * precision).sum(1) / np.maximum(y.sum(1), 1)
+
+
+def bootstrap_cis(y_true, y_score, threshold: float, n_boot: int = BOOTSTRAP, seed: int = 0,
+                  level: float = LEVEL) -> dict[str, list[float]]:
+    """Stratified-bootstrap percentile CIs of ACC, SEN, SPE, PRE, F1 (at the fixed threshold) and AP."""
+    y, s = _binary(y_true, y_score)
+    s = s[0]
+    idx = _resamples(y, n_boot, seed)
+    yb, sb = y[idx], s[idx]
+    values = _threshold_metrics(yb, (sb >= threshold).astype(int))
+    values["ap"] = _average_precision(yb, sb)
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    return {k: [float(x) for x in np.nanpercentile(v, q)] for k, v in values.items()}
+
+
+def metric_cis(y_true, y_score, threshold: float, level: float = LEVEL) -> dict[str, list[float]]:
+    """Every metric's 95 % CI as `{key}_ci: [low, high]`: AUC by DeLong, the rest by stratified bootstrap.
+
+    A split with one class only gets [nan, nan] everywhere (the metrics are undefined or unresolvable)."""
+    y = np.asarray(y_true).reshape(-1)
+    if len(np.unique(y)) < 2:
+        return {f"{k}_ci": [float("nan")] * 2 for k in (*THRESHOLD_KEYS, "auc", "ap")}
+    _, lo, hi = auc_ci(y, y_score, level)
+    return {"auc_ci": [lo, hi], **{f"{k}_ci": v for k, v in bootstrap_cis(y, y_score, threshold, level=level).items()}}
+
+
+def paired_bootstrap(y_true, score_a, threshold_a: float, score_b, threshold_b: float, n_boot: int = BOOTSTRAP,
+                     seed: int = 0, level: float = LEVEL) -> dict[str, dict]:
+    """Deltas a - b of the threshold metrics on the same clips, each with a paired stratified-bootstrap CI.
+
+    Both rows are scored on the same resampled clips in each replicate, so their correlation is kept."""
+    y, s = _binary(y_true, np.stack([np.asarray(score_a, float), np.asarray(score_b, float)]))
+    idx = _resamples(y, n_boot, seed)
+    yb = y[idx]
+    a = _threshold_metrics(yb, (s[0][idx] >= threshold_a).astype(int))
+    b = _threshold_metrics(yb, (s[1][idx] >= threshold_b).astype(int))
+    point_a = _threshold_metrics(y[None], (s[0] >= threshold_a).astype(int)[None])
+    point_b = _threshold_metrics(y[None], (s[1] >= threshold_b).astype(int)[None])
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    out = {}
+    for k in THRESHOLD_KEYS:
+        d = a[k] - b[k]
+        out[k] = {"delta": float(point_a[k][0] - point_b[k][0]), "ci": [float(x) for x in np.nanpercentile(d, q)]}
+    return out
+
+
+def paired_bootstrap_ap(y_true, score_a, score_b, n_boot: int = BOOTSTRAP, seed: int = 0,
+                        level: float = LEVEL) -> dict:
+    """AP(a) - AP(b) on the same clips with a paired stratified-bootstrap CI."""
+    y, s = _binary(y_true, np.stack([np.asarray(score_a, float), np.asarray(score_b, float)]))
+    idx = _resamples(y, n_boot, seed)
+    d = _average_precision(y[idx], s[0][idx]) - _average_precision(y[idx], s[1][idx])
+    point = _average_precision(y[None], s[:1]) - _average_precision(y[None], s[1:])
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    return {"delta": float(point[0]), "ci": [float(x) for x in np.percentile(d, q)]}
+
+
+def mean_difference_ci(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> dict:
+    """Over seeds: the mean of the paired differences a_i - b_i, its sd and a Student t interval (n - 1 df)."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if len(d) < 2:
+        return {"delta": float(d.mean()), "sd": float("nan"), "ci": [float("nan")] * 2, "n": len(d)}
+    sd = float(d.std(ddof=1))
+    half = float(st.t.ppf(0.5 + level / 2, len(d) - 1)) * sd / math.sqrt(len(d))
+    return {"delta": float(d.mean()), "sd": sd, "ci": [float(d.mean()) - half, float(d.mean()) + half], "n": len(d)}
+
+
+# ---------------------------------------------------------------- the papers' own numbers
+
+def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an AUC from its class counts alone (Hanley & McNeil 1982, Radiology 143:29, Eq. 2)."""
+    q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc ** 2) + (n_neg - 1) * (q2 - auc ** 2)) / (n_pos * n_neg)
+    return math.sqrt(max(var, 0.0))
+
+
+def wilson(p: float, n: int, level: float = LEVEL) -> list[float]:
+    """Wilson (1927) score interval for a proportion p observed on n cases."""
+    if n <= 0:
+        return [float("nan")] * 2
+    z = _z(level)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def paper_cis(metrics: dict, n_pos: int, n_neg: int, level: float = LEVEL) -> dict[str, list[float]]:
+    """The CIs a paper's own test size allows: AUC by Hanley-McNeil, ACC / SEN / SPE by Wilson on n, n_pos, n_neg.
+
+    PRE, F1 and AP depend on counts the papers do not give; they get no interval."""
+    out = {}
+    if metrics.get("auc") is not None and not math.isnan(metrics["auc"]):
+        se = hanley_mcneil_se(metrics["auc"], n_pos, n_neg)
+        out["auc_ci"] = [max(0.0, metrics["auc"] - _z(level) * se), min(1.0, metrics["auc"] + _z(level) * se)]
+    for key, n in (("acc", n_pos + n_neg), ("sen", n_pos), ("spe", n_neg)):
+        if metrics.get(key) is not None and not math.isnan(metrics[key]):
+            out[f"{key}_ci"] = wilson(metrics[key], n, level)
+    return out
+
+
+def paper_delta_ci(a: dict, b: dict, key: str, n_pos: int, n_neg: int, level: float = LEVEL) -> list[float]:
+    """A CI for a paper's own difference a - b, treating its two rows as independent samples of its test size.
+
+    The papers give no per-clip scores, so the pairing is unknown; independent rows make this interval wider than a
+    paired one (a paired test of correlated rows can resolve less). Read it as 'could this gap be seen at n?'."""
+    if key == "auc":
+        se = math.hypot(hanley_mcneil_se(a[key], n_pos, n_neg), hanley_mcneil_se(b[key], n_pos, n_neg))
+    else:
+        n = {"acc": n_pos + n_neg, "sen": n_pos, "spe": n_neg}.get(key)
+        if n is None:
+            return [float("nan")] * 2
+        se = math.sqrt(a[key] * (1 - a[key]) / n + b[key] * (1 - b[key]) / n)
+    d = a[key] - b[key]
+    return [d - _z(level) * se, d + _z(level) * se]
+
+
+def interval_text(value: float, ci: Sequence[float] | None, scale: float = 100, digits: int = 1) -> str:
+    """0.912, [0.88, 0.94] -> '91.2 [88.0, 94.0]'."""
+    text = f"{value * scale:.{digits}f}"
+    if ci is None or any(c is None or math.isnan(c) for c in ci):
+        return text
+    return f"{text} [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
+
+
+def bootstrap_statistic(y_true, y_score, statistic: Callable, n_boot: int = BOOTSTRAP, seed: int = 0,
+                        level: float = LEVEL) -> list[float]:
+    """A stratified-bootstrap percentile CI of any statistic(y, s) (used to check the fast paths against sklearn)."""
+    y, s = _binary(y_true, y_score)
+    idx = _resamples(y, n_boot, seed)
+    values = np.array([statistic(y[i], s[0][i]) for i in idx])
+    return [float(x) for x in np.percentile(values, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])]
