@@ -84,3 +84,22 @@ def test_different_splits_are_refused(phantom16):
         B.same_split(split, moved)
     with pytest.raises(ValueError, match="method must be one of"):
         B.run_method("ResNet", "small", 0, "unused")
+
+
+def test_paired_auc_matches_videos_by_id_and_uses_delong():
+    from usnb.stats import delong_test
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(30, int), np.zeros(50, int)]
+    ids = [f"v{i}" for i in range(80)]
+    a, b = y + rng.normal(0, 0.6, 80), y + rng.normal(0, 1.5, 80)
+    perm = rng.permutation(80)  # method B lists the same videos in another order
+    ra = B.Result({}, {"test": a}, {"test": y}, 1.0, test_ids=ids)
+    rb = B.Result({}, {"test": b[perm]}, {"test": y[perm]}, 1.0, test_ids=[ids[k] for k in perm])
+    [(first, second, delta, p)] = B.paired_auc({"A": ra, "B": rb})
+    expected = delong_test(y, a, b)
+    assert (first, second) == ("A", "B") and p == f"{expected['p']:.3f}"
+    assert delta.startswith(f"{expected['delta'] * 100:.1f} [")
+    rc = B.Result({}, {"test": b[:79]}, {"test": y[:79]}, 1.0, test_ids=ids[:79])
+    with pytest.raises(ValueError, match="different videos"):
+        B.paired_auc({"A": ra, "C": rc})

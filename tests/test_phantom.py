@@ -114,3 +114,18 @@ def test_generate_refuses_to_overwrite_a_foreign_folder(tmp_path):
         generate("lung", precious, n=4, size=32, frames=2, workers=1)
     assert (precious / "thesis.tex").read_text() == "years of work"
     assert not list(tmp_path.glob("*.partial-*"))
+
+
+def test_extra_test_clips_join_the_test_split_and_leave_every_other_clip_as_it_was():
+    from usnb.phantom import _plan
+
+    base = _plan(PhantomSpec(kind="breast", n=40, seed=3))
+    more = _plan(PhantomSpec(kind="breast", n=40, seed=3, extra_test=25))
+    assert more[:len(base)] == base  # train, val and the first test clips: same ids, splits, labels, render seeds
+    extra = more[len(base):]
+    assert len(extra) == 25 and {t["split"] for t in extra} == {"test"}
+    assert not {t["patient_id"] for t in extra} & {t["patient_id"] for t in base}  # new patients only
+    assert len({tuple(t["seed"]) for t in more}) == len({t["patient_id"] for t in more})  # one lesion per patient
+    assert "-x25-" in PhantomSpec(extra_test=25).folder_name() and "-x" not in PhantomSpec().folder_name()
+    with pytest.raises(ValueError, match="extra_test"):
+        PhantomSpec(extra_test=-1)

@@ -37,6 +37,7 @@ class Result:
     labels: dict[str, np.ndarray]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    test_ids: list[str] = field(default_factory=list)  # video ids in the order of probs["test"]
 
 
 def score(labels: dict[str, np.ndarray], probs: dict[str, np.ndarray]) -> dict:
@@ -143,5 +144,25 @@ def run_method(name: str, profile: str, seed: int, out_dir: str | Path, dataset:
     split, probs, labels, notes = RUNNERS[name](profile, dataset, data_dir, image_dir, seed, out, device, **overrides)
     if reference_split is not None:
         same_split(reference_split, split)
-    result = Result(score(labels, probs), probs, labels, round(time.perf_counter() - t0, 1), notes)
+    result = Result(score(labels, probs), probs, labels, round(time.perf_counter() - t0, 1), notes,
+                    [r.video_id for r in split["test"]])
     return result, split
+
+
+def paired_auc(results: dict[str, Result]) -> list[list[str]]:
+    """Every pair of methods on the same test videos: AUC(first) - AUC(second) with DeLong's paired 95 % CI and p.
+
+    Rows: [first, second, 'delta [low, high]' in AUC points, p]. Scores are matched by video id."""
+    from ..stats import delong_test, interval_text
+
+    names, rows = list(results), []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ra, rb = results[a], results[b]
+            order = {v: k for k, v in enumerate(rb.test_ids)}
+            if sorted(order) != sorted(ra.test_ids):
+                raise ValueError(f"{a} and {b} were tested on different videos; a paired test needs one split")
+            idx = [order[v] for v in ra.test_ids]
+            test = delong_test(ra.labels["test"], ra.probs["test"], rb.probs["test"][idx])
+            rows.append([a, b, interval_text(test["delta"], test["ci"]), f"{test['p']:.3f}"])
+    return rows
