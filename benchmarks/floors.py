@@ -6,12 +6,14 @@
 Each line of OUT/floors.jsonl is one run: paper, seed, torch threads, CPU kernel set, test AUC with its DeLong 95 % CI,
 seconds. The row is trained exactly as its notebook trains it (same recipe calls, same defaults); other machines'
 kernels round differently, so the floors are set from several seeds at 1 and 2 threads and two kernel sets
-(`python benchmarks/floors.py --summary runs/floors` prints the table the notebooks quote).
+(`python benchmarks/floors.py --summary runs/floors` prints the table the notebooks quote). The floor rule: below the
+worst run by max(0.05, 2 sd), rounded down to 0.05, so that a correct pipeline passes on any machine.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -84,6 +86,9 @@ def summary(folder: Path) -> None:
             print(f"   {cond[0]} thread(s), {cond[1]}: seeds {sorted(vals)} AUC "
                   + " ".join(f"{vals[s]:.3f}" for s in sorted(vals))
                   + f" | mean {v.mean():.3f} sd {v.std(ddof=1) if len(v) > 1 else 0:.3f}")
+        margin = max(0.05, 2 * (aucs.std(ddof=1) if len(aucs) > 1 else 0))
+        print(f"   floor rule: below the worst run by max(0.05, 2 sd) = {margin:.3f}, rounded down to 0.05: "
+              f"{math.floor((aucs.min() - margin) * 20) / 20:.2f}")
         by_seed = {}
         for r in mine:
             by_seed.setdefault(r["seed"], []).append(r["auc"])

@@ -57,7 +57,9 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
         model, history = K.train_row("KGA-Net", data, profile, seed=3, out_dir=tmp_path / f"run{k}", progress=False)
         metrics, preds = K.evaluate(model, data)
         runs.append((metrics, preds["test"].probs, model.state_dict(), history))
-    assert runs[0][0] == runs[1][0] and np.array_equal(runs[0][1], runs[1][1])
+    same = lambda a, b: np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+    assert runs[0][0].keys() == runs[1][0].keys() and all(same(v, runs[1][0][k]) for k, v in runs[0][0].items())
+    assert np.array_equal(runs[0][1], runs[1][1])
     assert all(torch.equal(runs[0][2][k], runs[1][2][k]) for k in runs[0][2])
     assert [h["loss"] for h in runs[0][3]] == [h["loss"] for h in runs[1][3]]
 

@@ -8,8 +8,11 @@ The verdict comes from our delta a - b on the same test clips and its 95 % CI (`
 AUC, a paired stratified bootstrap for the threshold metrics) or, pooled over seeds, from the CI of the mean delta
 (`judge_over_seeds`):
 - greater: *supported* when the CI lies above 0, *contradicted* when it lies below 0, else *not resolved at this size*;
-- close: *supported* when the CI lies inside [-margin, margin], *contradicted* when it lies wholly outside, else not
-  resolved.
+- close: *supported* when the 90 % CI lies inside [-margin, margin] (the two one-sided tests, TOST, at 5 % each),
+  *contradicted* when it lies wholly outside, else not resolved.
+A zero-width interval (e.g. two rows that both separate the test clips perfectly) measures no uncertainty: not
+resolved. Pooled over seeds, the training noise (the seeds' spread) averages out but the test split's sampling error
+does not (every seed scores the same clips): se^2 = sd^2 / k + mean(se_i^2).
 Nothing here is tuned toward a verdict: the rows are trained as their recipe trains them, the claims are the papers'.
 """
 from __future__ import annotations
@@ -53,7 +56,7 @@ class Claim:
 def verdict(claim: Claim, ci: Sequence[float]) -> str:
     """The verdict a CI of delta = better - worse gives (see the module docstring)."""
     lo, hi = ci
-    if any(v is None or math.isnan(v) for v in (lo, hi)):
+    if any(v is None or math.isnan(v) for v in (lo, hi)) or hi - lo <= 0:
         return UNRESOLVED
     if claim.kind == "close":
         if -claim.margin <= lo and hi <= claim.margin:
@@ -80,19 +83,22 @@ def judge(claim: Claim, rows: Mapping[str, dict], paper_rows: Mapping[str, dict]
     a, b = rows.get(claim.better), rows.get(claim.worse)
     if a is None or b is None or "scores" not in a or "scores" not in b:
         return {**out, "delta": float("nan"), "ci": [float("nan")] * 2, "verdict": NOT_RUN}
+    level = 0.90 if claim.kind == "close" else 0.95  # TOST for "about the same"
+    if len(np.unique(a["labels"])) < 2:
+        return {**out, "delta": float("nan"), "ci": [float("nan")] * 2, "verdict": UNRESOLVED}
     if not np.array_equal(a["labels"], b["labels"]):
         raise ValueError(f"claim {claim.text}: the two rows were scored on different test clips; a paired "
                          "comparison needs the same split (same seed and data)")
     if claim.metric == "auc":
-        test = stats.delong_test(a["labels"], a["scores"], b["scores"])
+        test = stats.delong_test(a["labels"], a["scores"], b["scores"], level)
     elif claim.metric == "ap":  # AP: the paired bootstrap of the AP difference
-        test = stats.paired_bootstrap_ap(a["labels"], a["scores"], b["scores"])
+        test = stats.paired_bootstrap_ap(a["labels"], a["scores"], b["scores"], level=level)
     else:
         # pooled k-fold rows (`pooled_metrics`) carry margins: score - their fold's threshold, called positive at 0
         sa, ta = (a["margins"], 0.0) if "margins" in a else (a["scores"], a["threshold"])
         sb, tb = (b["margins"], 0.0) if "margins" in b else (b["scores"], b["threshold"])
-        test = stats.paired_bootstrap(a["labels"], sa, ta, sb, tb)[claim.metric]
-    return {**out, "delta": test["delta"], "ci": list(test["ci"]), "verdict": verdict(claim, test["ci"])}
+        test = stats.paired_bootstrap(a["labels"], sa, ta, sb, tb, level=level)[claim.metric]
+    return {**out, "delta": test["delta"], "ci": list(test["ci"]), "level": level, "verdict": verdict(claim, test["ci"])}
 
 
 def judge_all(recipe, rows: Mapping[str, dict]) -> list[dict]:
@@ -104,22 +110,25 @@ def judge_all(recipe, rows: Mapping[str, dict]) -> list[dict]:
 
 
 def judge_over_seeds(claim: Claim, per_seed: Sequence[dict]) -> dict:
-    """Pooled over seeds: the mean of the per-seed deltas, its sd and a t interval; the verdict from that interval.
-
-    per_seed: one `judge` output per seed (rows that did not run are left out)."""
-    deltas = [r["delta"] for r in per_seed if r.get("verdict") != NOT_RUN and not math.isnan(r["delta"])]
+    """Pooled over seeds: the mean of the per-seed deltas with se^2 = sd^2 / k + mean(se_i^2) (the seeds' spread
+    averages out, the shared test split's sampling error does not; se_i from each seed's CI), a normal interval at
+    the claim's level, and the verdict from it. One seed: its own CI. per_seed: `judge` outputs (not-run rows left out)."""
+    runs = [r for r in per_seed if r.get("verdict") != NOT_RUN and not math.isnan(r["delta"])
+            and not any(c is None or math.isnan(c) for c in r["ci"])]
     first = per_seed[0] if per_seed else {}
     base = {k: first.get(k) for k in ("claim", "quote", "section", "paper_delta", "paper_ci")}
-    if not deltas:
+    if not runs:
         return {**base, "delta": float("nan"), "sd": float("nan"), "ci": [float("nan")] * 2, "seeds": 0,
                 "verdict": NOT_RUN}
-    if len(deltas) == 1:  # one seed: its own test-split CI is the only uncertainty we have
-        only = next(r for r in per_seed if r.get("verdict") != NOT_RUN)
-        return {**base, "delta": deltas[0], "sd": float("nan"), "ci": only["ci"], "seeds": 1,
-                "verdict": only["verdict"]}
-    pooled = stats.mean_difference_ci(deltas, [0.0] * len(deltas))
-    return {**base, "delta": pooled["delta"], "sd": pooled["sd"], "ci": pooled["ci"], "seeds": len(deltas),
-            "verdict": verdict(claim, pooled["ci"])}
+    level = runs[0].get("level", 0.95)
+    z = stats._z(level)
+    deltas = np.array([r["delta"] for r in runs])
+    test_var = np.mean([((r["ci"][1] - r["ci"][0]) / (2 * z)) ** 2 for r in runs])
+    sd = float(deltas.std(ddof=1)) if len(runs) > 1 else float("nan")
+    se = math.sqrt(test_var + (sd ** 2 / len(runs) if len(runs) > 1 else 0.0))
+    mean = float(deltas.mean())
+    ci = [mean - z * se, mean + z * se]
+    return {**base, "delta": mean, "sd": sd, "ci": ci, "seeds": len(runs), "verdict": verdict(claim, ci)}
 
 
 def claims_table(results: Sequence[dict], scale: float = 100) -> list[list[str]]:
@@ -135,7 +144,8 @@ def claims_table(results: Sequence[dict], scale: float = 100) -> list[list[str]]
     return lines
 
 
-CLAIMS_HEADER = ["claim (the paper's)", "where", "ours: delta [95 % CI]", "paper: delta [95 % CI at its n]", "verdict"]
+CLAIMS_HEADER = ["claim (the paper's)", "where", "ours: delta [95 % CI; ~: 90 %]", "paper: delta [95 % CI at its n]",
+                 "verdict"]
 
 
 def claims_markdown(results: Sequence[dict]) -> str:

@@ -124,6 +124,10 @@ def held_out_metrics(y_test, p_test, y_val=None, p_val=None) -> dict:
     from .stats import metric_cis
 
     on_val = y_val is not None and p_val is not None and len(np.unique(_as_numpy(y_val))) == 2
+    if y_val is not None and not on_val:
+        warnings.warn(f"the validation clips hold one class only ({len(_as_numpy(y_val))} clips): Youden's threshold "
+                      "is chosen on the test clips (optimistic; threshold_on='test'). Fix: a validation split with "
+                      "both classes", stacklevel=2)
     threshold = youden_threshold(y_val, p_val) if on_val else youden_threshold(y_test, p_test)
     y, s = _check_binary(y_test, p_test)
     metrics = binary_metrics(y, s, threshold=threshold)
@@ -135,20 +139,23 @@ def pooled_metrics(folds: Sequence[dict]) -> dict:
     """k-fold runs (POCUS): the metrics of the pooled out-of-fold predictions, with CIs, and the spread over folds.
 
     folds: one `held_out_metrics` output per fold (each fold's threshold chosen on its own validation clips). AUC and
-    AP rank the pooled scores; the threshold metrics count each clip as its own fold called it (score - that fold's
-    threshold >= 0). `<key>_fold_sd` is the sample sd of each metric over the folds.
+    AP rank the pooled scores; the threshold metrics count each clip as its own fold called it (`margins` = score -
+    that fold's threshold, positive at >= 0). `<key>_fold_sd` is the sample sd of each metric over the folds.
     """
-    from .stats import metric_cis
+    from .stats import auc_ci, bootstrap_cis
 
     labels = np.concatenate([f["labels"] for f in folds])
     scores = np.concatenate([f["scores"] for f in folds])
-    margins = np.concatenate([f["scores"] - f["threshold"] for f in folds])  # >= 0: called positive by its fold
-    at_threshold = binary_metrics(labels, margins, threshold=0.0)
-    ranked = binary_metrics(labels, scores, threshold=0.5)
-    out = {**at_threshold, "auc": ranked["auc"], "ap": ranked["ap"], "threshold": float("nan"), "threshold_on": "val",
-           "labels": labels, "scores": scores, "margins": margins}
-    ranked_cis, counted_cis = metric_cis(labels, scores, 0.5), metric_cis(labels, margins, 0.0)
-    out |= {k: counted_cis[k] for k in counted_cis} | {"auc_ci": ranked_cis["auc_ci"], "ap_ci": ranked_cis["ap_ci"]}
+    margins = np.concatenate([f["scores"] - f["threshold"] for f in folds])
+    out = binary_metrics(labels, margins, threshold=0.0)
+    ranked = binary_metrics(labels, scores, threshold=0.5)  # AUC and AP do not depend on the threshold
+    out |= {"auc": ranked["auc"], "ap": ranked["ap"], "threshold": float("nan"),
+            "threshold_on": "val" if all(f["threshold_on"] == "val" for f in folds) else "test",
+            "labels": labels, "scores": scores, "margins": margins}
+    if len(np.unique(labels)) == 2:
+        counted = bootstrap_cis(labels, margins, 0.0)
+        out |= {f"{k}_ci": counted[k] for k in ("acc", "sen", "spe", "pre", "f1")}
+        out |= {"auc_ci": list(auc_ci(labels, scores)[1:]), "ap_ci": bootstrap_cis(labels, scores, 0.5)["ap"]}
     for k in METRIC_KEYS:
         out[f"{k}_fold_sd"] = mean_std([f[k] for f in folds])[1]
     return out

@@ -195,3 +195,13 @@ TEST_SIZES = {  # paper -> (n_pos, n_neg, source: quote or derivation); positive
                  "present videos (n_neg 140..136); 115 / 138 is the middle (e.g. BYOL fine-tuned: 85/115 = 0.74, "
                  "127/138 = 0.92, 212/253 = 0.84). An assumption within that range, not a stated figure."),
 }
+
+# A column that is not the ratio its name says: CLMAN's "Sens" / "Spec" fit its counts only as the benign and malignant
+# predictive values (34/36 and 61/71 for CLMAN, see TEST_SIZES), so their intervals take those cases as n.
+COLUMN_CASES = {"clman": {"sen": 36, "spe": 71}}
+
+
+def paper_test(paper: str) -> tuple[int, int, dict | None]:
+    """(positives, negatives, cases per column where they differ) of a paper's test split, for `usnb.stats.paper_cis`."""
+    n_pos, n_neg, _ = TEST_SIZES[paper]
+    return n_pos, n_neg, COLUMN_CASES.get(paper)

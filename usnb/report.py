@@ -14,7 +14,8 @@ def write_metrics(out_dir: str | Path, paper: str, profile: str, dataset: str, s
     """Write `{paper, profile, dataset, seed, seconds, rows: {ROW: {acc, ..., ap, acc_ci, ..., ap_ci}}, claims}`.
 
     Metrics are fractions in [0, 1] (nan allowed where undefined, written as null); anything else is an error. A row
-    from `usnb.metrics.held_out_metrics` carries `<metric>_ci: [low, high]` (95 %), written beside each metric; `claims`
+    from `usnb.metrics.held_out_metrics` carries `<metric>_ci: [low, high]` (95 %), written beside each metric (k-fold
+    rows from `pooled_metrics` also `<metric>_fold_sd`); `claims`
     (`usnb.claims.judge` outputs) are written as they are, without the per-clip evidence.
     """
     clean = {}
@@ -31,28 +32,30 @@ def write_metrics(out_dir: str | Path, paper: str, profile: str, dataset: str, s
         for k in METRIC_KEYS:
             if f"{k}_ci" in metrics:
                 row[f"{k}_ci"] = [None if math.isnan(float(c)) else float(c) for c in metrics[f"{k}_ci"]]
+            if f"{k}_fold_sd" in metrics:  # k-fold runs: the folds' spread (`usnb.metrics.pooled_metrics`)
+                row[f"{k}_fold_sd"] = json_safe(float(metrics[f"{k}_fold_sd"]))
         clean[name] = row
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     record = {"paper": paper, "profile": profile, "dataset": dataset, "seed": int(seed),
               "seconds": round(float(seconds), 1), "rows": clean}
     if claims is not None:
-        record["claims"] = [_json_safe(c) for c in claims]
+        record["claims"] = [json_safe(c) for c in claims]
     path = out / "metrics.json"
     path.write_text(json.dumps(record, indent=1))
     return path
 
 
-def _json_safe(value):
+def json_safe(value):
     """nan -> None, NumPy scalars -> floats, recursively (JSON has no nan)."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (float, int)) and not isinstance(value, bool):
         return None if isinstance(value, float) and math.isnan(value) else value
     if hasattr(value, "item"):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -163,7 +166,7 @@ def paper_columns(reported: dict[str, dict]) -> list[str]:
 
 def pooled_claims(module, runs: list[RunRecord]) -> list[dict]:
     """The paper's claims judged over the seeds of a batch: per-seed deltas from each run's metrics.json, pooled
-    by `usnb.claims.judge_over_seeds` (mean, sd and a t interval over seeds)."""
+    by `usnb.claims.judge_over_seeds`."""
     from .claims import judge_over_seeds
 
     out = []
@@ -229,8 +232,9 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
 
             lines = claims_table(s["claims"])
             intro = (f"The paper's claims, judged on our runs ({summary(s['claims'])}): delta = first row - second "
-                     "row, mean over seeds with a t interval (one seed: its test-split CI); the paper's delta with "
-                     "the CI its own test size allows.")
+                     "row on the same test clips, mean over seeds; its interval adds the seeds' spread / k to the "
+                     "test split's own sampling variance (every seed scores the same clips). The paper's delta "
+                     "comes with the CI its own test size allows.")
             md += ["### The paper's claims", "", intro, "", _md_table(CLAIMS_HEADER, lines), ""]
             body += ["<h3>The paper's claims</h3>", f"<p>{html.escape(intro)}</p>", _html_table(CLAIMS_HEADER, lines)]
         figs = _key_figures(s["figures"])

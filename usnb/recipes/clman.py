@@ -71,9 +71,9 @@ PAPER_TABLE4 = {  # Table 4: video classifiers (only those torchvision provides 
 }
 PAPER_TABLES = {"Table 1": PAPER_TABLE1, "Table 2": PAPER_TABLE2, "Table 3": PAPER_TABLE3, "Table 4": PAPER_TABLE4}
 # The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
-# split as (positives, negatives), for the CIs its own numbers carry: data in usnb/paper_claims.py.
+# split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
 CLAIMS = paper_claims.CLAIMS["clman"]
-PAPER_TEST = paper_claims.TEST_SIZES["clman"][:2]
+PAPER_TEST = paper_claims.paper_test("clman")
 BASELINES = ("R3D", "MC3", "R(2+1)D")  # Table 4 rows in torchvision
 
 

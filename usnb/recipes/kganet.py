@@ -45,9 +45,9 @@ PAPER_TABLE2 = {  # Table 2: ablations, Youden thresholds
 }
 PAPER_TABLES = {"Table 1": PAPER_TABLE1, "Table 2": PAPER_TABLE2}  # read by the batch report (usnb.report)
 # The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
-# split as (positives, negatives), for the CIs its own numbers carry: data in usnb/paper_claims.py.
+# split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
 CLAIMS = paper_claims.CLAIMS["kganet"]
-PAPER_TEST = paper_claims.TEST_SIZES["kganet"][:2]
+PAPER_TEST = paper_claims.paper_test("kganet")
 PAPER_DATA = "BUSV, paper"
 
 

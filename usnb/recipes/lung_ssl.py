@@ -48,9 +48,9 @@ PAPER_FIG3 = {"Fully supervised @100%": {"acc": 0.82, "auc": 0.91}, "SSL @100%":
               "AUC drop without temporal augmentation": 0.02}
 PAPER_TABLES = {"Table 3": PAPER_TABLE3}
 # The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
-# split as (positives, negatives), for the CIs its own numbers carry: data in usnb/paper_claims.py.
+# split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
 CLAIMS = paper_claims.CLAIMS["lung_ssl"]
-PAPER_TEST = paper_claims.TEST_SIZES["lung_ssl"][:2]
+PAPER_TEST = paper_claims.paper_test("lung_ssl")
 PAPER_CLAIM_ROWS = {"Fully supervised": PAPER_FIG3["Fully supervised @100%"]}  # Sec. 4.2 text, for the claims
 
 ALGORITHMS = ("BYOL", "SimCLR")

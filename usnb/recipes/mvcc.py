@@ -43,9 +43,9 @@ PAPER_TABLE1 = {
 }
 PAPER_TABLES = {"Table 1": PAPER_TABLE1}
 # The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
-# split as (positives, negatives), for the CIs its own numbers carry: data in usnb/paper_claims.py.
+# split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
 CLAIMS = paper_claims.CLAIMS["mvcc"]
-PAPER_TEST = paper_claims.TEST_SIZES["mvcc"][:2]
+PAPER_TEST = paper_claims.paper_test("mvcc")
 OUT_OF_SCOPE = {
     "USCL": "USCL (Chen et al. 2021) pretrains a ResNet on the US-4 lung/liver video set with its own contrastive "
             "method: another data set and another backbone, not part of MVCC",
