@@ -7,7 +7,9 @@ Each line of OUT/floors.jsonl is one run: paper, seed, torch threads, CPU kernel
 seconds. The row is trained exactly as its notebook trains it (same recipe calls, same defaults); other machines'
 kernels round differently, so the floors are set from several seeds at 1 and 2 threads and two kernel sets
 (`python benchmarks/floors.py --summary runs/floors` prints the table the notebooks quote). The floor rule: below the
-worst run by max(0.05, 2 sd), rounded down to 0.05, so that a correct pipeline passes on any machine.
+worst run by max(0.05, 2 sd), rounded down to 0.05, so that a correct pipeline passes on any machine. The runs
+behind the notebooks' floors: benchmarks/results/floors-2026-11-29.jsonl (`--summary benchmarks/results`
+reads a folder's floors.jsonl; copy the file to that name in a folder of its own).
 """
 from __future__ import annotations
 

@@ -272,3 +272,14 @@ def test_claims_need_the_same_test_clips():
 def test_a_class_of_one_clip_still_gets_intervals():
     cis = stats.bootstrap_cis([1, 0, 0, 0], [0.9, 0.2, 0.6, 0.1], 0.5)
     assert cis["sen"] == [1.0, 1.0] and 0 <= cis["spe"][0] <= cis["spe"][1] <= 1
+
+
+def test_a_one_class_validation_split_moves_the_threshold_to_test_with_a_warning():
+    y, s = np.array([0, 1, 0, 1, 1]), np.array([0.1, 0.8, 0.3, 0.6, 0.9])
+    with pytest.warns(UserWarning, match="one class only"):
+        m = held_out_metrics(y, s, np.array([0, 0]), np.array([0.2, 0.4]))
+    assert m["threshold_on"] == "test" and held_out_metrics(y, s, y, s)["threshold_on"] == "val"
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert held_out_metrics(y, s)["threshold_on"] == "test"  # no validation split at all: no warning

@@ -124,7 +124,7 @@ def held_out_metrics(y_test, p_test, y_val=None, p_val=None) -> dict:
     from .stats import metric_cis
 
     on_val = y_val is not None and p_val is not None and len(np.unique(_as_numpy(y_val))) == 2
-    if y_val is not None and not on_val:
+    if y_val is not None and p_val is not None and not on_val:
         warnings.warn(f"the validation clips hold one class only ({len(_as_numpy(y_val))} clips): Youden's threshold "
                       "is chosen on the test clips (optimistic; threshold_on='test'). Fix: a validation split with "
                       "both classes", stacklevel=2)
