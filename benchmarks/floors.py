@@ -8,8 +8,7 @@ seconds. The row is trained exactly as its notebook trains it (same recipe calls
 kernels round differently, so the floors are set from several seeds at 1 and 2 threads and two kernel sets
 (`python benchmarks/floors.py --summary runs/floors` prints the table the notebooks quote). The floor rule: below the
 worst run by max(0.05, 2 sd), rounded down to 0.05, so that a correct pipeline passes on any machine. The runs
-behind the notebooks' floors: benchmarks/results/floors-2026-11-29.jsonl (`--summary benchmarks/results`
-reads a folder's floors.jsonl; copy the file to that name in a folder of its own).
+behind the notebooks' floors: `python benchmarks/floors.py --summary benchmarks/results/floors-2026-11-29.jsonl`.
 """
 from __future__ import annotations
 
@@ -71,7 +70,8 @@ ROW = {"mvcc": "MVCC", "clman": "With CL (ours)", "kganet": "KGA-Net", "lung_ssl
 
 def summary(folder: Path) -> None:
     """Per paper: AUC min / mean / sd over every run, per condition, and the largest same-seed condition gap."""
-    runs = [json.loads(line) for line in (folder / "floors.jsonl").read_text().splitlines() if line.strip()]
+    path = folder if folder.is_file() else folder / "floors.jsonl"
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     for paper in ACCEPTANCE:
         mine = [r for r in runs if r["paper"] == paper]
         if not mine:
@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("paper", nargs="?", choices=sorted(ACCEPTANCE))
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     ap.add_argument("--out", type=Path, default=Path("runs/floors"))
-    ap.add_argument("--summary", type=Path, help="print the table of a finished OUT folder and stop")
+    ap.add_argument("--summary", type=Path, help="print the table of an OUT folder (or a floors .jsonl file) and stop")
     ap.add_argument("--tag", help="a name for this condition (default t<threads>-<kernels>)")
     args = ap.parse_args()
     if args.summary:
