@@ -268,7 +268,7 @@ def paper_vs_ours(ours: Mapping[str, dict | Sequence[dict]], paper: Mapping[str,
     for k in keys:
         labels[k], labels[f"paper_{k}"] = f"{k.upper()} ours ({ours_label})", f"{k.upper()} paper ({paper_label})"
     for name, runs in ours.items():
-        runs = [runs] if isinstance(runs, Mapping) else list(runs)
+        runs = _runs(name, runs)
         reported = paper.get(name, {})
         reported_cis = paper_cis(reported, *paper_size) if paper_size else {}
         names.append(str(name))

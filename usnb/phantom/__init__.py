@@ -202,9 +202,9 @@ def _write(spec: PhantomSpec, tmp: Path, workers: int | None) -> None:
     (tmp / "phantom.json").write_text(json.dumps(info, indent=1))  # written last: marks the set complete
 
 
-def extra_test(clips: int | None) -> int:
-    """A recipe's `phantom_test_clips` argument: None means the default EXTRA_TEST_CLIPS."""
-    return EXTRA_TEST_CLIPS if clips is None else int(clips)
+def notebook_phantom(kind: str, clips: int, seed: int, test_clips: int | None = None) -> Path:
+    """The phantom a notebook trains on: `clips` clips plus `test_clips` (None: EXTRA_TEST_CLIPS) more test clips."""
+    return ensure_phantom(kind, n=clips, seed=seed, extra_test=EXTRA_TEST_CLIPS if test_clips is None else test_clips)
 
 
 def ensure_phantom(kind: str = "breast", **spec_kw) -> Path:

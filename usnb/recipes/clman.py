@@ -226,12 +226,12 @@ def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = Non
     """'phantom' (the built-in breast sweeps, generated once) or 'manifest' (your videos: a manifest CSV or its
     folder with path,label,split columns, labels benign/malignant; see data_cards/ for the format)."""
     from ..datasets import load_manifest
-    from ..phantom import ensure_phantom, extra_test, load_phantom
+    from ..phantom import load_phantom, notebook_phantom
 
     notes = []
     if dataset == "phantom":
-        root = Path(data_dir) if data_dir else ensure_phantom("breast", n=phantom_clips, seed=phantom_seed,
-                                                              extra_test=extra_test(phantom_test_clips))
+        root = (Path(data_dir) if data_dir
+                else notebook_phantom("breast", phantom_clips, phantom_seed, phantom_test_clips))
         clips = load_phantom(root)
     elif dataset == "manifest":
         if data_dir is None:
@@ -455,7 +455,8 @@ def evaluate(model: CLMAN, data: CLMANData, max_frames: int = 128, device: torch
     """Test metrics (acc, sen, spe, pre, f1, auc, ap) at the validation split's Youden threshold; predictions."""
     preds = {s: predict(model, recs, data, max_frames, device) for s, recs in data.clips.items() if s in ("val", "test")}
     val = preds.get("val")
-    return held_out_metrics(preds["test"].labels, preds["test"].probs, *((val.labels, val.probs) if val else ())), preds
+    y_val, p_val = (val.labels, val.probs) if val is not None else (None, None)
+    return held_out_metrics(preds["test"].labels, preds["test"].probs, y_val, p_val), preds
 
 
 # ---------------------------------------------------------------- Table 3 on frozen features (small profile)

@@ -232,12 +232,12 @@ def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = Non
     """
     from ..datasets import load_busi, load_busv
     from ..paths import dataset_root
-    from ..phantom import ensure_phantom, extra_test, load_phantom, load_phantom_images
+    from ..phantom import load_phantom, load_phantom_images, notebook_phantom
 
     notes = []
     if dataset == "phantom":
-        root = Path(data_dir) if data_dir else ensure_phantom("breast", n=phantom_clips, seed=phantom_seed,
-                                                              extra_test=extra_test(phantom_test_clips))
+        root = (Path(data_dir) if data_dir
+                else notebook_phantom("breast", phantom_clips, phantom_seed, phantom_test_clips))
         clips, images = load_phantom(root), load_phantom_images(root)
     elif dataset == "busv":
         clips = load_busv(dataset_root("busv", data_dir))
@@ -384,7 +384,8 @@ def evaluate(model: KGANet, data: KGAData, max_frames: int = 128, device: torch.
     preds = {s: predict(model, recs, data, max_frames, device) for s, recs in data.clips.items()
              if s in ("val", "test")}
     val = preds.get("val")
-    return held_out_metrics(preds["test"].labels, preds["test"].probs, *((val.labels, val.probs) if val else ())), preds
+    y_val, p_val = (val.labels, val.probs) if val is not None else (None, None)
+    return held_out_metrics(preds["test"].labels, preds["test"].probs, y_val, p_val), preds
 
 
 def attention_vs_distance(model: KGANet, preds: Predictions) -> tuple[np.ndarray, np.ndarray]:

@@ -200,12 +200,12 @@ def load_data(dataset: str, profile: Profile, data_dir: str | Path | None = None
     """'phantom' (the lung phantom: consolidation present/absent with per-frame boxes; its own patient split) or
     'pocus' (the 131 real POCUS clips at `data_dir`, pathology vs regular, split later by k-fold over patients)."""
     from ..datasets.pocus import load_pocus
-    from ..phantom import ensure_phantom, extra_test, load_phantom
+    from ..phantom import load_phantom, notebook_phantom
 
     notes = []
     if dataset == "phantom":
-        root = Path(data_dir) if data_dir else ensure_phantom("lung", n=phantom_clips, seed=phantom_seed,
-                                                              extra_test=extra_test(phantom_test_clips))
+        root = (Path(data_dir) if data_dir
+                else notebook_phantom("lung", phantom_clips, phantom_seed, phantom_test_clips))
         records, classes = load_phantom(root), CLASSES
         clips = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
     elif dataset == "pocus":

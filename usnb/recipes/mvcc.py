@@ -205,12 +205,12 @@ def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = Non
     """'phantom' (the built-in breast phantom, generated once), 'manifest' (your videos listed in a CSV
     `path,label,split,patient_id`, labels benign/malignant: data_cards/inhouse.md) or 'busv' (public BUSV)."""
     from ..datasets import load
-    from ..phantom import ensure_phantom, extra_test, load_phantom
+    from ..phantom import load_phantom, notebook_phantom
 
     notes = []
     if dataset == "phantom":
-        root = Path(data_dir) if data_dir else ensure_phantom("breast", n=phantom_clips, seed=phantom_seed,
-                                                              extra_test=extra_test(phantom_test_clips))
+        root = (Path(data_dir) if data_dir
+                else notebook_phantom("breast", phantom_clips, phantom_seed, phantom_test_clips))
         clips = load_phantom(root)
     elif dataset in ("manifest", "busv"):
         clips = load(dataset, data_dir)
@@ -347,7 +347,8 @@ def evaluate(model: VideoClassifier, data: MVCCData, profile: Profile, device: t
     """Test metrics at the Youden threshold chosen on the validation split (the test split where there is none)."""
     preds = {s: predict(model, recs, data, profile, device) for s, recs in data.clips.items() if s in ("val", "test")}
     val = preds.get("val")
-    return held_out_metrics(preds["test"].labels, preds["test"].probs, *((val.labels, val.probs) if val else ())), preds
+    y_val, p_val = (val.labels, val.probs) if val is not None else (None, None)
+    return held_out_metrics(preds["test"].labels, preds["test"].probs, y_val, p_val), preds
 
 
 # ---------------------------------------------------------------- figures and explanations
