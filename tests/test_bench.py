@@ -143,7 +143,7 @@ def test_one_draw_per_clip_for_all_its_frames():
 def test_standardisation_matches_the_cpu_path():
     """Without crop or flip, the GPU path gives the KGA-Net recipe's per-clip standardisation (the CPU path); with a
     certain flip, the same of the mirrored clip; fixed mean/std maps 0..255 into (x/255 - mean)/std."""
-    from usnb.recipes.kganet import standardise
+    from usnb.view import standardise
 
     x = torch.randint(0, 256, (3, 4, 1, 16, 16), dtype=torch.uint8)
     same = GPUAugment(16, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.0)
@@ -160,7 +160,7 @@ def test_standardisation_matches_the_cpu_path():
 def test_field_of_view_on_the_device_matches_the_recipes_view():
     """GPUAugment(fov=f) without crop or flip shows the model what the recipes' FieldOfView shows: exactly at f = 1,
     and at f = 0.75 on a smooth frame up to the sub-pixel placement of the window (FieldOfView rounds it to pixels)."""
-    from usnb.recipes.kganet import FieldOfView
+    from usnb.view import FieldOfView
 
     x = torch.randint(0, 256, (2, 3, 1, 16, 16), dtype=torch.uint8)
     whole = GPUAugment(16, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.0, fov=1.0)
@@ -176,7 +176,7 @@ def test_field_of_view_on_the_device_matches_the_recipes_view():
 
 def test_recipe_augmentation_runs_on_the_device_path():
     """clip_augment('device'): the dataset gets no transform and `prepare` crops + flips + cuts the view per clip."""
-    from usnb.recipes.kganet import FieldOfView, clip_augment
+    from usnb.view import FieldOfView, clip_augment
 
     view = FieldOfView(24, 0.75)
     cpu, prepare_cpu = clip_augment(view, (0.8, 1.0), "loader")

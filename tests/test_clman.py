@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from usnb.models.clman import (AGGREGATORS, CLMAN, DeformedResNet18, MultiMetaAttention, NonLocalBlock, SimCLR,
-                               VideoHead, make_aggregator, multi_meta_pool, nt_xent)
+from usnb.models.clman import (AGGREGATORS, CLMAN, DeformedResNet18, FrameSimCLR, MultiMetaAttention, NonLocalBlock,
+                               VideoHead, make_aggregator, multi_meta_pool)
+from usnb.models.contrastive import nt_xent
 from usnb.train import LARS, TrainConfig, make_optimizer
 
 
@@ -41,7 +42,7 @@ def test_nt_xent_is_low_for_matching_views_and_high_for_swapped_ones():
 
 @pytest.mark.bad_input
 def test_nt_xent_rejects_mismatched_views():
-    with pytest.raises(ValueError, match=r"z1 and z2 must both be \(N, d\)"):
+    with pytest.raises(ValueError, match=r"z1 and z2 must both be \(B, D\)"):
         nt_xent(torch.randn(4, 3), torch.randn(5, 3))
     with pytest.raises(ValueError, match="temperature"):
         nt_xent(torch.randn(4, 3), torch.randn(4, 3), 0.0)
@@ -159,7 +160,7 @@ def test_clman_forward_and_simclr_shapes():
     out = model(torch.randn(2, 5, 1, 32, 32))
     assert out["logits"].shape == (2, 2) and out["frame_features"].shape == (2, 5, 64)
     assert out["attention"].shape == (2, 5, 64)
-    assert SimCLR(DeformedResNet18(width=8), proj_dim=16)(torch.randn(3, 2, 1, 32, 32)).shape == (3, 2, 16)
+    assert FrameSimCLR(DeformedResNet18(width=8), proj_dim=16)(torch.randn(3, 2, 1, 32, 32)).shape == (3, 2, 16)
 
 
 # ---------------------------------------------------------------- LARS (usnb.train)
@@ -208,7 +209,7 @@ def test_lars_rejects_bad_settings():
 
 
 def test_elastic_warp_is_the_identity_without_displacement_and_keeps_dtype():
-    from usnb.recipes.clman import ElasticWarp, simclr_augment
+    from usnb.transforms import ElasticWarp, simclr_augment
 
     torch.manual_seed(9)
     x = torch.randint(0, 255, (1, 20, 24), dtype=torch.uint8)
@@ -220,17 +221,20 @@ def test_elastic_warp_is_the_identity_without_displacement_and_keeps_dtype():
 
 def test_frame_views_and_simclr_step(tiny_breast):
     from usnb.cache import ClipCache
+    from usnb.data import FrameViews
+    from usnb.transforms import simclr_augment
     from usnb.phantom import load_phantom
     from usnb.recipes import clman as C
+    from usnb.view import FieldOfView
 
     records = load_phantom(tiny_breast)[:2]
     cache = ClipCache(size=(40, 40))
-    views = C.FrameViews(records, cache, frames=3, augment=C.simclr_augment(40))
+    views = FrameViews(records, cache, frames=3, augment=simclr_augment(40))
     item = views[0]
     assert item.shape == (3, 2, 1, 40, 40) and item.dtype == torch.uint8
     torch.manual_seed(0)
-    model = SimCLR(DeformedResNet18(width=4, stem_pool=False), proj_dim=8)
-    loss, logs = C.make_simclr_step(C.FieldOfView(32, 0.8), 0.5)(model, torch.stack([views[0], views[1]]), "cpu")
+    model = FrameSimCLR(DeformedResNet18(width=4, stem_pool=False), proj_dim=8)
+    loss, logs = C.make_simclr_step(FieldOfView(32, 0.8), 0.5)(model, torch.stack([views[0], views[1]]), "cpu")
     assert loss.ndim == 0 and math.log(2 * 6 - 1) - 1 < float(loss.detach()) < math.log(2 * 6 - 1) + 1  # near chance at init
     assert 0 <= float(logs["top1"]) <= 1
 

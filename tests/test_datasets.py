@@ -18,9 +18,10 @@ import pytest
 from PIL import Image
 
 from usnb import io
-from usnb.datasets import (SOURCES, ImageRecord, VideoRecord, class_counts, content_hash, load, load_busi,
-                           load_busv, load_manifest, load_pocus)
+from usnb.datasets import (ImageRecord, VideoRecord, class_counts, content_hash, load_busi, load_busv, load_manifest,
+                           load_pocus)
 from usnb.errors import DataError, DataWarning, LeakageError
+from usnb.sources import SOURCES, load
 from usnb.splits import assign_splits, check_leakage, kfold
 
 POCUS_ROOT = Path(__file__).resolve().parents[1].parent / "shared/realdata/pocus"

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from usnb.metrics import paper_vs_ours
+from usnb.evaluate import visibility_of
 from usnb.recipes import kganet as K
+from usnb.view import FieldOfView, field_of_view
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +24,7 @@ def phantom16(tmp_path_factory):
 @pytest.fixture
 def tiny(phantom16, tmp_path):
     profile = K.get_profile("small", size=24, fov=0.75, widths=(4, 8), train_frames=4, clips_per_batch=2, iterations=3)
-    return K.load_data("phantom", K.field_of_view(profile), data_dir=phantom16), profile
-
-
-def test_standardise_per_item():
-    x = torch.randint(0, 255, (3, 4, 1, 8, 8), dtype=torch.uint8)
-    z = K.standardise(x, dims=4)
-    assert torch.allclose(z.mean((1, 2, 3, 4)), torch.zeros(3), atol=1e-5)
-    assert torch.allclose(z.std((1, 2, 3, 4)), torch.ones(3), atol=1e-4)
-    flat = K.standardise(torch.full((1, 2, 1, 4, 4), 7, dtype=torch.uint8), dims=4)
-    assert torch.equal(flat, torch.zeros_like(flat))  # a constant clip gives zeros, not nan
+    return K.load_data("phantom", field_of_view(profile), data_dir=phantom16), profile
 
 
 def test_rows_switch_the_paper_components():
@@ -59,7 +52,7 @@ def test_load_data_splits_and_unknown_dataset(tiny, phantom16):
     assert set(data.clips) == {"train", "val", "test"} and len(data.images) == 6
     assert sum(len(v) for v in data.clips.values()) == 16
     with pytest.raises(ValueError, match="dataset must be"):
-        K.load_data("kinetics", K.FieldOfView(32), data_dir=phantom16)
+        K.load_data("kinetics", FieldOfView(32), data_dir=phantom16)
 
 
 def test_image_guidance_pairs_clips_and_images_one_to_one(tiny):
@@ -67,7 +60,7 @@ def test_image_guidance_pairs_clips_and_images_one_to_one(tiny):
     paired = K.train_dataset(data, profile, K.Row())
     clip, label, image, image_label = paired[0]
     assert clip.shape == (4, 1, 32, 32) and image.shape == (1, 32, 32) and clip.dtype == torch.uint8  # cache size
-    assert K.field_of_view(profile)(clip, dims=4).shape == (4, 1, 24, 24)  # the model sees the central 24 px
+    assert field_of_view(profile)(clip, dims=4).shape == (4, 1, 24, 24)  # the model sees the central 24 px
     alone = K.train_dataset(data, profile, K.Row(images=False))
     assert len(alone[0]) == 2  # clips only: row 1 has no images
 
@@ -81,9 +74,9 @@ def test_each_row_trains_predicts_and_reloads(tiny, tmp_path, name):
     metrics, preds = K.evaluate(model, data, max_frames=128)
     assert 0 <= metrics["auc"] <= 1 and set(preds) == {"val", "test"}
     p = preds["test"]
-    assert all(len(w) == 8 == len(f) for w, f in zip(p.weights, p.frames))  # every frame of the 8-frame clips
+    assert all(len(w) == 8 == len(f) for w, f in zip(p.outputs["weights"], p.frames))  # every frame of the 8-frame clips
     if not K.TABLE2_ROWS[name].attention:
-        assert all(np.allclose(w, 1) for w in p.weights)
+        assert all(np.allclose(w, 1) for w in p.outputs["weights"])
     again, _ = K.train_row(name, data, profile, seed=0, out_dir=tmp_path, progress=False)  # loads the checkpoint
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
@@ -106,45 +99,12 @@ def test_attention_distance_visibility_and_localisation(tiny, tmp_path):
     _, preds = K.evaluate(model, data)
     p = preds["test"]
     w, d = K.attention_vs_distance(model, p)
-    vis = K.visibility_of(p)
+    vis = np.concatenate(visibility_of(p))
     assert w.shape == d.shape == vis.shape == (8 * len(p.records),)
     assert (d >= 0).all() and ((vis >= 0) & (vis <= 1)).all()
     loc = K.localisation(model, data.clips["test"], data)
     assert 0 <= loc["pointing_game"] <= 1 and 0 <= loc["topk_iou"] <= 1 and loc["clips"] >= 1
     assert 0 < loc["chance_pointing"] < 1
-
-
-def test_field_of_view_crops_the_centre_and_maps_boxes():
-    view = K.FieldOfView(size=4, fraction=0.5)
-    assert view.cache_size == 8
-    x = torch.arange(64.0).reshape(1, 8, 8)
-    assert torch.equal(view.crop(x)[0], x[0, 2:6, 2:6])  # the central half, already 4 px: no resize
-    z = view(x, dims=2)
-    assert abs(float(z.mean())) < 1e-6 and abs(float(z.std()) - 1) < 1e-5
-    # a native 16 x 32 (H x W) frame is cached at 8 x 8: x / 4, y / 2; the view starts at (2, 2)
-    assert view.boxes([(12, 6, 8, 4)], native_hw=(16, 32)) == [(1.0, 1.0, 2.0, 2.0)]
-    whole = K.FieldOfView(size=8)
-    assert whole.cache_size == 8 and torch.equal(whole.crop(x), x)
-    with pytest.raises(ValueError, match="field of view"):
-        K.FieldOfView(size=8, fraction=1.5)
-
-
-def test_video_baselines_build_with_a_two_class_head():
-    torch.manual_seed(0)
-    net = K.video_baseline("R(2+1)D")
-    assert net(torch.randn(1, 3, 4, 32, 32)).shape == (1, 2)
-    assert K.video_baseline("S3D").classifier[-1].out_channels == 2
-    with pytest.raises(ValueError, match="baseline must be one of"):
-        K.video_baseline("I3D")
-
-
-def test_baseline_step_treats_images_as_static_videos():
-    torch.manual_seed(0)
-    net = K.video_baseline("R3D")
-    batch = (torch.randint(0, 255, (2, 4, 1, 32, 32), dtype=torch.uint8), torch.tensor([0, 1]),
-             torch.randint(0, 255, (2, 1, 32, 32), dtype=torch.uint8), torch.tensor([1, 1]))
-    loss, _ = K.make_baseline_step(K.FieldOfView(32))(net, batch, torch.device("cpu"))
-    assert loss.ndim == 0 and torch.isfinite(loss)
 
 
 def test_paper_vs_ours_puts_the_papers_number_beside_ours():

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from usnb import augment_st as A
 from usnb.explain import occlusion, weighted_iou
 from usnb.models.contrastive import byol_loss, nt_xent
-from usnb.models.lung_ssl import BYOL, Darknet3D, SimCLR, VideoClassifier, trainable_parameters
+from usnb.models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR, trainable_parameters
 from usnb.recipes import lung_ssl as L
 
 
@@ -214,12 +214,12 @@ def test_nt_xent_names_mismatched_views():
 def test_encoder_shapes_and_trainable_counts():
     enc = _tiny_encoder()
     assert enc(torch.rand(2, 1, 4, 16, 16)).shape == (2, 8)
-    frozen = VideoClassifier(enc, 2, train_encoder=False)
+    frozen = EncoderClassifier(enc, 2, train_encoder=False)
     assert trainable_parameters(frozen) == 2 * (8 + 1)
     frozen.train()
     assert not frozen.encoder.training  # a frozen feature extractor keeps its BatchNorm statistics
-    assert trainable_parameters(VideoClassifier(_tiny_encoder(), 2)) == sum(p.numel() for p in _tiny_encoder().parameters()) + 18
-    assert SimCLR(_tiny_encoder(), 16, 8)(torch.rand(3, 1, 4, 8, 8), torch.rand(3, 1, 4, 8, 8)).ndim == 0
+    assert trainable_parameters(EncoderClassifier(_tiny_encoder(), 2)) == sum(p.numel() for p in _tiny_encoder().parameters()) + 18
+    assert VideoSimCLR(_tiny_encoder(), 16, 8)(torch.rand(3, 1, 4, 8, 8), torch.rand(3, 1, 4, 8, 8)).ndim == 0
 
 
 def test_probe_loaded_into_the_classifier_gives_the_same_probabilities():
@@ -229,7 +229,7 @@ def test_probe_loaded_into_the_classifier_gives_the_same_probabilities():
     probe = L.fit_probe(feats, labels)
     enc = torch.nn.Identity()
     enc.out_dim = 8
-    model = VideoClassifier(enc, 2, train_encoder=False)
+    model = EncoderClassifier(enc, 2, train_encoder=False)
     probe.load_into(model)
     p_model = model(torch.from_numpy(feats)).softmax(-1)[:, 1].detach().numpy()
     assert np.allclose(p_model, probe(feats), atol=1e-5)

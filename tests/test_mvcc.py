@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from usnb.models.mvcc import (MaskedVideoModel, correlation_contrastive_loss, dual_level_mask, mae_loss, mask_counts,
                               mvcc_loss, round_half_up, supcon_loss)
-from usnb.models.timesformer import (DividedBlock, TimeSformer, VideoClassifier, gather_visible, load_pretrained,
+from usnb.models.timesformer import (DividedBlock, TimeSformer, TimeSformerClassifier, gather_visible, load_pretrained,
                                      patchify, unpatchify)
 
 
@@ -280,7 +280,7 @@ def test_contrastive_losses_check_shapes():
 
 def test_eq8_total_loss():
     torch.manual_seed(0)
-    model = VideoClassifier(TimeSformer(img_size=16, patch=4, frames=4, dim=16, depth=1, heads=2))
+    model = TimeSformerClassifier(TimeSformer(img_size=16, patch=4, frames=4, dim=16, depth=1, heads=2))
     x, y = torch.randn(6, 4, 1, 16, 16), torch.tensor([0, 1, 0, 1, 0, 1])
     loss, logs = mvcc_loss(model, x, y, "cscl", lam=0.1)
     torch.testing.assert_close(loss, logs["cls"] + 0.1 * logs["con"])

@@ -8,6 +8,7 @@ from usnb.cli import main
 from usnb.data import ClipDataset
 from usnb.datasets.records import VideoRecord
 from usnb.errors import DataError, DataWarning
+from usnb.view import FieldOfView
 
 
 # ------------------------------------------------------------------------------------------ bad inputs
@@ -53,7 +54,7 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
     profile = K.get_profile("small", size=24, widths=(4, 8), train_frames=4, clips_per_batch=2, iterations=4)
     runs = []
     for k in range(2):
-        data = K.load_data("phantom", K.field_of_view(profile), data_dir=root)
+        data = K.load_data("phantom", FieldOfView(profile.size, profile.fov), data_dir=root)
         model, history = K.train_row("KGA-Net", data, profile, seed=3, out_dir=tmp_path / f"run{k}", progress=False)
         metrics, preds = K.evaluate(model, data)
         runs.append((metrics, preds["test"].probs, model.state_dict(), history))

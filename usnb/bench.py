@@ -118,7 +118,8 @@ def kganet_case(quick: bool) -> Workload:
     SGD; the Eq. (4) loss with the recipe's own step (uint8 in, standardised on the device)."""
     from .models.backbones import resnet_backbone
     from .models.kganet import KGANet
-    from .recipes.kganet import FieldOfView, Row, make_step
+    from .recipes.kganet import Row, make_step
+    from .view import FieldOfView
 
     b, t, size = (2, 2, 32) if quick else (8, 16, 224)
     model = KGANet(resnet_backbone(50, in_channels=1, weights=None), num_classes=2)
@@ -173,10 +174,10 @@ def mvcc_pretrain_case(quick: bool, masked: bool = True) -> Workload:
 def mvcc_finetune_case(quick: bool) -> Workload:
     """MVCC fine-tuning (TimeSformer classifier), Eq. (8): cross-entropy + 0.1 C-SCL, SGD."""
     from .models.mvcc import mvcc_loss
-    from .models.timesformer import VideoClassifier
+    from .models.timesformer import TimeSformerClassifier
 
     p = MVCC_QUICK if quick else MVCC_PAPER
-    model = VideoClassifier(_timesformer(p), num_classes=2)
+    model = TimeSformerClassifier(_timesformer(p), num_classes=2)
     b = p["batch"]
 
     def batch(device):

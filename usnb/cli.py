@@ -106,7 +106,7 @@ def _bench(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .datasets import SOURCES
+    from .sources import SOURCES
 
     parser = argparse.ArgumentParser(prog="usnb", description="usnb: deep learning on ultrasound videos")
     sub = parser.add_subparsers(dest="command", required=True)

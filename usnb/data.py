@@ -88,3 +88,25 @@ class PairedDataset(Dataset):
 
     def __getitem__(self, i: int):
         return (*self.a[i % len(self.a)], *self.b[i % len(self.b)])
+
+
+class FrameViews(Dataset):
+    """Item = M random frames of one clip, two augmented views of each: uint8 (M, 2, C, H, W) (CLMAN's SimCLR).
+
+    A batch of N items gives the 2 N M projections of Eq. (2); the positive of a view is the other view of the same
+    frame, every other frame (of the same clip too) is a negative.
+    """
+
+    def __init__(self, records: Sequence[VideoRecord], cache: ClipCache, frames: int, augment):
+        self.records, self.cache, self.frames, self.augment = list(records), cache, frames, augment
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int):
+        clip = self.cache.get(self.records[i])  # (T, H, W, C)
+        idx = torch.randperm(len(clip))[: self.frames].sort().values.numpy()
+        if len(idx) < self.frames:  # a clip shorter than M: frames repeat
+            idx = sampling.uniform_indices(len(clip), self.frames)
+        x = torch.from_numpy(np.ascontiguousarray(clip[idx])).permute(0, 3, 1, 2)  # (M, C, H, W)
+        return torch.stack([torch.stack([self.augment(f), self.augment(f)]) for f in x])  # (M, 2, C, H, W)

@@ -5,7 +5,8 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from .datasets import ImageRecord, load
+from .datasets import ImageRecord
+from .sources import load
 from .errors import DataError
 
 

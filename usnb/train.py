@@ -15,14 +15,14 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .paths import atomic_write
+from .checkpoints import ema_update, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
 
 
 def seed_everything(seed: int) -> None:
@@ -180,46 +180,6 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write atomically (`usnb.paths.atomic_write`): an interrupted save leaves the last good checkpoint."""
-    with atomic_write(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
-    """Load a checkpoint with `weights_only=True`: tensors and plain data; pickled objects are refused."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file and the fix
-        detail = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:200]}"
-        objects = _pickled_objects(path)
-        if objects or "Weights only load failed" in str(err):
-            raise RuntimeError(
-                f"{path}: checkpoint holds pickled Python objects ({', '.join(objects[:3]) or detail}); "
-                "weights-only loading refuses them, since unpickling can run code. Fix: re-save it with tensors "
-                "and plain data only, e.g. torch.save(model.state_dict(), path), or delete it to retrain") from err
-        raise RuntimeError(f"{path}: not a readable weights-only checkpoint, truncated or corrupt ({detail}). "
-                           "Fix: delete it to retrain") from err
-
-
-def _pickled_objects(path: str | Path) -> list[str]:
-    """Names of the Python objects pickled into a checkpoint file ([] if none, or not a checkpoint)."""
-    try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-    except Exception:  # noqa: BLE001 - not a readable zip checkpoint: nothing to name
-        return []
-
-
-def ema_update(average: dict, state: dict, decay: float) -> None:
-    """average <- decay * average + (1 - decay) * state for float tensors; other entries (counters) are copied."""
-    with torch.no_grad():
-        for k, v in state.items():
-            if v.is_floating_point():
-                average[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-            else:
-                average[k].copy_(v)
-
-
 def _log_value(v) -> float:
     return float(v.detach()) if torch.is_tensor(v) else float(v)
 
@@ -340,3 +300,30 @@ def train_or_load(model: torch.nn.Module, checkpoint: str | Path, config: TrainC
             model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
             return state["history"]
     return train()
+
+
+def slug(name: str) -> str:
+    """A file name for a row or run name: lower case, every other character an underscore."""
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+
+
+def train_once(build: Callable[[], torch.nn.Module], name: str, dataset: Dataset, step_fn: Callable,
+               config: TrainConfig, out_dir: str | Path, device: torch.device | None = None, progress: bool = True,
+               after_step: Callable | None = None) -> tuple[torch.nn.Module, list[dict]]:
+    """The ritual of every trained network: seed with `config.seed` (the same initial weights for a seed, whichever
+    runs came before), `build()` the model, then load OUT/checkpoints/<name>-seed<k>.pt if it finished with this
+    config, else `fit` it there: (model, history)."""
+    seed_everything(config.seed)
+    model = build()
+    checkpoint = Path(out_dir) / "checkpoints" / f"{slug(name)}-seed{config.seed}.pt"
+    history = train_or_load(model, checkpoint, config, lambda: fit(
+        model, dataset, step_fn, config, checkpoint=checkpoint, device=device, progress=progress,
+        after_step=after_step), device=device)
+    return model, history
+
+
+def learned_fields(profile) -> dict:
+    """The fields of a recipe's profile (a dataclass) that change the learned weights: all but those its class
+    lists in `EVAL_ONLY` (evaluation-only and speed settings), so changing those reuses the checkpoints."""
+    skip = set(getattr(type(profile), "EVAL_ONLY", ()))
+    return {k: v for k, v in asdict(profile).items() if k not in skip}

@@ -1,12 +1,7 @@
-"""Data set adapters: every source loads into the same records (see records.py and data_cards/)."""
+"""Data set adapters: every source loads into the same records (see records.py and data_cards/). The registry of
+sources by name (with the phantom) is `usnb.sources`."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable
-
-from ..errors import DataError
-from ..io import check_readable, unreadable
-from ..paths import data_dir, dataset_root
 from .busi import load_busi
 from .busv import load_busv
 from .manifest import load_image_manifest, load_manifest
@@ -14,40 +9,5 @@ from .pocus import load_pocus
 from .records import ImageRecord, Record, VideoRecord, class_counts, content_hash, record_id
 
 
-def _load_phantom(root: Path, **kw):
-    from ..phantom import load_phantom
-    return load_phantom(root, **kw)
-
-
-CARDS = {"manifest": "inhouse.md"}  # data card of a source, where not <source>.md
-SOURCES: dict[str, Callable] = {
-    "phantom": _load_phantom,
-    "busv": load_busv,
-    "busi": load_busi,
-    "pocus": load_pocus,
-    "manifest": load_manifest,
-}
-
-
-def load(source: str, root: str | Path | None = None, **kwargs) -> list[Record]:
-    """Records of a data set: `source` one of SOURCES; `root` defaults to USNB_DATA_DIR/<source>."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown data source {source!r}; use one of {sorted(SOURCES)}")
-    if source == "phantom" and root is None:
-        from ..phantom import ensure_phantom
-        root = ensure_phantom("breast")
-    folder = dataset_root(source, root)
-    where = (f"pass the folder holding the {source} data, or put it at USNB_DATA_DIR/{source} (USNB_DATA_DIR is "
-             f"now {data_dir()}); see data_cards/{CARDS.get(source, source + '.md')}")
-    if not folder.exists():
-        raise DataError(folder, f"{source} data folder does not exist", where)
-    if folder.is_dir() and not any(check_readable(folder).iterdir()):
-        raise DataError(folder, f"{source} data folder is empty", where)
-    try:
-        return SOURCES[source](folder, **kwargs)
-    except PermissionError as err:  # a listing or side file the adapter opened itself
-        raise unreadable(err.filename or folder) from err
-
-
-__all__ = ["SOURCES", "load", "load_busi", "load_busv", "load_manifest", "load_image_manifest", "load_pocus",
+__all__ = ["load_busi", "load_busv", "load_manifest", "load_image_manifest", "load_pocus",
            "ImageRecord", "VideoRecord", "Record", "class_counts", "content_hash", "record_id"]

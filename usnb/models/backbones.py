@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..train import load_checkpoint
+from ..checkpoints import load_checkpoint
 
 
 class SmallCNN(nn.Module):

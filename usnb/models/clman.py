@@ -2,7 +2,7 @@
 
 - Sec. 3.1, Eq. (1): f_t = Theta(v_t), a ResNet-18 whose residual blocks use GroupNorm (switch `norm`) and with
   non-local blocks (embedded Gaussian, Wang et al. 2018) after stages 3 and 4 (switch `non_local`): Table 1.
-- Sec. 3.2, Eq. (2): f_bar = MLP(Theta(tau(v))), two augmented views per frame, NT-Xent loss (Chen et al. 2020).
+- Sec. 3.2, Eq. (2): f_bar = MLP(Theta(tau(v))), two augmented views per frame, NT-Xent loss (Chen et al. 2020; `usnb.models.contrastive.nt_xent`).
 - Sec. 3.3, Eq. (3)-(6): multi-meta attention, a softmax over frames for every feature dimension; and the
   aggregators Table 3 compares it with (average, max pooling, LSTM, self-attention, external attention, EMSA).
 """
@@ -126,7 +126,7 @@ def projection_head(dim: int, hidden: int | None = None, out: int = 128) -> nn.S
     return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
 
 
-class SimCLR(nn.Module):
+class FrameSimCLR(nn.Module):
     """Eq. (2): f_bar = MLP(Theta(tau(v))); views (B, V, C, H, W) -> projections (B, V, d)."""
 
     def __init__(self, backbone: nn.Module, proj_dim: int = 128):
@@ -137,24 +137,6 @@ class SimCLR(nn.Module):
     def forward(self, views: torch.Tensor) -> torch.Tensor:
         b, v = views.shape[:2]
         return self.projection(self.backbone(views.flatten(0, 1))).view(b, v, -1)
-
-
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
-    """NT-Xent (Chen et al. 2020): z1, z2: (N, d), row k of each is a view of sample k -> scalar loss.
-
-    l(i, j) = -log exp(sim(z_i, z_j) / tau) / sum_{k != i} exp(sim(z_i, z_k) / tau) over the 2N projections,
-    averaged over both orders of every positive pair; sim is the cosine similarity.
-    """
-    if z1.shape != z2.shape or z1.ndim != 2:
-        raise ValueError(f"z1 and z2 must both be (N, d), got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    n = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2N, d)
-    sim = z @ z.t() / temperature  # (2N, 2N)
-    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))  # k != i
-    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)  # i <-> i + N
-    return F.cross_entropy(sim, positive)
 
 
 # ---------------------------------------------------------------- Sec. 3.3: aggregating frames

@@ -1,4 +1,4 @@
-"""Chen, Rubin et al. (2022), lung ultrasound SSL: a 3-D Darknet-53 encoder, BYOL and SimCLR, a linear head.
+"""Chen, Rubin et al. (2022), lung ultrasound SSL: a 3-D Darknet-53 encoder, BYOL and SimCLR (`VideoSimCLR`), a linear head.
 
 Sec. 3.2: the online network (3-D encoder, projection MLP with one hidden layer of 4096, BYOL's predictor) learns to
 predict the target network's projection of another augmentation of the same video; the target is an exponential
@@ -13,7 +13,7 @@ import copy
 import torch
 from torch import nn
 
-from ..train import ema_update
+from ..checkpoints import ema_update
 from .contrastive import byol_loss, nt_xent
 
 
@@ -109,7 +109,7 @@ class BYOL(nn.Module):
         ema_update(self.target_projector.state_dict(), self.projector.state_dict(), self.tau)
 
 
-class SimCLR(nn.Module):
+class VideoSimCLR(nn.Module):
     """Encoder + projection MLP trained with NT-Xent (Chen et al. 2020): the paper's alternative (Table 3)."""
 
     def __init__(self, encoder: nn.Module, hidden: int = 4096, dim: int = 256, temperature: float = 0.5):
@@ -122,7 +122,7 @@ class SimCLR(nn.Module):
         return nt_xent(self.projector(self.encoder(v1)), self.projector(self.encoder(v2)), self.temperature)
 
 
-class VideoClassifier(nn.Module):
+class EncoderClassifier(nn.Module):
     """Encoder + a fully-connected layer (Sec. 3.4): clips (B, C, T, H, W) -> logits (B, K).
 
     Features are standardised by fixed buffers (`mean`, `std`: 0 and 1 unless set, e.g. from the labelled training
@@ -138,7 +138,7 @@ class VideoClassifier(nn.Module):
         self.fc = nn.Linear(encoder.out_dim, num_classes)
         encoder.requires_grad_(train_encoder)
 
-    def train(self, mode: bool = True) -> "VideoClassifier":
+    def train(self, mode: bool = True) -> "EncoderClassifier":
         super().train(mode)
         if not self.train_encoder:
             self.encoder.eval()  # a frozen feature extractor keeps its BatchNorm statistics

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .timesformer import MAEDecoder, TimeSformer, VideoClassifier, patchify
+from .timesformer import MAEDecoder, TimeSformer, TimeSformerClassifier, patchify
 
 STRATEGIES = ("dual", "patch", "frame")
 
@@ -159,7 +159,7 @@ def supcon_loss(q: torch.Tensor, labels: torch.Tensor, tau: float = 0.07) -> tup
 CONTRASTIVE = {"scl": supcon_loss, "cscl": correlation_contrastive_loss}
 
 
-def mvcc_loss(model: VideoClassifier, clips: torch.Tensor, labels: torch.Tensor, contrastive: str | None = "cscl",
+def mvcc_loss(model: TimeSformerClassifier, clips: torch.Tensor, labels: torch.Tensor, contrastive: str | None = "cscl",
               lam: float = 0.1, tau: float | None = None) -> tuple[torch.Tensor, dict]:
     """Eq. (8): L = L_cls + lambda L_con; contrastive None (Baseline), 'scl' (+SCL) or 'cscl' (+C-SCL, MVCC).
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train import load_checkpoint
+from ..checkpoints import load_checkpoint
 
 
 def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
@@ -300,7 +300,7 @@ class MAEDecoder(nn.Module):
         return self.pred(self.norm(full)).reshape(b, t, n, -1)
 
 
-class VideoClassifier(nn.Module):
+class TimeSformerClassifier(nn.Module):
     """Encoder + mean of the tokens + linear head: `forward(x)` -> logits (B, K); `features(x)` -> q (B, D)."""
 
     def __init__(self, encoder: TimeSformer, num_classes: int = 2, dropout: float = 0.0):

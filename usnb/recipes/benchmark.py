@@ -21,6 +21,7 @@ import torch
 
 from ..datasets.records import VideoRecord
 from ..metrics import held_out_metrics
+from ..view import FieldOfView, field_of_view
 
 CLASSES = ("benign", "malignant")
 METHODS = ("KGA-Net", "MVCC", "CLMAN", "BYOL (lung paper)")  # in the order of the table
@@ -59,7 +60,7 @@ def _kganet(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Pat
     from . import kganet as K
 
     P = K.get_profile(profile, **overrides)
-    data = K.load_data(dataset, K.field_of_view(P), data_dir=data_dir, image_dir=image_dir)
+    data = K.load_data(dataset, field_of_view(P), data_dir=data_dir, image_dir=image_dir)
     model, _ = K.train_row("KGA-Net", data, P, seed, out, device=device)
     _, preds = K.evaluate(model, data, P.eval_frames, device=device)
     return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
@@ -69,7 +70,7 @@ def _mvcc(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path,
     from . import mvcc as M
 
     P = M.get_profile(profile, **overrides)
-    data = M.load_data(dataset, M.field_of_view(P), data_dir=data_dir)
+    data = M.load_data(dataset, field_of_view(P), data_dir=data_dir)
     model, _ = M.train_row("MVCC", data, P, seed, out, device=device)
     _, preds = M.evaluate(model, data, P, device=device)
     return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
@@ -79,7 +80,7 @@ def _clman(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path
     from . import clman as C
 
     P = C.get_profile(profile, **overrides)
-    data = C.load_data(dataset, C.field_of_view(P), data_dir=data_dir)
+    data = C.load_data(dataset, field_of_view(P), data_dir=data_dir)
     simclr, _, simclr_config = C.pretrain(data, P, seed, out, device=device)
     model, _ = C.train_row(C.FULL_ROW, data, P, seed, out, pretrained=(simclr, simclr_config), device=device)
     _, preds = C.evaluate(model, data, P.eval_frames, device=device)
@@ -91,12 +92,11 @@ def _byol(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path,
     from ..cache import ClipCache
     from ..data import label_index
     from . import lung_ssl as L
-    from .kganet import FieldOfView
-    from .kganet import load_data as breast_clips
+    from ..breast import load_breast
 
     P = L.get_profile(profile, **overrides)
     side = int(round(P.size / P.fov))
-    clips = breast_clips(dataset, FieldOfView(side), data_dir=data_dir, image_dir=image_dir).clips
+    clips = load_breast(dataset, FieldOfView(side), data_dir, image_dir).clips
     cache = ClipCache(size=(side, side), grayscale=True)
     data = L.LungData(clips, cache, CLASSES, P.size, dataset=dataset, clip_norm=P.clip_norm)
     pixels = torch.cat([data.view(torch.from_numpy(np.ascontiguousarray(cache.get(r)[::4]))[None].permute(0, 1, 4, 2, 3))

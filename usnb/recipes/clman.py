@@ -7,7 +7,7 @@ each table row with the one loop (`usnb.train.fit`) and classifies a video from 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -16,18 +16,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
-from .. import paper_claims, sampling
-from ..cache import ClipCache
-from ..data import ClipDataset, label_index
+from .. import baselines, paper_claims, sampling
+from ..breast import CLASSES, BreastData, load_breast
+from ..data import ClipDataset, FrameViews, label_index
 from ..datasets.records import VideoRecord
+from ..evaluate import Predictions, VideoLogits, all_frames, evaluate_splits, predict as predict_videos
+from ..evaluate import localisation as gradcam_localisation, visibility_of
 from ..metrics import held_out_metrics
-from ..models.clman import CLMAN, DeformedResNet18, SimCLR, VideoHead, nt_xent
-from ..train import TrainConfig, fit, seed_everything, train_or_load
-from .kganet import FieldOfView, clip_augment, field_of_view, standardise  # noqa: F401 (C.field_of_view: one home)
+from ..models.clman import CLMAN, DeformedResNet18, FrameSimCLR, VideoHead
+from ..models.contrastive import nt_xent
+from ..train import TrainConfig, learned_fields, train_once
+from ..transforms import simclr_augment
+from ..view import FieldOfView, clip_augment, frames
 
-CLASSES = ("benign", "malignant")  # index 1 is the positive class
 PAPER_DATA = "private breast US videos (paper)"  # 268 sequences, 107 test (Sec. 4.1); not released
 
 # The paper's numbers (percent in the paper, fractions here), on its private test set: not our data.
@@ -111,6 +113,8 @@ FULL_ROW = "With CL (ours)"  # CLMAN: the acceptance row
 class Profile:
     """How big and how long: `small` runs every table on a 2-core CPU in minutes, `paper` follows Sec. 4.3."""
 
+    # not in the fine-tuned networks' checkpoint fingerprint (see learned_fields): evaluation, speed, which rows
+    EVAL_ONLY = ("name", "eval_frames", "num_workers", "channels_last", "rows", "table3", "head_iterations", "head_lr")
     name: str
     size: int  # frame side fed to the model, pixels
     fov: float  # central fraction of each frame's side the model sees (1 = the whole frame)
@@ -150,7 +154,7 @@ class Profile:
         return TrainConfig(epochs=max(1, math.ceil(self.iterations / iters_per_epoch)), batch_size=self.clips_per_batch,
                            lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay, schedule=self.schedule,
                            seed=seed, num_workers=self.num_workers, channels_last=self.channels_last,
-                           extra={"profile": asdict(self), **extra})
+                           extra={"profile": learned_fields(self), **extra})
 
 
 PROFILES = {
@@ -207,104 +211,15 @@ def trained_rows(profile: Profile) -> dict[str, list[str]]:
 # ---------------------------------------------------------------- data
 
 
-@dataclass
-class CLMANData:
-    """Clips by split, the uint8 cache and the model's field of view."""
-
-    clips: dict[str, list[VideoRecord]]
-    cache: ClipCache
-    view: FieldOfView
-    dataset: str = "phantom"
-    notes: list[str] = field(default_factory=list)
-
-    def counts(self) -> dict:
-        return {s: {c: sum(r.label == c for r in recs) for c in CLASSES} for s, recs in self.clips.items()}
-
-
 def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0, phantom_test_clips: int | None = None) -> CLMANData:
+              phantom_seed: int = 0, phantom_test_clips: int | None = None) -> BreastData:
     """'phantom' (the built-in breast sweeps, generated once) or 'manifest' (your videos: a manifest CSV or its
     folder with path,label,split columns, labels benign/malignant; see data_cards/ for the format)."""
-    from ..datasets import load_manifest
-    from ..phantom import load_phantom, notebook_phantom
-
-    notes = []
-    if dataset == "phantom":
-        root = (Path(data_dir) if data_dir
-                else notebook_phantom("breast", phantom_clips, phantom_seed, phantom_test_clips))
-        clips = load_phantom(root)
-    elif dataset == "manifest":
-        if data_dir is None:
-            raise ValueError("dataset='manifest' needs data_dir: the manifest CSV (path,label,split) or its folder")
-        clips = load_manifest(data_dir, labels=CLASSES)
-    else:
-        raise ValueError(f"dataset must be 'phantom' or 'manifest', got {dataset!r}")
-    by_split = {s: [c for c in clips if c.split == s] for s in ("train", "val", "test")}
-    if not by_split["train"] or not by_split["test"]:
-        raise ValueError(f"{dataset}: needs clips in the train and test splits, got "
-                         f"{ {s: len(v) for s, v in by_split.items()} }; check the split column")
-    if not by_split["val"]:
-        del by_split["val"]
-        notes.append("no validation split: Youden thresholds are chosen on the test split")
-    label_index(clips, CLASSES)  # an unknown label fails here, naming the file
-    cache = ClipCache(size=(view.cache_size, view.cache_size), grayscale=True)
-    cache.prefill(clips)
-    return CLMANData(by_split, cache, view, dataset, notes)
+    return load_breast(dataset, view, data_dir, phantom_clips=phantom_clips, phantom_seed=phantom_seed,
+                       phantom_test_clips=phantom_test_clips, sources=("phantom", "manifest"))
 
 
 # ---------------------------------------------------------------- Sec. 3.2: SimCLR pretraining on frames
-
-
-class ElasticWarp(nn.Module):
-    """Elastic transform: a smooth random displacement field (bicubic upsampling of a coarse `grid` x `grid` field of
-    N(0, magnitude) offsets, in units of the half frame) applied by bilinear resampling. The same family of warps as
-    torchvision's `v2.ElasticTransform` (which blurs a full-resolution noise field: ~20x slower on 85 px frames)."""
-
-    def __init__(self, magnitude: float = 0.04, grid: int = 4):
-        super().__init__()
-        self.magnitude, self.grid = magnitude, grid
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:  # img: (C, H, W), uint8 or float
-        h, w = img.shape[-2:]
-        offsets = torch.randn(1, 2, self.grid, self.grid) * self.magnitude
-        field = F.interpolate(offsets, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
-        base = torch.stack([xs, ys], dim=-1)[None]  # (1, H, W, 2): x, y
-        out = F.grid_sample(img[None].float(), base + field, mode="bilinear", padding_mode="reflection",
-                            align_corners=True)[0]
-        return out.round().clamp(0, 255).to(img.dtype) if img.dtype == torch.uint8 else out
-
-
-def simclr_augment(size: int, scale: tuple[float, float] = (0.5, 1.0), elastic: float = 0.04) -> v2.Compose:
-    """tau in Eq. (2): the random combination of flip, crop, scale, brightness, contrast and elastic transform."""
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=scale, ratio=(0.8, 1.25), antialias=True),  # crop + scale
-        v2.RandomHorizontalFlip(),
-        v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4)], p=0.8),
-        v2.RandomApply([ElasticWarp(elastic)], p=0.5),
-    ])
-
-
-class FrameViews(Dataset):
-    """Item = M random frames of one clip, two augmented views of each: uint8 (M, 2, C, H, W).
-
-    A batch of N items gives the 2 N M projections of Eq. (2); the positive of a view is the other view of the same
-    frame, every other frame (of the same clip too) is a negative.
-    """
-
-    def __init__(self, records: Sequence[VideoRecord], cache: ClipCache, frames: int, augment):
-        self.records, self.cache, self.frames, self.augment = list(records), cache, frames, augment
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int):
-        clip = self.cache.get(self.records[i])  # (T, H, W, C)
-        idx = torch.randperm(len(clip))[: self.frames].sort().values.numpy()
-        if len(idx) < self.frames:  # a clip shorter than M: frames repeat
-            idx = sampling.uniform_indices(len(clip), self.frames)
-        x = torch.from_numpy(np.ascontiguousarray(clip[idx])).permute(0, 3, 1, 2)  # (M, C, H, W)
-        return torch.stack([torch.stack([self.augment(f), self.augment(f)]) for f in x])  # (M, 2, C, H, W)
 
 
 def make_simclr_step(view: FieldOfView, temperature: float):
@@ -335,24 +250,21 @@ def simclr_config(profile: Profile, seed: int, iters_per_epoch: int, dataset: st
                               "dataset": dataset, "stage": "simclr"})
 
 
-def pretrain(data: CLMANData, profile: Profile, seed: int, out_dir: str | Path, device: torch.device | None = None,
-             progress: bool = True) -> tuple[SimCLR, list[dict], TrainConfig]:
+def pretrain(data: BreastData, profile: Profile, seed: int, out_dir: str | Path, device: torch.device | None = None,
+             progress: bool = True) -> tuple[FrameSimCLR, list[dict], TrainConfig]:
     """SimCLR on the training clips' frames (GroupNorm + non-local backbone): (model, history, config)."""
     dataset = FrameViews(data.clips["train"], data.cache, profile.simclr_frames, simclr_augment(data.view.cache_size))
     config = simclr_config(profile, seed, len(dataset) // profile.simclr_clips, data.dataset)
-    seed_everything(seed)
-    model = SimCLR(build_backbone(profile, Row()), proj_dim=profile.proj_dim)
-    checkpoint = Path(out_dir) / "checkpoints" / f"simclr-seed{seed}.pt"
-    history = train_or_load(model, checkpoint, config, lambda: fit(
-        model, dataset, make_simclr_step(data.view, profile.temperature), config, checkpoint=checkpoint, device=device,
-        progress=progress), device=device)
+    model, history = train_once(lambda: FrameSimCLR(build_backbone(profile, Row()), proj_dim=profile.proj_dim),
+                                "simclr", dataset, make_simclr_step(data.view, profile.temperature), config, out_dir,
+                                device, progress)
     return model, history, config
 
 
 # ---------------------------------------------------------------- fine-tuning (Sec. 4.3)
 
 
-def train_dataset(data: CLMANData, profile: Profile) -> ClipDataset:
+def train_dataset(data: BreastData, profile: Profile) -> ClipDataset:
     """Training clips: T frames (one random frame in each of T segments), one random crop + flip per clip
     (`clip_augment`: in the loader unless `profile.augment_on` is "device")."""
     augment, _ = clip_augment(data.view, profile.crop_scale, profile.augment_on)
@@ -373,8 +285,8 @@ def make_step(view: FieldOfView, prepare=None):
     return step
 
 
-def train_row(name: str, data: CLMANData, profile: Profile, seed: int, out_dir: str | Path,
-              pretrained: tuple[SimCLR, TrainConfig] | None = None, device: torch.device | None = None,
+def train_row(name: str, data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
+              pretrained: tuple[FrameSimCLR, TrainConfig] | None = None, device: torch.device | None = None,
               progress: bool = True) -> tuple[CLMAN, list[dict]]:
     """Fine-tune one network end to end (or load its finished checkpoint): (model, history).
 
@@ -389,81 +301,43 @@ def train_row(name: str, data: CLMANData, profile: Profile, seed: int, out_dir: 
             raise ValueError(f"row {name!r} starts from the SimCLR backbone: pass pretrained=pretrain(...)[0::2]")
         extra["simclr"] = pretrained[1].fingerprint()
     config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, **extra)
-    seed_everything(seed)  # the same initial weights for a seed, whichever rows ran before
-    model = build_model(profile, row)
-    if row.contrastive:
-        model.backbone.load_state_dict(pretrained[0].backbone.state_dict())
-    checkpoint = Path(out_dir) / "checkpoints" / f"{slug(asdict(row))}-seed{seed}.pt"
-    history = train_or_load(model, checkpoint, config, lambda: fit(
-        model, dataset, make_step(data.view, prepare), config, checkpoint=checkpoint, device=device, progress=progress),
-        device=device)
-    return model, history
+
+    def build():
+        model = build_model(profile, row)
+        if row.contrastive:
+            model.backbone.load_state_dict(pretrained[0].backbone.state_dict())
+        return model
+
+    return train_once(build, network(name), dataset, make_step(data.view, prepare), config, out_dir, device, progress)
 
 
-def slug(row: dict) -> str:
-    """A checkpoint name per network (rows that share a network share its checkpoint)."""
-    text = "_".join(str(v) for v in row.values())
-    return "".join(c if c.isalnum() else "_" for c in text.lower())
+def network(name: str) -> str:
+    """The network that fills a paper row, as a name: rows that share a network share it (and its checkpoint)."""
+    return "_".join(str(v) for v in asdict(ROWS[name]).values())
 
 
 # ---------------------------------------------------------------- prediction and evaluation
 
 
-@dataclass
-class Predictions:
-    """Per video: label, P(malignant), frame indices seen, multi-meta attention (T, m) if any, features."""
-
-    records: list[VideoRecord]
-    labels: np.ndarray  # (N,)
-    probs: np.ndarray  # (N,)
-    frames: list[np.ndarray]  # (T_i,) frame indices used
-    attention: list[np.ndarray | None]  # (T_i, m) A of Eq. (5), multi-meta attention only
-    frame_features: list[np.ndarray]  # (T_i, m)
-    video_features: np.ndarray  # (N, m')
-
-
-def clip_tensor(record: VideoRecord, data: CLMANData, max_frames: int) -> tuple[torch.Tensor, np.ndarray]:
-    """uint8 (1, T, 1, H, W) of every frame (up to `max_frames`, uniformly) and the frame indices."""
-    clip = data.cache.get(record)
-    idx = sampling.all_indices(len(clip), max_frames)
-    return torch.from_numpy(np.ascontiguousarray(clip[idx])).permute(0, 3, 1, 2)[None], idx
-
-
-@torch.no_grad()
-def predict(model: CLMAN, records: Sequence[VideoRecord], data: CLMANData, max_frames: int = 128,
+def predict(model: CLMAN, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
             device: torch.device | None = None) -> Predictions:
-    """Every frame of each video (any length; subsampled to `max_frames`) through the model."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    probs, frames, attn, frame_feats, video_feats = [], [], [], [], []
-    for record in records:
-        x, idx = clip_tensor(record, data, max_frames)
-        out = model(data.view(x.to(device), dims=4))
-        probs.append(float(out["logits"].float().softmax(-1)[0, 1]))
-        frames.append(idx)
-        attn.append(out["attention"][0].float().cpu().numpy() if "attention" in out else None)
-        frame_feats.append(out["frame_features"][0].float().cpu().numpy())
-        video_feats.append(out["video_feature"][0].float().cpu().numpy())
-    model.train(was_training)
-    return Predictions(list(records), label_index(records, CLASSES), np.array(probs), frames, attn, frame_feats,
-                       np.stack(video_feats))
+    """Every frame of each video (any length; subsampled to `max_frames`) through the model; keeps the multi-meta
+    attention A of Eq. (5), (T_i, m) per clip (`outputs["attention"]`, None for other aggregators)."""
+    return predict_videos(model, records, data.cache, data.view, CLASSES, all_frames(max_frames), device=device,
+                          keep=("attention",))
 
 
-def evaluate(model: CLMAN, data: CLMANData, max_frames: int = 128, device: torch.device | None = None
+def evaluate(model: CLMAN, data: BreastData, max_frames: int = 128, device: torch.device | None = None
              ) -> tuple[dict, dict[str, Predictions]]:
     """Test metrics (acc, sen, spe, pre, f1, auc, ap) at the validation split's Youden threshold; predictions."""
-    preds = {s: predict(model, recs, data, max_frames, device) for s, recs in data.clips.items() if s in ("val", "test")}
-    val = preds.get("val")
-    y_val, p_val = (val.labels, val.probs) if val is not None else (None, None)
-    return held_out_metrics(preds["test"].labels, preds["test"].probs, y_val, p_val), preds
+    return evaluate_splits(lambda records: predict(model, records, data, max_frames, device), data.clips)
 
 
 # ---------------------------------------------------------------- Table 3 on frozen features (small profile)
 
 
 @torch.no_grad()
-def cache_features(backbone: nn.Module, data: CLMANData, max_frames: int = 128, device: torch.device | None = None
+def cache_features(backbone: nn.Module, data: BreastData, max_frames: int = 128, device: torch.device | None = None
                    ) -> dict[str, list[np.ndarray]]:
     """Frame features (T_i, m) of every clip of every split from a frozen backbone."""
     device = device or next(backbone.parameters()).device
@@ -473,7 +347,8 @@ def cache_features(backbone: nn.Module, data: CLMANData, max_frames: int = 128, 
     for split, records in data.clips.items():
         out[split] = []
         for record in records:
-            x, _ = clip_tensor(record, data, max_frames)
+            clip = data.cache.get(record)
+            x = frames(clip, sampling.all_indices(len(clip), max_frames))  # (1, T, 1, H, W)
             out[split].append(backbone(data.view(x.to(device), dims=4)[0]).float().cpu().numpy())
     backbone.train(was_training)
     return out
@@ -494,7 +369,7 @@ class FeatureClips(Dataset):
         return f[sampling.segment_indices(len(f), self.frames, rng)], int(self.labels[i])
 
 
-def train_head(name: str, features: dict[str, list[np.ndarray]], data: CLMANData, profile: Profile, seed: int,
+def train_head(name: str, features: dict[str, list[np.ndarray]], data: BreastData, profile: Profile, seed: int,
                out_dir: str | Path, pretrained_config: TrainConfig, device: torch.device | None = None,
                progress: bool = False) -> tuple[dict, VideoHead, dict]:
     """A Table 3 aggregator + classifier on frozen frame features: (test metrics, head, {split: P(malignant)})."""
@@ -504,16 +379,13 @@ def train_head(name: str, features: dict[str, list[np.ndarray]], data: CLMANData
     config = TrainConfig(epochs=max(1, math.ceil(profile.head_iterations / (len(dataset) // profile.clips_per_batch))),
                          batch_size=profile.clips_per_batch, lr=profile.head_lr, optimizer="adamw", weight_decay=1e-4,
                          schedule="cosine", seed=seed, extra={"row": asdict(row), "frozen": pretrained_config.fingerprint()})
-    seed_everything(seed)
-    head = VideoHead(features["train"][0].shape[1], row.aggregator, len(CLASSES))
 
     def step(model, batch, device):
         x, y = batch[0].to(device), batch[1].to(device)
         return F.cross_entropy(model(x)["logits"], y), {}
 
-    checkpoint = Path(out_dir) / "checkpoints" / f"frozen_{row.aggregator}-seed{seed}.pt"
-    train_or_load(head, checkpoint, config, lambda: fit(head, dataset, step, config, checkpoint=checkpoint,
-                                                         device=device, progress=progress), device=device)
+    head, _ = train_once(lambda: VideoHead(features["train"][0].shape[1], row.aggregator, len(CLASSES)),
+                         f"frozen {row.aggregator}", dataset, step, config, out_dir, device, progress)
     head.eval()
     dev = next(head.parameters()).device
     with torch.no_grad():
@@ -527,17 +399,10 @@ def train_head(name: str, features: dict[str, list[np.ndarray]], data: CLMANData
 
 def attention_per_frame(preds: Predictions) -> list[np.ndarray]:
     """Attention mass of each frame: A^t averaged over the m feature dimensions (sums to 1 over frames)."""
-    if any(a is None for a in preds.attention):
+    attention = preds.outputs.get("attention") or [None]
+    if any(a is None for a in attention):
         raise ValueError("these predictions have no multi-meta attention (another aggregator); use a multi-meta row")
-    return [a.mean(axis=1) for a in preds.attention]
-
-
-def visibility_of(preds: Predictions) -> list[np.ndarray]:
-    """Ground-truth lesion visibility of every predicted frame (phantom annotations), per clip."""
-    missing = [r.video_id for r in preds.records if "visibility" not in r.meta]
-    if missing:
-        raise ValueError(f"{missing[0]}: no per-frame visibility; only the phantom has it (use dataset='phantom')")
-    return [np.asarray(r.meta["visibility"])[idx] for r, idx in zip(preds.records, preds.frames)]
+    return [a.mean(axis=1) for a in attention]
 
 
 def attention_visibility_correlation(preds: Predictions) -> dict:
@@ -552,71 +417,27 @@ def attention_visibility_correlation(preds: Predictions) -> dict:
             "clips": len(within)}
 
 
-class VideoLogits(nn.Module):
-    """CLMAN on clips already cropped to the field of view (B, T, C, H, W), pixel values -> logits (B, K)."""
-
-    def __init__(self, model: CLMAN):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(standardise(x, dims=4))["logits"]
-
-
-def localisation(model: CLMAN, records: Sequence[VideoRecord], data: CLMANData, max_frames: int = 128,
+def localisation(model: CLMAN, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
                  k: float = 0.1) -> dict:
-    """Grad-CAM per frame for each clip's true class on its boxed frames: pointing game and top-k IoU, averaged
-    over clips; `chance_pointing` is what a random point scores."""
-    from ..explain import GradCAM, box_mask, pointing_game, topk_iou
+    """Grad-CAM per frame for each clip's true class on its boxed frames (`usnb.evaluate.localisation`)."""
+    from ..explain import GradCAM
 
-    device = next(model.parameters()).device
-    scores = {"pointing_game": [], "topk_iou": [], "chance_pointing": []}
     with GradCAM(VideoLogits(model), cam_layer(model.backbone), kind="frames") as gradcam:
-        for record in records:
-            x, idx = clip_tensor(record, data, max_frames)
-            native = record.read(indices=[0]).shape[1:3]
-            boxes = {j: data.view.boxes(record.boxes[int(i)], native) for j, i in enumerate(idx)
-                     if record.boxes.get(int(i))}
-            if not boxes:
-                continue
-            cam = gradcam(data.view.crop(x.to(device)), target_class=CLASSES.index(record.label))[0]  # (T, H, W)
-            scores["pointing_game"].append(pointing_game(cam, boxes))
-            scores["topk_iou"].append(topk_iou(cam, boxes, k=k))
-            scores["chance_pointing"].append(np.mean([box_mask(b, cam.shape[1:]).mean() for b in boxes.values()]))
-    if not scores["pointing_game"]:
-        raise ValueError("no record has a box: localisation needs ground-truth boxes (phantom)")
-    return {name: float(np.mean(v)) for name, v in scores.items()} | {"clips": len(scores["topk_iou"])}
+        return gradcam_localisation(gradcam, records, data.cache, data.view, CLASSES,
+                                    lambda n: all_frames(max_frames)(n)[0], k)
 
 
 # ---------------------------------------------------------------- Table 4 video baselines (torchvision, optional)
 
 
-def make_baseline_step(view: FieldOfView):
-    """Cross-entropy of a torchvision video classifier on clips (B, T, 1, H, W) fed as (B, 3, T, H, W)."""
-
-    def step(model, batch, device):
-        clips, labels = view(batch[0].to(device), dims=4), batch[1].to(device)
-        return F.cross_entropy(model(clips.transpose(1, 2).expand(-1, 3, -1, -1, -1)), labels), {}
-
-    return step
-
-
-def train_baseline(name: str, data: CLMANData, profile: Profile, seed: int, out_dir: str | Path,
+def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
                    weights: str | None = None, device: torch.device | None = None) -> tuple[dict, list[dict]]:
     """Train a Table 4 torchvision baseline (R3D, MC3, R(2+1)D) on the clips with the fine-tuning schedule, as the
     paper does ("only set the batch size and epoch number to the same as ours"); test metrics at val's Youden."""
-    from .kganet import predict_baseline, video_baseline  # one home for the torchvision video classifiers
-
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {list(BASELINES)}, got {name!r}")
     dataset = train_dataset(data, profile)
     config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, baseline=name, dataset=data.dataset)
-    seed_everything(seed)
-    model = video_baseline(name, weights)
-    checkpoint = Path(out_dir) / "checkpoints" / f"baseline_{slug({'n': name})}-seed{seed}.pt"
-    history = train_or_load(model, checkpoint, config, lambda: fit(
-        model, dataset, make_baseline_step(data.view), config, checkpoint=checkpoint, device=device), device=device)
-    probs = {s: predict_baseline(model, recs, data, profile.train_frames, device)
-             for s, recs in data.clips.items() if s in ("val", "test")}
-    labels = {s: label_index(data.clips[s], CLASSES) for s in probs}
-    return held_out_metrics(labels["test"], probs["test"], labels.get("val"), probs.get("val")), history
+    metrics, history, _ = baselines.train_baseline(name, dataset, config, data, CLASSES, profile.train_frames, out_dir,
+                                                   weights, device=device)
+    return metrics, history

@@ -26,7 +26,7 @@ from ..data import ClipDataset, PairedDataset, label_index
 from ..datasets.records import VideoRecord
 from .. import paper_claims
 from ..metrics import held_out_metrics, roc_data
-from ..models.lung_ssl import BYOL, Darknet3D, SimCLR, VideoClassifier, darknet53_3d, trainable_parameters
+from ..models.lung_ssl import BYOL, Darknet3D, VideoSimCLR, EncoderClassifier, darknet53_3d, trainable_parameters
 from ..train import TrainConfig, fit, seed_everything, train_or_load
 
 CLASSES = ("normal", "consolidation")  # phantom task; index 1 is the positive class
@@ -140,11 +140,11 @@ def build_encoder(profile: Profile) -> Darknet3D:
     raise ValueError(f"encoder must be 'darknet53' or 'small', got {profile.encoder!r}")
 
 
-def build_ssl(algorithm: str, profile: Profile) -> BYOL | SimCLR:
+def build_ssl(algorithm: str, profile: Profile) -> BYOL | VideoSimCLR:
     if algorithm == "BYOL":
         return BYOL(build_encoder(profile), profile.proj_hidden, profile.proj_dim, profile.tau)
     if algorithm == "SimCLR":
-        return SimCLR(build_encoder(profile), profile.proj_hidden, profile.proj_dim, profile.temperature)
+        return VideoSimCLR(build_encoder(profile), profile.proj_hidden, profile.proj_dim, profile.temperature)
     raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
 
 
@@ -321,11 +321,11 @@ def supervised_step(data: LungData, augment: SpatioTemporalAugment | None):
 
 def train_classifier(data: LungData, records: Sequence[VideoRecord], profile: Profile, seed: int, out_dir: str | Path,
                      encoder: nn.Module | None = None, probe: "Probe | None" = None, name: str = "classifier",
-                     device: torch.device | None = None, progress: bool = True) -> tuple[VideoClassifier, list[dict]]:
+                     device: torch.device | None = None, progress: bool = True) -> tuple[EncoderClassifier, list[dict]]:
     """Train encoder + FC on labelled `records`: 'SSL fine-tuned' (a copy of a pretrained `encoder`, FC started from
     its linear `probe`: LP-FT) or 'Fully supervised' (encoder=None: random weights). Fixed `sup_steps` steps."""
     seed_everything(seed)
-    model = VideoClassifier(copy.deepcopy(encoder) if encoder is not None else build_encoder(profile),
+    model = EncoderClassifier(copy.deepcopy(encoder) if encoder is not None else build_encoder(profile),
                             len(data.classes), train_encoder=True)
     if probe is not None:
         probe.load_into(model)
@@ -360,7 +360,7 @@ def embed(encoder: nn.Module, data: LungData, records: Sequence[VideoRecord], pr
 
 
 @torch.no_grad()
-def predict(model: VideoClassifier, data: LungData, records: Sequence[VideoRecord], profile: Profile,
+def predict(model: EncoderClassifier, data: LungData, records: Sequence[VideoRecord], profile: Profile,
             device: torch.device | None = None) -> np.ndarray:
     """P(positive class) per clip (T evenly spread frames)."""
     device = device or next(model.parameters()).device
@@ -388,7 +388,7 @@ class Probe:
         z = (features - self.mean) / self.std @ self.coef + self.intercept
         return 1 / (1 + np.exp(-z))
 
-    def load_into(self, model: VideoClassifier) -> None:
+    def load_into(self, model: EncoderClassifier) -> None:
         """Set the classifier's standardisation and FC so that softmax(FC) = sigmoid(probe): logits (-z/2, z/2)."""
         with torch.no_grad():
             model.mean.copy_(torch.as_tensor(self.mean))
@@ -428,9 +428,9 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, c: float | Sequence[floa
     return max(scored, key=lambda item: item[:2])[2]
 
 
-def probe_classifier(encoder: nn.Module, probe: Probe, num_classes: int = 2) -> VideoClassifier:
+def probe_classifier(encoder: nn.Module, probe: Probe, num_classes: int = 2) -> EncoderClassifier:
     """The frozen encoder + its probe as one network (for occlusion and parameter counts)."""
-    model = VideoClassifier(copy.deepcopy(encoder), num_classes, train_encoder=False)
+    model = EncoderClassifier(copy.deepcopy(encoder), num_classes, train_encoder=False)
     probe.load_into(model)
     return model.eval()
 

@@ -7,7 +7,7 @@ with one masking strategy (patch, frame or dual level), fine-tunes each Table 1 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -15,17 +15,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cache import ClipCache
-from ..data import ClipDataset, label_index
-from ..datasets.records import VideoRecord
 from .. import paper_claims
-from ..metrics import held_out_metrics
+from ..breast import CLASSES, BreastData, load_breast
+from ..data import ClipDataset
+from ..datasets.records import VideoRecord
+from ..evaluate import Predictions, VideoLogits, evaluate_splits, predict as predict_videos
+from ..evaluate import localisation as gradcam_localisation
 from ..models.mvcc import MaskedVideoModel, dual_level_mask, mvcc_loss, strategy_ratios
-from ..models.timesformer import TimeSformer, VideoClassifier, load_pretrained, patchify, unpatchify
-from ..train import TrainConfig, fit, seed_everything, train_or_load
-from .kganet import FieldOfView, clip_augment, field_of_view, slug, standardise  # noqa: F401 (M.field_of_view)
-
-CLASSES = ("benign", "malignant")  # index 1 is the positive class: SEN is the recall of malignant
+from ..models.timesformer import TimeSformer, TimeSformerClassifier, load_pretrained, patchify, unpatchify
+from ..train import TrainConfig, learned_fields, train_once
+from ..view import FieldOfView, clip_augment, frames
 
 PAPER_DATA = "private breast US videos (paper)"  # 3,854 in-house videos, 2,697 / 385 / 772 train / val / test
 # Table 1 of the paper (mean of 4 seeds; percent there, fractions here). The copy of the paper we have lost most
@@ -76,6 +75,7 @@ TABLE1_ROWS = {
 class Profile:
     """How big and how long: `small` runs every row on a 2-core CPU in minutes, `paper` follows Sec. 3."""
 
+    EVAL_ONLY = ("name", "eval_views", "num_workers")  # not in the checkpoint fingerprint (see learned_fields)
     name: str
     size: int  # frame side fed to the encoder, pixels
     fov: float  # the central fraction of each frame's side the model sees (1 = the whole frame)
@@ -122,13 +122,13 @@ class Profile:
         return TrainConfig(epochs=self.pretrain_epochs, batch_size=self.pretrain_batch, lr=self.pretrain_lr,
                            optimizer=self.pretrain_optimizer, weight_decay=self.pretrain_weight_decay,
                            schedule="cosine", warmup_iters=self.warmup_iters, seed=seed, num_workers=self.num_workers,
-                           clip_grad=self.clip_grad, extra={"profile": asdict(self), "stage": "pretrain", **extra})
+                           clip_grad=self.clip_grad, extra={"profile": learned_fields(self), "stage": "pretrain", **extra})
 
     def finetune_config(self, seed: int, **extra) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch, lr=self.lr, optimizer=self.optimizer,
                            weight_decay=self.weight_decay, schedule=self.schedule, warmup_iters=self.warmup_iters,
                            seed=seed, num_workers=self.num_workers, clip_grad=self.clip_grad,
-                           extra={"profile": asdict(self), "stage": "finetune", **extra})
+                           extra={"profile": learned_fields(self), "stage": "finetune", **extra})
 
 
 PROFILES = {
@@ -174,8 +174,8 @@ def build_encoder(profile: Profile, weights: str | None = None) -> TimeSformer:
     return enc
 
 
-def build_classifier(profile: Profile, encoder: TimeSformer | None = None) -> VideoClassifier:
-    return VideoClassifier(encoder or build_encoder(profile, profile.weights), len(CLASSES), profile.dropout)
+def build_classifier(profile: Profile, encoder: TimeSformer | None = None) -> TimeSformerClassifier:
+    return TimeSformerClassifier(encoder or build_encoder(profile, profile.weights), len(CLASSES), profile.dropout)
 
 
 def build_pretrainer(profile: Profile) -> MaskedVideoModel:
@@ -186,53 +186,18 @@ def build_pretrainer(profile: Profile) -> MaskedVideoModel:
 # ---------------------------------------------------------------- data
 
 
-@dataclass
-class MVCCData:
-    """Clips by split, the uint8 cache and the model's field of view."""
-
-    clips: dict[str, list[VideoRecord]]
-    cache: ClipCache
-    view: FieldOfView
-    dataset: str = "phantom"
-    notes: list[str] = field(default_factory=list)
-
-    def counts(self) -> dict:
-        return {s: {c: sum(r.label == c for r in recs) for c in CLASSES} for s, recs in self.clips.items()}
-
-
 def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0, phantom_test_clips: int | None = None) -> MVCCData:
+              phantom_seed: int = 0, phantom_test_clips: int | None = None) -> BreastData:
     """'phantom' (the built-in breast phantom, generated once), 'manifest' (your videos listed in a CSV
     `path,label,split,patient_id`, labels benign/malignant: data_cards/inhouse.md) or 'busv' (public BUSV)."""
-    from ..datasets import load
-    from ..phantom import load_phantom, notebook_phantom
-
-    notes = []
-    if dataset == "phantom":
-        root = (Path(data_dir) if data_dir
-                else notebook_phantom("breast", phantom_clips, phantom_seed, phantom_test_clips))
-        clips = load_phantom(root)
-    elif dataset in ("manifest", "busv"):
-        clips = load(dataset, data_dir)
-    else:
-        raise ValueError(f"dataset must be 'phantom', 'manifest' or 'busv', got {dataset!r}")
-    label_index(clips, CLASSES)  # an unknown label fails here, naming the file
-    by_split = {s: [c for c in clips if c.split == s] for s in ("train", "val", "test")}
-    if not by_split["train"] or not by_split["test"]:
-        raise ValueError(f"{dataset}: needs clips in the train and test splits, got "
-                         f"{ {s: len(v) for s, v in by_split.items()} }; fill the split column of the manifest")
-    if not by_split["val"]:
-        del by_split["val"]
-        notes.append("no validation split: Youden thresholds are chosen on the test split")
-    cache = ClipCache(size=(view.cache_size, view.cache_size), grayscale=True)
-    cache.prefill(clips)
-    return MVCCData(by_split, cache, view, dataset, notes)
+    return load_breast(dataset, view, data_dir, phantom_clips=phantom_clips, phantom_seed=phantom_seed,
+                       phantom_test_clips=phantom_test_clips)
 
 
-def train_dataset(data: MVCCData, profile: Profile) -> ClipDataset:
+def train_dataset(data: BreastData, profile: Profile) -> ClipDataset:
     """Training clips: T frames, one random frame per segment; a random crop (scaling + cropping, aspect kept) and a
     horizontal flip drawn once per clip (Sec. 3: scaling, flipping and cropping), in the loader unless
-    `profile.augment_on` is "device" (see `kganet.clip_augment`)."""
+    `profile.augment_on` is "device" (see `usnb.view.clip_augment`)."""
     augment, _ = clip_augment(data.view, profile.crop_scale, profile.augment_on)
     return ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.frames, mode="segments",
                        transform=augment)
@@ -255,18 +220,13 @@ def make_pretrain_step(profile: Profile, strategy: str, view: FieldOfView):
     return step
 
 
-def pretrain(strategy: str, data: MVCCData, profile: Profile, seed: int, out_dir: str | Path,
+def pretrain(strategy: str, data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
              device: torch.device | None = None, progress: bool = True) -> tuple[MaskedVideoModel, list[dict], TrainConfig]:
     """Masked video modeling on the training clips (no labels): (model, history, config)."""
     alpha, beta = strategy_ratios(strategy, profile.alpha, profile.beta)
     config = profile.pretrain_config(seed, strategy=strategy, alpha=alpha, beta=beta, dataset=data.dataset)
-    dataset = train_dataset(data, profile)
-    seed_everything(seed)
-    model = build_pretrainer(profile)
-    checkpoint = Path(out_dir) / "checkpoints" / f"pretrain_{strategy}-seed{seed}.pt"
-    history = train_or_load(model, checkpoint, config, lambda: fit(
-        model, dataset, make_pretrain_step(profile, strategy, data.view), config, checkpoint=checkpoint,
-        device=device, progress=progress), device=device)
+    model, history = train_once(lambda: build_pretrainer(profile), f"pretrain {strategy}", train_dataset(data, profile),
+                                make_pretrain_step(profile, strategy, data.view), config, out_dir, device, progress)
     return model, history, config
 
 
@@ -281,8 +241,8 @@ def make_finetune_step(row: Row, profile: Profile, view: FieldOfView):
     return step
 
 
-def train_row(name: str, data: MVCCData, profile: Profile, seed: int, out_dir: str | Path,
-              device: torch.device | None = None, progress: bool = True) -> tuple[VideoClassifier, dict]:
+def train_row(name: str, data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
+              device: torch.device | None = None, progress: bool = True) -> tuple[TimeSformerClassifier, dict]:
     """Train one Table 1 row (or load its finished checkpoints): (classifier, {"pretrain": history, "finetune": history})."""
     row = TABLE1_ROWS[name]
     histories, extra = {}, {}
@@ -291,12 +251,9 @@ def train_row(name: str, data: MVCCData, profile: Profile, seed: int, out_dir: s
         mvm, histories["pretrain"], pre_config = pretrain(row.pretrain, data, profile, seed, out_dir, device, progress)
         encoder, extra["pretrain"] = mvm.encoder, pre_config.fingerprint()
     config = profile.finetune_config(seed, row=asdict(row), dataset=data.dataset, **extra)
-    seed_everything(seed)  # the same head (and, without pretraining, encoder) init for a seed, whichever rows ran before
-    model = build_classifier(profile, encoder)
-    checkpoint = Path(out_dir) / "checkpoints" / f"{slug(name)}-seed{seed}.pt"
-    histories["finetune"] = train_or_load(model, checkpoint, config, lambda: fit(
-        model, train_dataset(data, profile), make_finetune_step(row, profile, data.view), config,
-        checkpoint=checkpoint, device=device, progress=progress), device=device)
+    model, histories["finetune"] = train_once(lambda: build_classifier(profile, encoder), name,
+                                              train_dataset(data, profile), make_finetune_step(row, profile, data.view),
+                                              config, out_dir, device, progress)
     return model, histories
 
 
@@ -309,46 +266,28 @@ def view_indices(n_frames: int, t: int, views: int) -> list[np.ndarray]:
             for v in range(views)]
 
 
-@dataclass
-class Predictions:
-    """Per video: label, P(malignant) (mean over views), q = En(x) (mean over views)."""
-
-    records: list[VideoRecord]
-    labels: np.ndarray  # (N,)
-    probs: np.ndarray  # (N,)
-    features: np.ndarray  # (N, D)
-
-
-def clip_tensor(record: VideoRecord, data: MVCCData, indices) -> torch.Tensor:
+def clip_tensor(record: VideoRecord, data: BreastData, indices) -> torch.Tensor:
     """uint8 frames of `record` at `indices` -> (1, T, 1, H, W) float pixels of the model's field of view."""
-    clip = data.cache.get(record)
-    return data.view.crop(torch.from_numpy(np.ascontiguousarray(clip[indices])).permute(0, 3, 1, 2)[None])
+    return data.view.crop(frames(data.cache.get(record), indices))
 
 
-@torch.no_grad()
-def predict(model: VideoClassifier, records: Sequence[VideoRecord], data: MVCCData, profile: Profile,
+def encoder_outputs(model: TimeSformerClassifier, x: torch.Tensor) -> dict:
+    """The classifier's logits (V, K) and q = En(x) (V, D) for a batch of V views, as `usnb.evaluate.predict` reads them."""
+    logits, q = model(x, return_features=True)
+    return {"logits": logits, "video_feature": q}
+
+
+def predict(model: TimeSformerClassifier, records: Sequence[VideoRecord], data: BreastData, profile: Profile,
             device: torch.device | None = None) -> Predictions:
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    probs, feats = [], []
-    for record in records:
-        n = len(data.cache.get(record))
-        x = torch.cat([clip_tensor(record, data, idx) for idx in view_indices(n, profile.frames, profile.eval_views)])
-        logits, q = model(standardise(x.to(device), dims=4), return_features=True)  # (V, K), (V, D)
-        probs.append(float(logits.float().softmax(-1)[:, 1].mean()))
-        feats.append(q.float().mean(0).cpu().numpy())
-    model.train(was_training)
-    return Predictions(list(records), label_index(records, CLASSES), np.array(probs), np.stack(feats))
+    """P(malignant) and q = En(x) per video, each the mean over `profile.eval_views` T-frame views spread over it."""
+    return predict_videos(model, records, data.cache, data.view, CLASSES,
+                          lambda n: view_indices(n, profile.frames, profile.eval_views), encoder_outputs, device)
 
 
-def evaluate(model: VideoClassifier, data: MVCCData, profile: Profile, device: torch.device | None = None
+def evaluate(model: TimeSformerClassifier, data: BreastData, profile: Profile, device: torch.device | None = None
              ) -> tuple[dict, dict[str, Predictions]]:
     """Test metrics at the Youden threshold chosen on the validation split (the test split where there is none)."""
-    preds = {s: predict(model, recs, data, profile, device) for s, recs in data.clips.items() if s in ("val", "test")}
-    val = preds.get("val")
-    y_val, p_val = (val.labels, val.probs) if val is not None else (None, None)
-    return held_out_metrics(preds["test"].labels, preds["test"].probs, y_val, p_val), preds
+    return evaluate_splits(lambda records: predict(model, records, data, profile, device), data.clips)
 
 
 # ---------------------------------------------------------------- figures and explanations
@@ -409,47 +348,23 @@ def reconstruct(mvm: MaskedVideoModel, x: torch.Tensor, mask: torch.Tensor) -> t
     return unpatchify(p, mvm.encoder.patch, mvm.encoder.grid)[0]
 
 
-class ClipLogits(nn.Module):
-    """The classifier on clips already cropped to the field of view (B, T, 1, H, W) pixels -> logits (B, K)."""
-
-    def __init__(self, model: VideoClassifier):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(standardise(x, dims=4))
-
-
-def gradcam(model: VideoClassifier, x: torch.Tensor, profile: Profile, target_class=None) -> torch.Tensor:
+def gradcam(model: TimeSformerClassifier, x: torch.Tensor, profile: Profile, target_class=None) -> torch.Tensor:
     """Grad-CAM on the encoder's final token grid (kind="tokens"): x (B, T, 1, H, W) pixels -> CAM (B, T, H, W)."""
     from ..explain import GradCAM
 
-    with GradCAM(ClipLogits(model), model.encoder.norm, kind="tokens", token_grid=profile.grid) as cam:
+    with GradCAM(VideoLogits(model), model.encoder.norm, kind="tokens", token_grid=profile.grid) as cam:
         return cam(x, target_class=target_class)
 
 
-def localisation(model: VideoClassifier, records: Sequence[VideoRecord], data: MVCCData, profile: Profile,
+def localisation(model: TimeSformerClassifier, records: Sequence[VideoRecord], data: BreastData, profile: Profile,
                  k: float = 0.1) -> dict:
-    """Grad-CAM for each clip's true class on its boxed frames (the T frames of the first view): pointing game and
-    top-k IoU averaged over clips, with `chance_pointing`, the score of a random point (the boxes' area share)."""
-    from ..explain import box_mask, pointing_game, topk_iou
+    """Grad-CAM for each clip's true class on its boxed frames among the T frames of the first view
+    (`usnb.evaluate.localisation`)."""
+    from ..explain import GradCAM
 
-    device = next(model.parameters()).device
-    scores = {"pointing_game": [], "topk_iou": [], "chance_pointing": []}
-    for record in records:
-        n = len(data.cache.get(record))
-        idx = view_indices(n, profile.frames, 1)[0]
-        native = record.read(indices=[0]).shape[1:3]
-        boxes = {j: data.view.boxes(record.boxes[int(i)], native) for j, i in enumerate(idx) if record.boxes.get(int(i))}
-        if not boxes:
-            continue
-        cam = gradcam(model, clip_tensor(record, data, idx).to(device), profile, CLASSES.index(record.label))[0]
-        scores["pointing_game"].append(pointing_game(cam, boxes))
-        scores["topk_iou"].append(topk_iou(cam, boxes, k=k))
-        scores["chance_pointing"].append(np.mean([box_mask(b, cam.shape[1:]).mean() for b in boxes.values()]))
-    if not scores["pointing_game"]:
-        raise ValueError("no record has a box: localisation needs ground-truth boxes (phantom, BUSV)")
-    return {name: float(np.mean(v)) for name, v in scores.items()} | {"clips": len(scores["topk_iou"])}
+    with GradCAM(VideoLogits(model), model.encoder.norm, kind="tokens", token_grid=profile.grid) as cam:
+        return gradcam_localisation(cam, records, data.cache, data.view, CLASSES,
+                                    lambda n: view_indices(n, profile.frames, 1)[0], k)
 
 
 def pretrain_loss_fell(history: Sequence[dict]) -> bool:

@@ -1,0 +1,33 @@
+"""The torchvision video baselines of KGA-Net's Table 1 and CLMAN's Table 4."""
+import pytest
+import torch
+
+from usnb import baselines
+from usnb.view import FieldOfView
+
+
+def test_video_baselines_build_with_a_two_class_head():
+    torch.manual_seed(0)
+    net = baselines.video_baseline("R(2+1)D")
+    assert net(torch.randn(1, 3, 4, 32, 32)).shape == (1, 2)
+    assert baselines.video_baseline("S3D").classifier[-1].out_channels == 2
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        baselines.video_baseline("I3D")
+
+
+def test_baseline_step_treats_images_as_static_videos():
+    torch.manual_seed(0)
+    net = baselines.video_baseline("R3D")
+    batch = (torch.randint(0, 255, (2, 4, 1, 32, 32), dtype=torch.uint8), torch.tensor([0, 1]),
+             torch.randint(0, 255, (2, 1, 32, 32), dtype=torch.uint8), torch.tensor([1, 1]))
+    loss, _ = baselines.make_step(FieldOfView(32), images=True)(net, batch, torch.device("cpu"))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_clips_only_step_and_prediction():
+    torch.manual_seed(0)
+    net = baselines.video_baseline("MC3", num_classes=2)
+    batch = (torch.randint(0, 255, (2, 4, 1, 32, 32), dtype=torch.uint8), torch.tensor([0, 1]))
+    loss, _ = baselines.make_step(FieldOfView(32))(net, batch, torch.device("cpu"))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert baselines.as_rgb_video(torch.zeros(2, 4, 1, 8, 8)).shape == (2, 3, 4, 8, 8)

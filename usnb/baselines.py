@@ -1,0 +1,99 @@
+"""The torchvision video classifiers that KGA-Net's Table 1 and CLMAN's Table 4 compare with, trained and scored
+through the same loop, data and evaluation as the papers' own methods.
+
+Input of every baseline: (B, 3, T, H, W); grey clips are repeated over the three channels.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import sampling
+from .data import label_index
+from .datasets.records import VideoRecord
+from .metrics import held_out_metrics
+from .train import TrainConfig, train_once
+from .view import FieldOfView, frames
+
+BASELINES = {"R(2+1)D": "r2plus1d_18", "R3D": "r3d_18", "MC3": "mc3_18", "MViT": "mvit_v2_s", "S3D": "s3d"}
+
+
+def video_baseline(name: str, num_classes: int = 2, weights: str | None = None) -> nn.Module:
+    """A torchvision video classifier with a `num_classes` head; input (B, 3, T, H, W).
+
+    weights='kinetics' loads torchvision's Kinetics-400 weights (needs the internet); MViT needs T=16, 224 px.
+    """
+    from torchvision.models import video
+
+    if name not in BASELINES:
+        raise ValueError(f"baseline must be one of {sorted(BASELINES)}, got {name!r}")
+    builder = getattr(video, BASELINES[name])
+    net = builder(weights=None)
+    if weights == "kinetics":
+        try:
+            net = builder(weights="DEFAULT")
+        except Exception as err:  # noqa: BLE001 - offline: say so, keep random weights
+            warnings.warn(f"could not download Kinetics weights for {name} ({type(err).__name__}); training from "
+                          "random weights. Fix: run where the internet is reachable", stacklevel=2)
+    if hasattr(net, "fc"):  # R(2+1)D, R3D, MC3
+        net.fc = nn.Linear(net.fc.in_features, num_classes)
+        return net
+    head = net.head if hasattr(net, "head") else net.classifier  # MViT: head; S3D: classifier (a 1x1x1 conv)
+    old = head[-1]
+    head[-1] = (nn.Conv3d(old.in_channels, num_classes, kernel_size=1) if isinstance(old, nn.Conv3d)
+                else nn.Linear(old.in_features, num_classes))
+    return net
+
+
+def as_rgb_video(clips: torch.Tensor) -> torch.Tensor:
+    """(B, T, 1, H, W) -> (B, 3, T, H, W): the layout of torchvision's video models."""
+    return clips.transpose(1, 2).expand(-1, 3, -1, -1, -1)
+
+
+def make_step(view: FieldOfView, images: bool = False):
+    """Cross-entropy on clips (B, T, 1, H, W); with `images`, also on still images "treated as static videos"
+    (KGA-Net Sec. 4.2: batches of clips, labels, images, image labels)."""
+
+    def step(model, batch, device):
+        clips, labels = view(batch[0].to(device), dims=4), batch[1].to(device)  # (B, T, 1, H, W)
+        if not images:
+            return F.cross_entropy(model(as_rgb_video(clips)), labels), {}
+        stills, still_labels = view(batch[2].to(device), dims=3), batch[3].to(device)  # (B, 1, H, W)
+        static = stills[:, None].expand(-1, clips.shape[1], -1, -1, -1)  # (B, T, 1, H, W)
+        x = as_rgb_video(torch.cat([clips, static]))  # (2B, 3, T, H, W)
+        return F.cross_entropy(model(x), torch.cat([labels, still_labels])), {}
+
+    return step
+
+
+@torch.no_grad()
+def predict(model: nn.Module, records: Sequence[VideoRecord], cache, view: FieldOfView, frames_per_clip: int = 16,
+            device: torch.device | None = None) -> np.ndarray:
+    """P(class 1) per video from `frames_per_clip` frames spread uniformly over it (MViT needs a fixed T)."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    probs = []
+    for record in records:
+        clip = cache.get(record)
+        x = view(frames(clip, sampling.uniform_indices(len(clip), frames_per_clip)).to(device), dims=4)
+        probs.append(float(model(as_rgb_video(x)).float().softmax(-1)[0, 1]))
+    return np.array(probs)
+
+
+def train_baseline(name: str, dataset, config: TrainConfig, data, classes: Sequence[str], frames_per_clip: int,
+                   out_dir: str | Path, weights: str | None = None, images: bool = False,
+                   device: torch.device | None = None) -> tuple[dict, list[dict], dict[str, np.ndarray]]:
+    """Train a baseline on `dataset` with `config` (or load it): (test metrics at Youden's threshold, history,
+    {split: P(class 1)}). `data` has `clips` by split, `cache` and `view`."""
+    model, history = train_once(lambda: video_baseline(name, len(classes), weights), f"baseline {name}", dataset,
+                                make_step(data.view, images), config, out_dir, device=device, progress=True)
+    probs = {s: predict(model, recs, data.cache, data.view, frames_per_clip, device)
+             for s, recs in data.clips.items() if s in ("val", "test")}
+    labels = {s: label_index(data.clips[s], classes) for s in probs}
+    return held_out_metrics(labels["test"], probs["test"], labels.get("val"), probs.get("val")), history, probs

@@ -1,0 +1,53 @@
+"""Checkpoint files and weight averages: atomic saves, weights-only loads, the EMA update.
+
+Models (pretrained weights, BYOL's target network) and the training loop (`usnb.train`) both use these, so they
+live below both: no model imports the training loop.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .paths import atomic_write
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write atomically (`usnb.paths.atomic_write`): an interrupted save leaves the last good checkpoint."""
+    with atomic_write(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
+    """Load a checkpoint with `weights_only=True`: tensors and plain data; pickled objects are refused."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file and the fix
+        detail = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:200]}"
+        objects = _pickled_objects(path)
+        if objects or "Weights only load failed" in str(err):
+            raise RuntimeError(
+                f"{path}: checkpoint holds pickled Python objects ({', '.join(objects[:3]) or detail}); "
+                "weights-only loading refuses them, since unpickling can run code. Fix: re-save it with tensors "
+                "and plain data only, e.g. torch.save(model.state_dict(), path), or delete it to retrain") from err
+        raise RuntimeError(f"{path}: not a readable weights-only checkpoint, truncated or corrupt ({detail}). "
+                           "Fix: delete it to retrain") from err
+
+
+def _pickled_objects(path: str | Path) -> list[str]:
+    """Names of the Python objects pickled into a checkpoint file ([] if none, or not a checkpoint)."""
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - not a readable zip checkpoint: nothing to name
+        return []
+
+
+def ema_update(average: dict, state: dict, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * state for float tensors; other entries (counters) are copied."""
+    with torch.no_grad():
+        for k, v in state.items():
+            if v.is_floating_point():
+                average[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+            else:
+                average[k].copy_(v)

@@ -1,0 +1,132 @@
+"""Evaluation shared by the breast recipes: one prediction type, video-level prediction, metrics on the held-out
+splits, the Grad-CAM wrapper and localisation against lesion boxes.
+
+A recipe says how its model reads a clip (`outputs`: the model's outputs as a dict with "logits" and "video_feature",
+optionally "frame_features" and maps such as attention) and which frames it sees (`indices`: one or several views of
+T frames); everything else is here. The threshold rule lives in `usnb.metrics.held_out_metrics`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import sampling
+from .data import label_index
+from .datasets.records import VideoRecord
+from .metrics import held_out_metrics
+from .view import FieldOfView, frames, standardise
+
+
+@dataclass
+class Predictions:
+    """Per video: label, P(positive) (mean over its views), the frames seen, features and the model's other outputs."""
+
+    records: list[VideoRecord]
+    labels: np.ndarray  # (N,)
+    probs: np.ndarray  # (N,)
+    frames: list[np.ndarray]  # (T_i,) frame indices of the first view
+    video_features: np.ndarray  # (N, D), mean over views
+    frame_features: list[np.ndarray] | None = None  # (T_i, D) when the model has per-frame features
+    outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)  # e.g. KGA-Net "weights" (T_i,)
+
+
+def dict_outputs(model: nn.Module, x: torch.Tensor) -> dict:
+    """A model that returns a dict (KGA-Net, CLMAN) on a standardised clip batch."""
+    return model(x)
+
+
+def all_frames(max_frames: int) -> Callable[[int], list[np.ndarray]]:
+    """One view: every frame of the video, uniformly subsampled to `max_frames`."""
+    return lambda n: [sampling.all_indices(n, max_frames)]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, records: Sequence[VideoRecord], cache, view: FieldOfView, classes: Sequence[str],
+            indices: Callable[[int], list[np.ndarray]], outputs: Callable = dict_outputs,
+            device: torch.device | None = None, keep: Sequence[str] = ()) -> Predictions:
+    """Each video's views (`indices(n_frames)` -> index arrays of equal length) through the model as one batch;
+    P(class 1) and the video feature averaged over views. `keep`: per-frame outputs saved (first view)."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    probs, seen, video, per_frame, kept = [], [], [], [], {k: [] for k in keep}
+    for record in records:
+        clip = cache.get(record)
+        views = indices(len(clip))
+        x = torch.cat([frames(clip, idx) for idx in views]).to(device)  # (V, T, 1, H, W) uint8
+        out = outputs(model, view(x, dims=4))
+        probs.append(float(out["logits"].float().softmax(-1)[:, 1].mean()))
+        seen.append(views[0])
+        video.append(out["video_feature"].float().mean(0).cpu().numpy())
+        if "frame_features" in out:
+            per_frame.append(out["frame_features"][0].float().cpu().numpy())
+        for k in keep:
+            kept[k].append(out[k][0].float().cpu().numpy() if k in out else None)
+    model.train(was_training)
+    return Predictions(list(records), label_index(records, classes), np.array(probs), seen, np.stack(video),
+                       per_frame or None, kept)
+
+
+def evaluate_splits(predict_split: Callable[[Sequence[VideoRecord]], Predictions],
+                    clips: Mapping[str, Sequence[VideoRecord]]) -> tuple[dict, dict[str, Predictions]]:
+    """Predictions on the validation and test splits and the test metrics (Youden's threshold chosen on validation,
+    on test where there is none): (metrics, {split: Predictions})."""
+    preds = {s: predict_split(recs) for s, recs in clips.items() if s in ("val", "test")}
+    val = preds.get("val")
+    y_val, p_val = (val.labels, val.probs) if val is not None else (None, None)
+    return held_out_metrics(preds["test"].labels, preds["test"].probs, y_val, p_val), preds
+
+
+def visibility_of(preds: Predictions) -> list[np.ndarray]:
+    """Ground-truth lesion visibility of every predicted frame (phantom annotations), per clip."""
+    missing = [r.video_id for r in preds.records if "visibility" not in r.meta]
+    if missing:
+        raise ValueError(f"{missing[0]}: no per-frame visibility; only the phantom has it (use dataset='phantom')")
+    return [np.asarray(r.meta["visibility"])[idx] for r, idx in zip(preds.records, preds.frames)]
+
+
+class VideoLogits(nn.Module):
+    """A clip classifier on clips already cropped to the field of view (B, T, C, H, W), pixel values -> logits (B, K).
+
+    Standardises inside, so that Grad-CAM maps come out on the pixels of the view (`FieldOfView.crop`).
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(standardise(x, dims=4))
+        return out["logits"] if isinstance(out, dict) else out
+
+
+def localisation(gradcam, records: Sequence[VideoRecord], cache, view: FieldOfView, classes: Sequence[str],
+                 indices: Callable[[int], np.ndarray], k: float = 0.1) -> dict:
+    """Grad-CAM (`usnb.explain.GradCAM` over `VideoLogits`) for each clip's true class on its boxed frames among
+    `indices(n_frames)`: pointing game and top-k IoU, averaged over clips.
+
+    `chance_pointing` is what a random point scores (the mean fraction of the frame inside the boxes): the pointing
+    game means something only above it. Boxes are drawn on the native frames and rescaled to the model's input.
+    """
+    from .explain import box_mask, pointing_game, topk_iou
+
+    device = next(gradcam.model.parameters()).device
+    scores = {"pointing_game": [], "topk_iou": [], "chance_pointing": []}
+    for record in records:
+        clip = cache.get(record)
+        idx = indices(len(clip))
+        native = record.read(indices=[0]).shape[1:3]
+        boxes = {j: view.boxes(record.boxes[int(i)], native) for j, i in enumerate(idx) if record.boxes.get(int(i))}
+        if not boxes:
+            continue
+        cam = gradcam(view.crop(frames(clip, idx).to(device)), target_class=list(classes).index(record.label))[0]
+        scores["pointing_game"].append(pointing_game(cam, boxes))  # cam: (T, H, W)
+        scores["topk_iou"].append(topk_iou(cam, boxes, k=k))
+        scores["chance_pointing"].append(np.mean([box_mask(b, cam.shape[1:]).mean() for b in boxes.values()]))
+    if not scores["pointing_game"]:
+        raise ValueError("no record has a box: localisation needs ground-truth boxes (phantom, BUSV)")
+    return {name: float(np.mean(v)) for name, v in scores.items()} | {"clips": len(scores["topk_iou"])}
