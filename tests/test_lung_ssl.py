@@ -10,7 +10,9 @@ from usnb import augment_st as A
 from usnb.explain import occlusion, weighted_iou
 from usnb.models.contrastive import byol_loss, nt_xent
 from usnb.models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR, trainable_parameters
+from usnb.probe import fit_probe
 from usnb.recipes import lung_ssl as L
+from usnb.splits import fraction_subset
 
 
 @pytest.fixture(autouse=True)
@@ -226,7 +228,7 @@ def test_probe_loaded_into_the_classifier_gives_the_same_probabilities():
     rng = np.random.default_rng(0)
     feats, labels = rng.normal(size=(40, 8)).astype(np.float32), np.r_[np.zeros(20), np.ones(20)].astype(int)
     feats[labels == 1, 0] += 1.5
-    probe = L.fit_probe(feats, labels)
+    probe = fit_probe(feats, labels)
     enc = torch.nn.Identity()
     enc.out_dim = 8
     model = EncoderClassifier(enc, 2, train_encoder=False)
@@ -247,20 +249,20 @@ def test_probe_strength_is_chosen_on_validation_auc_then_log_loss():
 
     (xt, yt), (xv, yv) = draw(12), draw(400)
     cs = (10.0, 0.001, 0.1)  # any order
-    aucs = {c: roc_data(yv, L.fit_probe(xt, yt, c)(xv))["auc"] for c in cs}
+    aucs = {c: roc_data(yv, fit_probe(xt, yt, c)(xv))["auc"] for c in cs}
     assert aucs[0.001] > aucs[10.0] + 0.02  # on this data the strongest regularisation generalises best
-    chosen = L.fit_probe(xt, yt, cs, val=(xv, yv))
+    chosen = fit_probe(xt, yt, cs, val=(xv, yv))
     assert chosen.c == 0.001 == max(cs, key=aucs.get)
-    assert np.allclose(chosen(xv), L.fit_probe(xt, yt, 0.001)(xv))
+    assert np.allclose(chosen(xv), fit_probe(xt, yt, 0.001)(xv))
     # equal AUCs (the separable training clips as validation: 1.0 for every c) go to the lowest log-loss, here the
     # weakest regularisation, whose probabilities are the most confident
-    assert {roc_data(yt, L.fit_probe(xt, yt, c)(xt))["auc"] for c in cs} == {1.0}
-    assert L.fit_probe(xt, yt, cs, val=(xt, yt)).c == 10.0
-    assert L.fit_probe(xt, yt, (0.5,)).c == 0.5  # one value: no validation needed
+    assert {roc_data(yt, fit_probe(xt, yt, c)(xt))["auc"] for c in cs} == {1.0}
+    assert fit_probe(xt, yt, cs, val=(xt, yt)).c == 10.0
+    assert fit_probe(xt, yt, (0.5,)).c == 0.5  # one value: no validation needed
     with pytest.raises(ValueError, match="validation clips of both classes"):
-        L.fit_probe(xt, yt, cs)
+        fit_probe(xt, yt, cs)
     with pytest.raises(ValueError, match="validation clips of both classes"):
-        L.fit_probe(xt, yt, cs, val=(xv[:5], np.zeros(5, int)))
+        fit_probe(xt, yt, cs, val=(xv[:5], np.zeros(5, int)))
 
 
 @pytest.mark.bad_input
@@ -272,7 +274,7 @@ def test_study_needs_the_full_label_fraction():
 def test_fraction_subsets_are_stratified_and_nested():
     from usnb.datasets.records import VideoRecord
     recs = [VideoRecord(f"v{i}", f"v{i}.mp4", "consolidation" if i % 3 else "normal", f"p{i}") for i in range(60)]
-    subsets = {f: {r.video_id for r in L.fraction_subset(recs, f)} for f in L.FRACTIONS}
+    subsets = {f: {r.video_id for r in fraction_subset(recs, f)} for f in L.FRACTIONS}
     assert len(subsets[1.0]) == 60 and len(subsets[0.1]) == 2 + 4 and len(subsets[0.05]) == 1 + 2
     for big, small in zip(L.FRACTIONS, L.FRACTIONS[1:]):
         assert subsets[small] <= subsets[big]

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from usnb.recipes import lung_ssl as L
+from usnb.splits import fraction_subset
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +54,6 @@ def test_pocus_without_a_folder_names_the_fix():
 @pytest.mark.bad_input
 def test_bad_fraction_and_profile_are_refused():
     with pytest.raises(ValueError, match="label fraction"):
-        L.fraction_subset([], 0)
+        fraction_subset([], 0)
     with pytest.raises(ValueError, match="profile must be one of"):
         L.get_profile("huge")

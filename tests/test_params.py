@@ -40,3 +40,30 @@ def test_bad_parameter_is_refused_naming_it_its_value_and_the_range(call, patter
     with pytest.raises(ValueError, match="^notebook parameter " + pattern) as err:
         call()
     assert "Fix: set" in str(err.value) and "-p" in str(err.value)
+
+
+def test_profile_applies_the_overrides_that_are_set_and_checks_them():
+    from usnb.recipes import kganet as K
+
+    small = params.profile(K.PROFILES, "small", iterations=None, lr=None)
+    assert small == K.PROFILES["small"]  # None keeps the profile's own value
+    changed = params.profile(K.PROFILES, "small", iterations=7, crop_scale=[0.5, 1.0], num_workers=0)
+    assert (changed.iterations, changed.crop_scale, changed.num_workers) == (7, (0.5, 1.0), 0)
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("overrides, pattern", [
+    ({"itrations": 5}, r"itrations is not a setting of the 'small' profile; use one of \[.*'iterations'"),
+    ({"iterations": 0}, r"iterations = 0 \(int\) is not an integer >= 1"),
+    ({"iterations": 2.5}, r"iterations = 2.5 \(float\) is not an integer >= 1"),
+    ({"lr": "fast"}, r"lr = 'fast' \(str\) is not a number"),
+    ({"optimizer": 3}, r"optimizer = 3 \(int\) is not text"),
+    ({"crop_scale": 0.5}, r"crop_scale = 0.5 \(float\) is not a list"),
+], ids=["typo", "zero-run", "float-run", "str-lr", "int-text", "scalar-tuple"])
+def test_profile_refuses_unknown_or_ill_typed_overrides(overrides, pattern):
+    from usnb.recipes import kganet as K
+
+    with pytest.raises(ValueError, match=pattern):
+        params.profile(K.PROFILES, "small", **overrides)
+    with pytest.raises(ValueError, match="profile must be one of"):
+        params.profile(K.PROFILES, "huge")

@@ -110,3 +110,33 @@ class FrameViews(Dataset):
             idx = sampling.uniform_indices(len(clip), self.frames)
         x = torch.from_numpy(np.ascontiguousarray(clip[idx])).permute(0, 3, 1, 2)  # (M, C, H, W)
         return torch.stack([torch.stack([self.augment(f), self.augment(f)]) for f in x])  # (M, 2, C, H, W)
+
+
+class Repeated(Dataset):
+    """`length` items cycling through `dataset` (item i is dataset[i mod n]): a fixed number of optimizer steps
+    whatever the data size (5 % of the labels is fewer clips than one batch)."""
+
+    def __init__(self, dataset: Dataset, length: int):
+        self.dataset, self.length = dataset, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        return self.dataset[i % len(self.dataset)]
+
+
+class FeatureClips(Dataset):
+    """(features of T frames, one per segment (T, m), label) from cached frame features (`usnb.evaluate.frame_features`):
+    the training clips of a head on frozen features."""
+
+    def __init__(self, features: Sequence[np.ndarray], labels: np.ndarray, frames: int):
+        self.features, self.labels, self.frames = [torch.from_numpy(f) for f in features], labels, frames
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int):
+        f = self.features[i]
+        rng = np.random.default_rng(int(torch.randint(2**31, (1,))))
+        return f[sampling.segment_indices(len(f), self.frames, rng)], int(self.labels[i])

@@ -104,29 +104,63 @@ class VideoLogits(nn.Module):
         return out["logits"] if isinstance(out, dict) else out
 
 
+def boxes_in_view(record: VideoRecord, indices, view: FieldOfView) -> dict[int, list]:
+    """The lesion boxes of the frames `indices` of a clip, from its native frames to the model's pixels:
+    {position in indices: [(x, y, w, h)]}; parts outside the field of view fall off."""
+    if not any(record.boxes.get(int(i)) for i in indices):
+        return {}
+    native = record.read(indices=[0]).shape[1:3]
+    return {j: view.boxes(record.boxes[int(i)], native) for j, i in enumerate(indices) if record.boxes.get(int(i))}
+
+
+def cam_frames(gradcam, record: VideoRecord, cache, view: FieldOfView, indices, target_class: int
+               ) -> tuple[np.ndarray, torch.Tensor, dict[int, list]]:
+    """Grad-CAM (`usnb.explain.GradCAM` over `VideoLogits`) of one clip's frames `indices` for `target_class`:
+    (the frames the model sees (T, H, W), CAM (T, H, W), boxes in the model's pixels)."""
+    device = next(gradcam.model.parameters()).device
+    x = view.crop(frames(cache.get(record), indices).to(device))  # (1, T, 1, H, W)
+    cam = gradcam(x, target_class=target_class)[0]
+    return x[0, :, 0].cpu().numpy(), cam, boxes_in_view(record, indices, view)
+
+
 def localisation(gradcam, records: Sequence[VideoRecord], cache, view: FieldOfView, classes: Sequence[str],
                  indices: Callable[[int], np.ndarray], k: float = 0.1) -> dict:
-    """Grad-CAM (`usnb.explain.GradCAM` over `VideoLogits`) for each clip's true class on its boxed frames among
-    `indices(n_frames)`: pointing game and top-k IoU, averaged over clips.
+    """Grad-CAM for each clip's true class on its boxed frames among `indices(n_frames)`: pointing game and top-k
+    IoU, averaged over clips.
 
     `chance_pointing` is what a random point scores (the mean fraction of the frame inside the boxes): the pointing
     game means something only above it. Boxes are drawn on the native frames and rescaled to the model's input.
     """
     from .explain import box_mask, pointing_game, topk_iou
 
-    device = next(gradcam.model.parameters()).device
     scores = {"pointing_game": [], "topk_iou": [], "chance_pointing": []}
     for record in records:
-        clip = cache.get(record)
-        idx = indices(len(clip))
-        native = record.read(indices=[0]).shape[1:3]
-        boxes = {j: view.boxes(record.boxes[int(i)], native) for j, i in enumerate(idx) if record.boxes.get(int(i))}
-        if not boxes:
+        idx = indices(len(cache.get(record)))
+        if not boxes_in_view(record, idx, view):
             continue
-        cam = gradcam(view.crop(frames(clip, idx).to(device)), target_class=list(classes).index(record.label))[0]
+        _, cam, boxes = cam_frames(gradcam, record, cache, view, idx, list(classes).index(record.label))
         scores["pointing_game"].append(pointing_game(cam, boxes))  # cam: (T, H, W)
         scores["topk_iou"].append(topk_iou(cam, boxes, k=k))
         scores["chance_pointing"].append(np.mean([box_mask(b, cam.shape[1:]).mean() for b in boxes.values()]))
     if not scores["pointing_game"]:
         raise ValueError("no record has a box: localisation needs ground-truth boxes (phantom, BUSV)")
     return {name: float(np.mean(v)) for name, v in scores.items()} | {"clips": len(scores["topk_iou"])}
+
+
+@torch.no_grad()
+def frame_features(backbone: nn.Module, data, max_frames: int = 128, device: torch.device | None = None
+                   ) -> dict[str, list[np.ndarray]]:
+    """Frame features (T_i, m) of every clip of every split (`data.clips`, `data.cache`, `data.view`) from a frozen
+    2-D backbone, every frame up to `max_frames`: what heads trained on frozen features read (CLMAN's Table 3)."""
+    device = device or next(backbone.parameters()).device
+    was_training = backbone.training
+    backbone.eval()
+    out = {}
+    for split, records in data.clips.items():
+        out[split] = []
+        for record in records:
+            clip = data.cache.get(record)
+            x = frames(clip, sampling.all_indices(len(clip), max_frames))  # (1, T, 1, H, W)
+            out[split].append(backbone(data.view(x.to(device), dims=4)[0]).float().cpu().numpy())
+    backbone.train(was_training)
+    return out

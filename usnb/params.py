@@ -3,13 +3,14 @@
 
     alpha = params.fraction("alpha", alpha)          # a float in [0, 1]
     epochs = params.number("epochs", epochs, low=1, integer=True)
-    profile = params.choice("profile", profile, ("small", "paper"))
+    P = params.profile(PROFILES, "small", iterations=iterations)  # None keeps the profile's value
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
-from typing import Sequence
+from typing import Mapping, Sequence
 
 
 def _bad(name: str, value, allowed: str) -> ValueError:
@@ -40,3 +41,38 @@ def choice(name: str, value, options: Sequence):
     if value not in options:
         raise _bad(name, value, f"one of {list(options)}")
     return value
+
+
+# the recipes' profile fields that count something that cannot be zero: run lengths, batch sizes, frames, pixels
+AT_LEAST_ONE = {"iterations", "epochs", "pretrain_epochs", "simclr_iterations", "head_iterations", "ssl_steps",
+                "sup_steps", "batch", "pretrain_batch", "ssl_batch", "sup_batch", "clips_per_batch", "simclr_clips",
+                "frames", "train_frames", "simclr_frames", "eval_frames", "eval_views", "size", "patch"}
+
+
+def profile(profiles: Mapping, name: str, **overrides):
+    """The profile `name` of a recipe's `profiles` with the overrides that are not None applied (a notebook passes
+    every run-length knob; None means the profile's own). Each override must name a field of the profile and have
+    its field's kind: an integer field takes an integer (>= 0; >= 1 for sizes and run lengths, AT_LEAST_ONE), a
+    float field a number, a text field text, a tuple field a list or tuple."""
+    if name not in profiles:
+        raise ValueError(f"profile must be one of {sorted(profiles)}, got {name!r}")
+    base = profiles[name]
+    fields = {f.name for f in dataclasses.fields(base)}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key, value in given.items():
+        if key not in fields:
+            raise ValueError(f"{key} is not a setting of the {name!r} profile; use one of {sorted(fields)}")
+        default = getattr(base, key)
+        if isinstance(default, bool):
+            choice(key, value, [True, False])
+        elif isinstance(default, int):
+            number(key, value, low=1 if key in AT_LEAST_ONE else 0, integer=True)
+        elif isinstance(default, float):
+            number(key, value)
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise _bad(key, value, "text")
+        elif isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise _bad(key, value, "a list")
+            given[key] = tuple(value)
+    return dataclasses.replace(base, **given)

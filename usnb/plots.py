@@ -186,10 +186,21 @@ def cam_overlay(frames, cam, boxes: Mapping | None = None, indices: Sequence[int
         ax.imshow(_grey(frames[i]), cmap="gray", vmin=0, vmax=255)
         ax.imshow(cam[i], cmap="jet", alpha=alpha, vmin=0, vmax=1)
         _draw_boxes(ax, (boxes or {}).get(int(i)))
-        ax.set_title(titles[k] if titles else f"t={i}", fontsize=7)
+        title = titles[i] if titles and len(titles) == len(frames) else titles[k] if titles else f"t={i}"
+        ax.set_title(title, fontsize=7)  # titles: one per frame, or one per shown frame
         ax.axis("off")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def gradcam_strip(gradcam, record: VideoRecord, data, indices, target_class: int = 1, titles=None,
+                  path: str | Path | None = None):
+    """Grad-CAM of one clip's frames `indices` over the frames the model sees, with its lesion boxes: the strip of
+    every Grad-CAM figure (`gradcam`: a recipe's `gradcam(model)`; `data`: `clips`, `cache` and `view`)."""
+    from .evaluate import cam_frames
+
+    seen, cam, boxes = cam_frames(gradcam, record, data.cache, data.view, indices, target_class)
+    return cam_overlay(seen, cam, boxes=boxes, titles=titles or [f"t={int(i)}" for i in indices], path=path)
 
 
 def attention_strip(frames, weights, indices: Sequence[int] | None = None, max_frames: int = 8,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import defaultdict
 from typing import Mapping, Sequence
 
@@ -108,3 +109,16 @@ def check_leakage(parts: Sequence[Record] | Mapping[str, Sequence[Record]], cont
         raise LeakageError("split leaks between its parts: " + "; ".join(problems[:5]) + more +
                            ". Fix: split by patient with usnb.splits.assign_splits(records, by='patient'), "
                            "and drop duplicate clips")
+
+
+def fraction_subset(records: Sequence[Record], fraction: float, seed: int = 0) -> list[Record]:
+    """A stratified `fraction` of the labelled clips (at least one per class); nested: 5 % inside 10 % inside ... ."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must lie in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for label in sorted({r.label for r in records}):
+        group = [r for r in records if r.label == label]
+        order = rng.permutation(len(group))
+        out += [group[i] for i in order[:max(1, math.ceil(fraction * len(group)))]]
+    return out

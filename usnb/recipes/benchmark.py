@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..breast import CLASSES
+from ..data import label_index
 from ..datasets.records import VideoRecord
 from ..metrics import held_out_metrics
 from ..view import FieldOfView, field_of_view
 
-CLASSES = ("benign", "malignant")
 METHODS = ("KGA-Net", "MVCC", "CLMAN", "BYOL (lung paper)")  # in the order of the table
 SOURCES = {"KGA-Net": "Sun et al. 2023 (kganet)", "MVCC": "Lin et al. 2022 (mvcc)",
            "CLMAN": "Huang et al. 2022 (clman)", "BYOL (lung paper)": "Chen et al. (lung_ssl), applied to lesions"}
@@ -89,28 +90,23 @@ def _clman(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path
 
 def _byol(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
     """The lung paper's BYOL + fine-tuning on breast sweeps: its encoder, augmentations and schedule (its profile)."""
-    from ..cache import ClipCache
-    from ..data import label_index
-    from . import lung_ssl as L
     from ..breast import load_breast
+    from ..lung import embed, lung_data, predict
+    from ..probe import fit_probe
+    from . import lung_ssl as L
 
     P = L.get_profile(profile, **overrides)
-    side = int(round(P.size / P.fov))
-    clips = load_breast(dataset, FieldOfView(side), data_dir, image_dir).clips
-    cache = ClipCache(size=(side, side), grayscale=True)
-    data = L.LungData(clips, cache, CLASSES, P.size, dataset=dataset, clip_norm=P.clip_norm)
-    pixels = torch.cat([data.view(torch.from_numpy(np.ascontiguousarray(cache.get(r)[::4]))[None].permute(0, 1, 4, 2, 3))
-                        .reshape(-1) for r in clips["train"]])
-    data.mean, data.std = float(pixels.mean()), float(pixels.std())
+    clips = load_breast(dataset, FieldOfView(int(round(P.size / P.fov))), data_dir, image_dir).clips
+    data = lung_data(clips, CLASSES, P.size, P.fov, P.clip_norm, dataset)
     y = {s: label_index(r, CLASSES) for s, r in clips.items()}
     ssl, _ = L.pretrain("BYOL", data, clips["train"], P, seed, out, tag="benchmark", device=device)
     # the probe's L2 strength is chosen on the validation videos; without them (BUSV) it is c = 1
-    val = (L.embed(ssl.encoder, data, clips["val"], P, device), y["val"]) if "val" in clips else None
-    probe = L.fit_probe(L.embed(ssl.encoder, data, clips["train"], P, device), y["train"],
-                        1.0 if val is None else P.probe_c, val=val)
+    val = (embed(ssl.encoder, data, clips["val"], P.frames, device), y["val"]) if "val" in clips else None
+    probe = fit_probe(embed(ssl.encoder, data, clips["train"], P.frames, device), y["train"],
+                      1.0 if val is None else P.probe_c, val=val)
     model, _ = L.train_classifier(data, clips["train"], P, seed, out, ssl.encoder, probe, name="benchmark BYOL fine-tuned",
                                   device=device)
-    probs = {s: L.predict(model, data, clips[s], P, device) for s in clips if s in ("val", "test")}
+    probs = {s: predict(model, data, clips[s], P.frames, device) for s in clips if s in ("val", "test")}
     notes = [f"lung recipe's {P.name} profile: {P.size} px, {P.frames} frames"]
     if val is None:
         notes.append("no validation split: the BYOL probe's L2 strength is not chosen (c = 1)")

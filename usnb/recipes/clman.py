@@ -7,7 +7,7 @@ each table row with the one loop (`usnb.train.fit`) and classifies a video from 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -15,11 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
-from .. import baselines, paper_claims, sampling
+from .. import baselines, paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast
-from ..data import ClipDataset, FrameViews, label_index
+from ..data import ClipDataset, FeatureClips, FrameViews, label_index
 from ..datasets.records import VideoRecord
 from ..evaluate import Predictions, VideoLogits, all_frames, evaluate_splits, predict as predict_videos
 from ..evaluate import localisation as gradcam_localisation, visibility_of
@@ -28,7 +27,7 @@ from ..models.clman import CLMAN, DeformedResNet18, FrameSimCLR, VideoHead
 from ..models.contrastive import nt_xent
 from ..train import TrainConfig, learned_fields, train_once
 from ..transforms import simclr_augment
-from ..view import FieldOfView, clip_augment, frames
+from ..view import FieldOfView, clip_augment
 
 PAPER_DATA = "private breast US videos (paper)"  # 268 sequences, 107 test (Sec. 4.1); not released
 
@@ -166,12 +165,8 @@ PROFILES = {
                      iterations=8000, optimizer="sgd", lr=1e-4, weight_decay=5e-4, schedule="constant", eval_frames=128,
                      simclr_clips=16, simclr_frames=4, simclr_iterations=20000, table3="full", num_workers=4,
                      augment_on="device", channels_last=True),
-    # CPU-sized (chosen on the validation split, seed 0): a width-8 ResNet-18 (m = 64) without the stem pool on the
-    # central 75 % of the frame at 64 px; AdamW + cosine for fine-tuning (SGD at lr 1e-4 from random weights barely
-    # moves in this budget); SimCLR with LARS at a larger lr (its 150 iterations are 1/130 of the paper profile's):
-    # 0.3 (phantom v5, seed 0: NT-Xent 4.03 -> 3.53, CLMAN row val AUC 0.832); at lr 1.0 the loss rose and the
-    # features collapsed to chance (NT-Xent ~ log(2NM - 1), CLMAN row val AUC 0.711), 0.075 gave val AUC 0.804.
-    # Table 3 on frozen SimCLR features (see `table3`); Table 4 off.
+    # CPU-sized (our choices, on the validation split): a width-8 ResNet-18 at 64 px on the central 75 %, AdamW +
+    # cosine fine-tuning, SimCLR with LARS at lr 0.3, Table 3 on frozen features, Table 4 off: docs/tuning.md#clman.
     "small": Profile("small", size=64, fov=0.75, width=8, stem_pool=False, train_frames=4, clips_per_batch=8,
                      iterations=600, optimizer="adamw", lr=3e-3, weight_decay=1e-4, schedule="cosine", eval_frames=32,
                      simclr_clips=16, simclr_frames=2, simclr_iterations=150, simclr_lr=0.3, trust_coefficient=0.02,
@@ -180,12 +175,11 @@ PROFILES = {
 
 
 def get_profile(name: str, **overrides) -> Profile:
-    """A profile by name with fields overridden (e.g. iterations=100 for a quicker run)."""
-    if name not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
-    if "table3" in overrides and overrides["table3"] not in ("full", "frozen"):
-        raise ValueError(f"table3 must be 'full' or 'frozen', got {overrides['table3']!r}")
-    return replace(PROFILES[name], **overrides)
+    """A profile by name with the overrides that are not None applied and checked (`usnb.params.profile`)."""
+    profile = params.profile(PROFILES, name, **overrides)
+    if profile.table3 not in ("full", "frozen"):
+        raise ValueError(f"table3 must be 'full' or 'frozen', got {profile.table3!r}")
+    return profile
 
 
 def build_backbone(profile: Profile, row: Row = Row()) -> DeformedResNet18:
@@ -336,39 +330,6 @@ def evaluate(model: CLMAN, data: BreastData, max_frames: int = 128, device: torc
 # ---------------------------------------------------------------- Table 3 on frozen features (small profile)
 
 
-@torch.no_grad()
-def cache_features(backbone: nn.Module, data: BreastData, max_frames: int = 128, device: torch.device | None = None
-                   ) -> dict[str, list[np.ndarray]]:
-    """Frame features (T_i, m) of every clip of every split from a frozen backbone."""
-    device = device or next(backbone.parameters()).device
-    was_training = backbone.training
-    backbone.eval()
-    out = {}
-    for split, records in data.clips.items():
-        out[split] = []
-        for record in records:
-            clip = data.cache.get(record)
-            x = frames(clip, sampling.all_indices(len(clip), max_frames))  # (1, T, 1, H, W)
-            out[split].append(backbone(data.view(x.to(device), dims=4)[0]).float().cpu().numpy())
-    backbone.train(was_training)
-    return out
-
-
-class FeatureClips(Dataset):
-    """(frame features of T segments (T, m), label) from cached features: the head's training clips."""
-
-    def __init__(self, features: Sequence[np.ndarray], labels: np.ndarray, frames: int):
-        self.features, self.labels, self.frames = [torch.from_numpy(f) for f in features], labels, frames
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-    def __getitem__(self, i: int):
-        f = self.features[i]
-        rng = np.random.default_rng(int(torch.randint(2**31, (1,))))
-        return f[sampling.segment_indices(len(f), self.frames, rng)], int(self.labels[i])
-
-
 def train_head(name: str, features: dict[str, list[np.ndarray]], data: BreastData, profile: Profile, seed: int,
                out_dir: str | Path, pretrained_config: TrainConfig, device: torch.device | None = None,
                progress: bool = False) -> tuple[dict, VideoHead, dict]:
@@ -417,13 +378,18 @@ def attention_visibility_correlation(preds: Predictions) -> dict:
             "clips": len(within)}
 
 
+def gradcam(model: CLMAN):
+    """Grad-CAM per frame on the backbone's last stage (`with C.gradcam(model) as cam: cam(x, target_class)`)."""
+    from ..explain import GradCAM
+
+    return GradCAM(VideoLogits(model), cam_layer(model.backbone), kind="frames")
+
+
 def localisation(model: CLMAN, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
                  k: float = 0.1) -> dict:
     """Grad-CAM per frame for each clip's true class on its boxed frames (`usnb.evaluate.localisation`)."""
-    from ..explain import GradCAM
-
-    with GradCAM(VideoLogits(model), cam_layer(model.backbone), kind="frames") as gradcam:
-        return gradcam_localisation(gradcam, records, data.cache, data.view, CLASSES,
+    with gradcam(model) as cam:
+        return gradcam_localisation(cam, records, data.cache, data.view, CLASSES,
                                     lambda n: all_frames(max_frames)(n)[0], k)
 
 

@@ -7,7 +7,7 @@ The model and its losses (Eq. 1-4) live in `usnb.models.kganet`; this module fee
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import baselines, paper_claims
+from .. import baselines, paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast
 from ..data import ClipDataset, ImageDataset, PairedDataset
 from ..datasets.records import VideoRecord
@@ -112,12 +112,8 @@ PROFILES = {
                      train_frames=16, train_sampling="segments", eval_frames=128, clips_per_batch=8, iterations=8000,
                      optimizer="sgd", lr=0.005, weight_decay=1e-4, schedule="step", warmup_iters=1000,
                      milestones=(4000, 6000), num_workers=4, augment_on="device"),
-    # CPU-sized: the central 75 % of the frame at 64 px, a 4-block BatchNorm CNN from scratch, AdamW with cosine
-    # decay. In our trials, SGD or GroupNorm at this scale from random weights stalled at the class prior for most of
-    # the budget; the central crop keeps more lesion detail at 64 px (phantom lesions lie in the central field).
-    # 4 frames x 1,600 iterations beat 8 frames x 960 (the same time) on the validation split over two seeds.
-    # 1,100 iterations fit the notebook's 5-minute CPU budget, at a small cost on the validation split
-    # (phantom v4, AUC seeds 0 / 1, one CPU thread: 0.869 / 0.832 at 1,100 against 0.872 / 0.859 at 1,600).
+    # CPU-sized (our choices, on the validation split): the central 75 % of the frame at 64 px, a 4-block BatchNorm
+    # CNN from scratch, AdamW + cosine, 4 frames x 1,100 iterations. How each was chosen: docs/tuning.md#kga-net.
     "small": Profile("small", size=64, fov=0.75, backbone="small", weights=None, widths=(16, 32, 64, 128), norm="batch",
                      train_frames=4, train_sampling="segments", eval_frames=128, clips_per_batch=8, iterations=1100,
                      optimizer="adamw", lr=2e-3, weight_decay=1e-4, schedule="cosine"),
@@ -125,10 +121,8 @@ PROFILES = {
 
 
 def get_profile(name: str, **overrides) -> Profile:
-    """A profile by name with fields overridden (e.g. iterations=100 for a quicker run)."""
-    if name not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
-    return replace(PROFILES[name], **overrides)
+    """A profile by name with the overrides that are not None applied and checked (`usnb.params.profile`)."""
+    return params.profile(PROFILES, name, **overrides)
 
 
 def build_backbone(profile: Profile) -> nn.Module:
@@ -226,13 +220,18 @@ def attention_vs_distance(model: KGANet, preds: Predictions) -> tuple[np.ndarray
     return w, d
 
 
+def gradcam(model: KGANet):
+    """Grad-CAM per frame on the backbone's last stage (`with K.gradcam(model) as cam: cam(x, target_class)`)."""
+    from ..explain import GradCAM
+
+    return GradCAM(VideoLogits(model), cam_layer(model.backbone), kind="frames")
+
+
 def localisation(model: KGANet, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
                  k: float = 0.1) -> dict:
     """Grad-CAM per frame for each clip's true class on its boxed frames (`usnb.evaluate.localisation`)."""
-    from ..explain import GradCAM
-
-    with GradCAM(VideoLogits(model), cam_layer(model.backbone), kind="frames") as gradcam:
-        return gradcam_localisation(gradcam, records, data.cache, data.view, CLASSES,
+    with gradcam(model) as cam:
+        return gradcam_localisation(cam, records, data.cache, data.view, CLASSES,
                                     lambda n: all_frames(max_frames)(n)[0], k)
 
 

@@ -8,9 +8,7 @@ fine-tuning and full supervision with the one loop (`usnb.train.fit`), and the e
 from __future__ import annotations
 
 import copy
-import dataclasses
-import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -18,19 +16,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
+from .. import paper_claims, params
 from ..augment_st import SpatioTemporalAugment
-from ..cache import ClipCache
-from ..data import ClipDataset, PairedDataset, label_index
+from ..data import PairedDataset, Repeated, label_index
 from ..datasets.records import VideoRecord
-from .. import paper_claims
-from ..metrics import held_out_metrics, roc_data
-from ..models.lung_ssl import BYOL, Darknet3D, VideoSimCLR, EncoderClassifier, darknet53_3d, trainable_parameters
-from ..train import TrainConfig, fit, seed_everything, train_or_load
+from ..lung import LungData, Normalised, clip_boxes, clip_dataset, clip_input, embed, load_lung, predict
+from ..metrics import held_out_metrics
+from ..models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR, darknet53_3d, trainable_parameters
+from ..probe import Probe, fit_probe
+from ..splits import fraction_subset
+from ..train import TrainConfig, learned_fields, seed_everything, train_once
 
-CLASSES = ("normal", "consolidation")  # phantom task; index 1 is the positive class
-POCUS_CLASSES = ("regular", "pathology")  # POCUS task: covid, pneumonia and viral clips are "pathology"
 
 # 27,063 multi-center videos of 528 patients, 1,669 labelled for consolidation (1,296 train / 120 val / 253 test)
 PAPER_DATA = "private lung US videos (paper)"
@@ -62,6 +59,8 @@ KINDS = ("SSL feature extractor", "SSL fine-tuned", "Fully supervised", "Random 
 class Profile:
     """How big and how long: `small` runs the whole notebook on a 2-core CPU in minutes, `paper` follows Sec. 3."""
 
+    # not in the checkpoint fingerprint (see learned_fields): evaluation-only and speed settings
+    EVAL_ONLY = ("name", "occlusion_window", "occlusion_stride", "num_workers")
     name: str
     size: int  # frame side fed to the encoder, pixels
     frames: int  # T frames per clip (training: one random frame per segment; evaluation: uniform)
@@ -84,9 +83,7 @@ class Profile:
     clip_norm: bool = False  # rescale each clip's intensities to mean 0.3, std 0.2 before augmentation (gain removed)
     two_samplings: bool = False  # SSL views from two independent frame samplings of the clip (else the same frames)
     # linear probe: inverse L2 strengths of the logistic regression on standardised features; the one with the best
-    # validation AUC is kept (`fit_probe`); it also starts the fine-tuned rows' head (LP-FT). With ~18 labelled clips
-    # (10 % of the phantom) one fixed c=1 over-fitted: the 10 % BYOL probe's test AUC moved 0.63-0.91 from seed to seed
-    # (small profile, 480 steps, seeds 0-5); chosen on validation 0.83-0.91. 960 steps did not do better.
+    # validation AUC is kept (`fit_probe`, why: docs/tuning.md#lung-ssl); it also starts the fine-tuned rows' head (LP-FT)
     probe_c: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
     occlusion_window: tuple[int, int, int, int] = (1, 4, 8, 8)  # (C, T, H, W)
     occlusion_stride: tuple[int, int, int, int] = (1, 4, 4, 4)
@@ -96,7 +93,7 @@ class Profile:
         """One epoch over a dataset of steps * batch items (see `Repeated`): the loop counts optimizer steps."""
         return TrainConfig(epochs=1, batch_size=batch, lr=self.lr, optimizer="adamw", weight_decay=0.0,
                            schedule="constant", seed=seed, num_workers=self.num_workers,
-                           extra={"profile": asdict(self), **extra})
+                           extra={"profile": learned_fields(self), **extra})
 
 
 PROFILES = {
@@ -106,17 +103,8 @@ PROFILES = {
                      stem_stride=(1, 1, 1), proj_hidden=4096, proj_dim=256, tau=0.99, temperature=0.5,
                      ssl_steps=20_000, ssl_batch=32, sup_steps=5_000, sup_batch=16, num_workers=4,
                      occlusion_window=(1, 2, 16, 16), occlusion_stride=(1, 2, 8, 8)),
-    # CPU-sized: 32 px, 8 frames, a 4-stage 3-D Darknet (one residual block per stage, strided stem; ~0.15 M
-    # parameters, about the paper's 133,880 of Table 3), MLP hidden 128. 3-D convolutions are slow on a CPU, so this
-    # is what fits the budget. Chosen on the validation split (BYOL probe AUC; seed 0): at lr 3e-4 and 240 steps BYOL's
-    # features stayed near the random encoder's (one direction held ~90 % of their variance); lr 1e-3, 480 steps, each
-    # clip's gain removed (`clip_norm`) and the two views drawn from two frame samplings of the clip did better.
-    # 720 SSL steps, not 480: at 480 BYOL's features collapsed onto one direction in some runs (seed 1, 1 thread,
-    # AVX2 kernels: 99.6 % of the training features' variance in the first principal component; the 10 % probe's
-    # test AUC then 0.64 where other runs gave 0.80-0.84). Chosen by that label-free test as the shortest schedule
-    # tried (480, 720, 960) at which the collapsed run did not collapse (seeds 1, 3: top component 96 %, 92 %);
-    # +~20 s per pretraining. It still happens now and then: 1 of the floors' runs (seed 8, 1 thread) fell to 0.64,
-    # which is why notebook 04's floor on the 10 % probe is a sanity floor only (see its assertion cell).
+    # CPU-sized (our choices, on the validation split): 32 px, 8 frames, a 4-stage 3-D Darknet (~0.15 M parameters),
+    # lr 1e-3, 720 SSL steps, per-clip gain removed, two frame samplings. How each was chosen: docs/tuning.md#lung-ssl.
     "small": Profile("small", size=32, frames=8, encoder="small", widths=(8, 16, 32, 64), blocks=(1, 1, 1),
                      temporal_strides=(1, 2, 2), stem_stride=(1, 2, 2), proj_hidden=128, proj_dim=64, tau=0.99,
                      temperature=0.5, ssl_steps=720, ssl_batch=16, sup_steps=80, sup_batch=16, lr=1e-3,
@@ -125,10 +113,8 @@ PROFILES = {
 
 
 def get_profile(name: str, **overrides) -> Profile:
-    """A profile by name with fields overridden (e.g. ssl_steps=50 for a quicker run)."""
-    if name not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
-    return replace(PROFILES[name], **overrides)
+    """A profile by name with the overrides that are not None applied and checked (`usnb.params.profile`)."""
+    return params.profile(PROFILES, name, **overrides)
 
 
 def build_encoder(profile: Profile) -> Darknet3D:
@@ -151,123 +137,15 @@ def build_ssl(algorithm: str, profile: Profile) -> BYOL | VideoSimCLR:
 # ---------------------------------------------------------------- data
 
 
-@dataclass
-class LungData:
-    """Clips by split ('train', 'val', 'test'; POCUS: 'all', split by k-fold later), the uint8 cache, the classes and
-    the intensity mean/std (of the training frames, in [0, 1]) used to normalise the encoder's input."""
-
-    clips: dict[str, list[VideoRecord]]
-    cache: ClipCache
-    classes: tuple[str, ...]
-    size: int  # the encoder's frame side
-    mean: float = 0.5
-    std: float = 0.25
-    dataset: str = "phantom"
-    notes: list[str] = field(default_factory=list)
-    clip_norm: bool = False
-
-    def counts(self) -> dict:
-        return {s: {c: sum(r.label == c for r in recs) for c in self.classes} for s, recs in self.clips.items()}
-
-    @property
-    def offset(self) -> int:
-        """Pixels cut from each side of the cached frames (the central field of view)."""
-        return (self.cache.size[0] - self.size) // 2
-
-    def view(self, clips: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, T, 1, h, w) from the loader -> float (B, 1, T, size, size) in [0, 1]: the encoder's layout,
-        the central field of view."""
-        o = self.offset
-        x = clips.transpose(1, 2)[..., o:o + self.size, o:o + self.size].float() / 255
-        if self.clip_norm:  # each recording's gain removed; colour jitter applied afterwards still varies it
-            m, s = x.mean((1, 2, 3, 4), keepdim=True), x.std((1, 2, 3, 4), keepdim=True).clamp_min(1e-3)
-            x = ((x - m) / s * 0.2 + 0.3).clamp(0, 1)
-        return x
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """Intensities in [0, 1] -> the encoder's input (a fixed affine map: colour jitter survives it)."""
-        return (x - self.mean) / self.std
-
-
-def pocus_task(records: Sequence[VideoRecord]) -> list[VideoRecord]:
-    """POCUS clips relabelled pathology (covid, pneumonia, viral) vs regular; the one `uncertain` clip left out."""
-    return [dataclasses.replace(r, label="regular" if r.label == "regular" else "pathology")
-            for r in records if r.label != "uncertain"]
-
-
 def load_data(dataset: str, profile: Profile, data_dir: str | Path | None = None, phantom_clips: int = 300,
               phantom_seed: int = 0, phantom_test_clips: int | None = None) -> LungData:
     """'phantom' (the lung phantom: consolidation present/absent with per-frame boxes; its own patient split) or
     'pocus' (the 131 real POCUS clips at `data_dir`, pathology vs regular, split later by k-fold over patients)."""
-    from ..datasets.pocus import load_pocus
-    from ..phantom import load_phantom, notebook_phantom
-
-    notes = []
-    if dataset == "phantom":
-        root = (Path(data_dir) if data_dir
-                else notebook_phantom("lung", phantom_clips, phantom_seed, phantom_test_clips))
-        records, classes = load_phantom(root), CLASSES
-        clips = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
-    elif dataset == "pocus":
-        if data_dir is None:
-            raise ValueError("dataset='pocus' needs data_dir: the folder holding pocus_videos/ "
-                             "(e.g. ../shared/realdata/pocus from the repository root); see data_cards/pocus.md")
-        clips, classes = {"all": pocus_task(load_pocus(data_dir))}, POCUS_CLASSES
-        notes.append("frames resized to a square (3 of 131 clips are not square); split by patient with k-fold")
-    else:
-        raise ValueError(f"dataset must be 'phantom' or 'pocus', got {dataset!r}")
-    for recs in clips.values():
-        label_index(recs, classes)  # an unknown label fails here, naming the file
-    side = int(round(profile.size / profile.fov))
-    cache = ClipCache(size=(side, side), grayscale=True)
-    everything = [r for recs in clips.values() for r in recs]
-    cache.prefill(everything)
-    data = LungData(clips, cache, classes, profile.size, dataset=dataset, notes=notes, clip_norm=profile.clip_norm)
-    train = clips.get("train", everything)
-    pixels = torch.cat([data.view(torch.from_numpy(np.ascontiguousarray(cache.get(r)[::4]))[None].permute(0, 1, 4, 2, 3))
-                        .reshape(-1) for r in train])
-    data.mean, data.std = float(pixels.mean()), float(pixels.std())
-    return data
-
-
-class Repeated(Dataset):
-    """`length` items cycling through `dataset` (item i is dataset[i mod n]): a fixed number of optimizer steps
-    whatever the data size (5 % of the labels is fewer clips than one batch)."""
-
-    def __init__(self, dataset: Dataset, length: int):
-        self.dataset, self.length = dataset, length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, i: int):
-        return self.dataset[i % len(self.dataset)]
-
-
-def clip_dataset(data: LungData, records: Sequence[VideoRecord], profile: Profile, train: bool = True) -> ClipDataset:
-    """(clip uint8 (T, 1, H, W), label): T frames, one random per segment (train) or spread evenly (evaluation)."""
-    return ClipDataset(records, data.cache, data.classes, num_frames=profile.frames,
-                       mode="segments" if train else "uniform")
-
-
-def fraction_subset(records: Sequence[VideoRecord], fraction: float, seed: int = 0) -> list[VideoRecord]:
-    """A stratified `fraction` of the labelled clips (at least one per class); nested: 5 % inside 10 % inside ... ."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"label fraction must lie in (0, 1], got {fraction}")
-    rng = np.random.default_rng(seed)
-    out = []
-    for label in sorted({r.label for r in records}):
-        group = [r for r in records if r.label == label]
-        order = rng.permutation(len(group))
-        out += [group[i] for i in order[:max(1, math.ceil(fraction * len(group)))]]
-    return out
+    return load_lung(dataset, profile.size, profile.fov, profile.clip_norm, data_dir, phantom_clips, phantom_seed,
+                     phantom_test_clips)
 
 
 # ---------------------------------------------------------------- training
-
-
-def slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
 
 
 def ssl_step(data: LungData, augment: SpatioTemporalAugment):
@@ -289,20 +167,16 @@ def pretrain(algorithm: str, data: LungData, records: Sequence[VideoRecord], pro
     Returns the SSL model (its `.encoder` is what downstream rows use) and the loss history. BYOL's target is
     updated by EMA after every optimizer step (`after_step`)."""
     augment = SpatioTemporalAugment(temporal=temporal)
-    clips = clip_dataset(data, records, profile)
+    clips = clip_dataset(data, records, profile.frames)
     if profile.two_samplings:
         clips = PairedDataset(clips, clips)  # (clip, label, clip, label): each call samples its own frames
     dataset = Repeated(clips, profile.ssl_steps * profile.ssl_batch)
     config = profile.train_config(profile.ssl_steps, profile.ssl_batch, seed, algorithm=algorithm, temporal=temporal,
                                   dataset=data.dataset, tag=tag, clips=len(records))
-    seed_everything(seed)
-    model = build_ssl(algorithm, profile)  # model(v1, v2) is its loss
-    after = (lambda m, n: m.update_target()) if algorithm == "BYOL" else None
-    name = f"{slug(algorithm)}{'' if temporal else '_no_temporal'}{'_' + slug(tag) if tag else ''}-seed{seed}.pt"
-    checkpoint = Path(out_dir) / "checkpoints" / name
-    history = train_or_load(model, checkpoint, config, lambda: fit(
-        model, dataset, ssl_step(data, augment), config, checkpoint=checkpoint, device=device, progress=progress,
-        after_step=after), device=device)
+    after = (lambda m, n: m.update_target()) if algorithm == "BYOL" else None  # BYOL's target EMA
+    name = f"{algorithm} {'' if temporal else 'no temporal'} {tag}"
+    model, history = train_once(lambda: build_ssl(algorithm, profile), name, dataset, ssl_step(data, augment), config,
+                                out_dir, device, progress, after_step=after)  # model(v1, v2) is its loss
     model.eval()
     return model, history
 
@@ -324,108 +198,23 @@ def train_classifier(data: LungData, records: Sequence[VideoRecord], profile: Pr
                      device: torch.device | None = None, progress: bool = True) -> tuple[EncoderClassifier, list[dict]]:
     """Train encoder + FC on labelled `records`: 'SSL fine-tuned' (a copy of a pretrained `encoder`, FC started from
     its linear `probe`: LP-FT) or 'Fully supervised' (encoder=None: random weights). Fixed `sup_steps` steps."""
-    seed_everything(seed)
-    model = EncoderClassifier(copy.deepcopy(encoder) if encoder is not None else build_encoder(profile),
-                            len(data.classes), train_encoder=True)
-    if probe is not None:
-        probe.load_into(model)
-    dataset = Repeated(clip_dataset(data, records, profile), profile.sup_steps * profile.sup_batch)
+    def build():
+        model = EncoderClassifier(copy.deepcopy(encoder) if encoder is not None else build_encoder(profile),
+                                  len(data.classes), train_encoder=True)
+        if probe is not None:
+            probe.load_into(model)
+        return model
+
+    dataset = Repeated(clip_dataset(data, records, profile.frames), profile.sup_steps * profile.sup_batch)
     config = profile.train_config(profile.sup_steps, profile.sup_batch, seed, row=name, dataset=data.dataset,
                                   clips=sorted(r.video_id for r in records))
-    checkpoint = Path(out_dir) / "checkpoints" / f"{slug(name)}-seed{seed}.pt"
-    history = train_or_load(model, checkpoint, config, lambda: fit(
-        model, dataset, supervised_step(data, SpatioTemporalAugment()), config, checkpoint=checkpoint, device=device,
-        progress=progress), device=device)
+    model, history = train_once(build, name, dataset, supervised_step(data, SpatioTemporalAugment()), config, out_dir,
+                                device, progress)
     model.eval()
     return model, history
 
 
 # ---------------------------------------------------------------- features, probes, evaluation
-
-
-@torch.no_grad()
-def embed(encoder: nn.Module, data: LungData, records: Sequence[VideoRecord], profile: Profile,
-          device: torch.device | None = None, batch_size: int = 32) -> np.ndarray:
-    """Frozen features (N, D) of `records` from T evenly spread frames (no augmentation): cached by the caller."""
-    device = device or next(encoder.parameters()).device
-    was_training = encoder.training
-    encoder.eval()
-    ds = clip_dataset(data, records, profile, train=False)
-    feats = []
-    for i in range(0, len(ds), batch_size):
-        x = torch.stack([ds[j][0] for j in range(i, min(i + batch_size, len(ds)))])
-        feats.append(encoder(data.normalise(data.view(x.to(device)))).float().cpu())
-    encoder.train(was_training)
-    return torch.cat(feats).numpy()
-
-
-@torch.no_grad()
-def predict(model: EncoderClassifier, data: LungData, records: Sequence[VideoRecord], profile: Profile,
-            device: torch.device | None = None) -> np.ndarray:
-    """P(positive class) per clip (T evenly spread frames)."""
-    device = device or next(model.parameters()).device
-    model.eval()
-    ds = clip_dataset(data, records, profile, train=False)
-    probs = []
-    for i in range(0, len(ds), 32):
-        x = torch.stack([ds[j][0] for j in range(i, min(i + 32, len(ds)))]).to(device)
-        probs.append(model(data.normalise(data.view(x))).float().softmax(-1)[:, 1].cpu())
-    return torch.cat(probs).numpy()
-
-
-@dataclass
-class Probe:
-    """A linear probe: logistic regression on features standardised with the labelled clips' mean and std."""
-
-    mean: np.ndarray
-    std: np.ndarray
-    coef: np.ndarray  # (D,)
-    intercept: float
-    c: float = 1.0  # the inverse L2 strength it was fitted with
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        """P(positive) for features (N, D)."""
-        z = (features - self.mean) / self.std @ self.coef + self.intercept
-        return 1 / (1 + np.exp(-z))
-
-    def load_into(self, model: EncoderClassifier) -> None:
-        """Set the classifier's standardisation and FC so that softmax(FC) = sigmoid(probe): logits (-z/2, z/2)."""
-        with torch.no_grad():
-            model.mean.copy_(torch.as_tensor(self.mean))
-            model.std.copy_(torch.as_tensor(self.std))
-            w = torch.as_tensor(self.coef, dtype=torch.float32) / 2
-            model.fc.weight.copy_(torch.stack([-w, w]))
-            model.fc.bias.copy_(torch.tensor([-self.intercept / 2, self.intercept / 2]))
-
-
-def fit_probe(features: np.ndarray, labels: np.ndarray, c: float | Sequence[float] = 1.0,
-              val: tuple[np.ndarray, np.ndarray] | None = None) -> Probe:
-    """The 'SSL feature extractor' row: only a linear layer is trained on the frozen features (Sec. 3.4). Logistic
-    regression (L-BFGS, L2 strength 1/c) is that layer trained to convergence: SimCLR's linear evaluation protocol.
-
-    Several `c`: one probe per value, and the one with the highest AUC on `val` = (features, labels) is kept (SimCLR
-    chooses its probe's regularisation on a validation split too); equal AUCs go to the lower validation log-loss
-    (AUC ignores the probe's scale, which matters where the probe starts a fine-tuned head)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
-
-    cs = sorted([c] if np.ndim(c) == 0 else c)
-    if len(np.unique(labels)) < 2:
-        raise ValueError("a linear probe needs both classes among the labelled clips; raise the label fraction")
-    if len(cs) > 1 and (val is None or len(np.unique(val[1])) < 2):
-        raise ValueError(f"choosing the probe's L2 strength among c={cs} needs validation clips of both classes "
-                         "(val=(features, labels)); pass one c otherwise")
-    mean, std = features.mean(0), features.std(0) + 1e-6
-    scored = []
-    for value in cs:
-        lr = LogisticRegression(C=float(value), max_iter=2000).fit((features - mean) / std, labels)
-        probe = Probe(mean.astype(np.float32), std.astype(np.float32), lr.coef_[0].astype(np.float32),
-                      float(lr.intercept_[0]), float(value))
-        if len(cs) == 1:
-            return probe
-        p_val = probe(val[0])
-        scored.append((roc_data(val[1], p_val)["auc"], -log_loss(val[1], p_val, labels=[0, 1]), probe))
-    return max(scored, key=lambda item: item[:2])[2]
 
 
 def probe_classifier(encoder: nn.Module, probe: Probe, num_classes: int = 2) -> EncoderClassifier:
@@ -459,41 +248,13 @@ def augmentation_gallery(clip: torch.Tensor, seed: int = 0) -> dict[str, torch.T
 # ---------------------------------------------------------------- localisation (Fig. 2)
 
 
-class Normalised(nn.Module):
-    """A classifier on clips in [0, 1]: normalises inside, so that occluding with 0 means 'no echo' (black)."""
-
-    def __init__(self, model: nn.Module, data: LungData):
-        super().__init__()
-        self.model, self.mean, self.std = model, data.mean, data.std
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.mean) / self.std)
-
-
-def clip_input(data: LungData, record: VideoRecord, profile: Profile) -> tuple[torch.Tensor, np.ndarray]:
-    """One clip as the model sees it, (1, T, H, W) in [0, 1], and its frame indices."""
-    ds = clip_dataset(data, [record], profile, train=False)
-    from .. import sampling
-
-    idx = sampling.uniform_indices(len(data.cache.get(record)), profile.frames)
-    return data.view(ds[0][0][None])[0], idx
-
-
-def clip_boxes(record: VideoRecord, idx: np.ndarray, data: LungData, native: int) -> dict[int, list]:
-    """Ground-truth boxes of the frames `idx`, from the native frame (side `native`) to the encoder's pixels (cached
-    side, then the central crop): {t: [(x, y, w, h)]}."""
-    s, o = data.cache.size[0] / native, data.offset
-    return {t: [(x * s - o, y * s - o, w * s, h * s) for x, y, w, h in record.boxes[int(i)]]
-            for t, i in enumerate(idx) if record.boxes.get(int(i))}
-
-
 def saliency(model: nn.Module, data: LungData, record: VideoRecord, profile: Profile,
              device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Occlusion saliency of the positive class for one clip: (frames (T, H, W), saliency (T, H, W), frame indices)."""
     from ..explain import occlusion
 
     device = device or next(model.parameters()).device
-    x, idx = clip_input(data, record, profile)
+    x, idx = clip_input(data, record, profile.frames)
     sal = occlusion(Normalised(model, data), x.to(device), profile.occlusion_window, profile.occlusion_stride,
                     target=1, baseline=0.0)
     return x[0].numpy(), sal.sum(0).cpu().numpy(), idx
@@ -574,7 +335,7 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
 
     def probes(encoder, key, curve):
         t0 = time.perf_counter()
-        feats = {s: embed(encoder, data, r, profile, device) for s, r in split.items()}
+        feats = {s: embed(encoder, data, r, profile.frames, device) for s, r in split.items()}
         study.features[key] = feats
         fitted = {}
         for f in fractions:
@@ -610,8 +371,8 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
             model, study.histories[name] = train_classifier(data, subsets[f], profile, seed, out_dir, ssl.encoder,
                                                             fitted[f], name=f"{tag} {name}", device=device,
                                                             progress=progress)
-            m = score(name, predict(model, data, split["val"], profile, device),
-                      predict(model, data, split["test"], profile, device), model, f"{label}: SSL fine-tuned", f)
+            m = score(name, predict(model, data, split["val"], profile.frames, device),
+                      predict(model, data, split["test"], profile.frames, device), model, f"{label}: SSL fine-tuned", f)
             echo(f"{name}: AUC {m['auc']:.3f} ({time.perf_counter() - t0:.0f} s)")
             if main and f == 1.0:
                 study.models["SSL fine-tuned"] = model
@@ -621,8 +382,8 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
         name = "Fully supervised" + ("" if f == 1.0 else f" @{f:.0%}")
         model, study.histories[name] = train_classifier(data, subsets[f], profile, seed, out_dir, None, None,
                                                         name=f"{tag} {name}", device=device, progress=progress)
-        m = score(name, predict(model, data, split["val"], profile, device),
-                  predict(model, data, split["test"], profile, device), model, "Fully supervised", f)
+        m = score(name, predict(model, data, split["val"], profile.frames, device),
+                  predict(model, data, split["test"], profile.frames, device), model, "Fully supervised", f)
         echo(f"{name}: AUC {m['auc']:.3f} ({time.perf_counter() - t0:.0f} s)")
         if f == 1.0:
             study.models["Fully supervised"] = model

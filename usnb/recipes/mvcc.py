@@ -7,7 +7,7 @@ with one masking strategy (patch, frame or dual level), fine-tunes each Table 1 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import paper_claims
+from .. import paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast
 from ..data import ClipDataset
 from ..datasets.records import VideoRecord
@@ -140,19 +140,8 @@ PROFILES = {
                      decoder_dim=384, decoder_depth=4, decoder_heads=6, alpha=0.5, beta=0.75, pretrain_epochs=100,
                      pretrain_lr=1.5e-4, pretrain_batch=8, epochs=30, batch=8, optimizer="sgd", lr=0.0075,
                      weight_decay=1e-4, schedule="cosine", warmup_iters=200, num_workers=4, augment_on="device"),
-    # CPU-sized (our choices, tried on the validation split under a ~5-minute budget for all rows): the central 75 %
-    # of the frame at 64 px, 4 frames per clip (one per segment), 16 px patches (a 4 x 4 grid), a 2-block TimeSformer
-    # of width 64 with a per-patch conv stem (a linear patch embedding learnt far slower from random weights at this
-    # size), AdamW + cosine decay instead of SGD (SGD from random weights barely moved in the budget), batch 16.
-    # The decoder is one block of width 32. alpha = 0.5, beta = 0.75 as in the paper profile. Crops and flips are
-    # drawn per clip on the model's device (here the CPU), batched: ~1.5x faster than per clip in the loader.
-    # 60 fine-tuning epochs (phantom v5, validation AUC of the MVCC row, seeds 0 / 1): 15 epochs 0.70 (seed 0),
-    # 45 epochs 0.75, 60 epochs 0.82 / 0.83, 80 epochs 0.84 but over the time budget. From random weights the
-    # Baseline's cross-entropy sits at the class prior for a random number of epochs before it falls (0.70 / 0.80).
-    # Gradients clipped to norm 1 (as ViT / MAE training does): without it the MVCC row diverged on some machines
-    # (1 thread, AVX2 kernels, seed 0: L_cls fell to 0.53 by epoch 10, jumped at epoch 13 and stayed at the class
-    # prior, test AUC 0.56). Chosen on validation (MVCC row, seeds 0 / 1, 1 thread AVX2): clip 1.0 at lr 2e-3 0.817 /
-    # 0.774, clip 1.0 at lr 1e-3 0.767 / 0.782. The floors' distribution is in notebook 01.
+    # CPU-sized (our choices, on the validation split): 64 px, 4 frames, a 2-block width-64 TimeSformer with a conv
+    # stem, AdamW + cosine, 60 epochs, gradients clipped to norm 1. How each was chosen: docs/tuning.md#mvcc.
     "small": Profile("small", size=64, fov=0.75, patch=16, frames=4, dim=64, depth=2, heads=4, stem="conv",
                      weights=None, decoder_dim=32, decoder_depth=1, decoder_heads=4, alpha=0.5, beta=0.75,
                      pretrain_epochs=8, pretrain_lr=2e-3, pretrain_batch=16, epochs=60, batch=16, optimizer="adamw",
@@ -161,10 +150,12 @@ PROFILES = {
 
 
 def get_profile(name: str, **overrides) -> Profile:
-    """A profile by name with fields overridden (e.g. epochs=4 for a quicker run)."""
-    if name not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
-    return replace(PROFILES[name], **overrides)
+    """A profile by name with the overrides that are not None applied and checked (`usnb.params.profile`); the mask
+    ratios alpha and beta in [0, 0.95] (a clip must keep visible tokens)."""
+    profile = params.profile(PROFILES, name, **overrides)
+    for key in ("alpha", "beta"):
+        params.number(key, getattr(profile, key), low=0, high=0.95)
+    return profile
 
 
 def build_encoder(profile: Profile, weights: str | None = None) -> TimeSformer:
@@ -348,21 +339,19 @@ def reconstruct(mvm: MaskedVideoModel, x: torch.Tensor, mask: torch.Tensor) -> t
     return unpatchify(p, mvm.encoder.patch, mvm.encoder.grid)[0]
 
 
-def gradcam(model: TimeSformerClassifier, x: torch.Tensor, profile: Profile, target_class=None) -> torch.Tensor:
-    """Grad-CAM on the encoder's final token grid (kind="tokens"): x (B, T, 1, H, W) pixels -> CAM (B, T, H, W)."""
+def gradcam(model: TimeSformerClassifier, profile: Profile):
+    """Grad-CAM on the encoder's final token grid (kind="tokens"): `with M.gradcam(model, P) as cam: cam(x, 1)`, x
+    (B, T, 1, H, W) pixels of the field of view -> CAM (B, T, H, W)."""
     from ..explain import GradCAM
 
-    with GradCAM(VideoLogits(model), model.encoder.norm, kind="tokens", token_grid=profile.grid) as cam:
-        return cam(x, target_class=target_class)
+    return GradCAM(VideoLogits(model), model.encoder.norm, kind="tokens", token_grid=profile.grid)
 
 
 def localisation(model: TimeSformerClassifier, records: Sequence[VideoRecord], data: BreastData, profile: Profile,
                  k: float = 0.1) -> dict:
     """Grad-CAM for each clip's true class on its boxed frames among the T frames of the first view
     (`usnb.evaluate.localisation`)."""
-    from ..explain import GradCAM
-
-    with GradCAM(VideoLogits(model), model.encoder.norm, kind="tokens", token_grid=profile.grid) as cam:
+    with gradcam(model, profile) as cam:
         return gradcam_localisation(cam, records, data.cache, data.view, CLASSES,
                                     lambda n: view_indices(n, profile.frames, 1)[0], k)
 
