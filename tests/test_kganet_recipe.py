@@ -138,8 +138,8 @@ def test_a_table1_baseline_trains_and_is_scored(tiny, tmp_path):
 def test_paper_profile_path_runs_on_a_tiny_scale(tiny, tmp_path):
     """ResNet-50, SGD with warmup and step decay: the paper profile's code path, shrunk to seconds on a CPU."""
     data, _ = tiny
-    profile = K.get_profile("paper", size=24, fov=0.75, weights=None, train_frames=2, clips_per_batch=2,
-                            iterations=2, warmup_iters=1, milestones=(1,), num_workers=0)
+    profile = replace(K.get_profile("paper", size=24, fov=0.75, train_frames=2, clips_per_batch=2, iterations=2,
+                                    warmup_iters=1, milestones=(1,), num_workers=0), weights=None)  # None: random init
     model, history = K.train_row("KGA-Net", data, profile, seed=0, out_dir=tmp_path, progress=False)
     assert type(model.backbone).__name__ == "ResNet" and model.backbone.out_dim == 2048
     assert history[-1]["lr"] == pytest.approx(0.005 * 0.1)  # past the milestone

@@ -21,16 +21,15 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .train import TrainConfig, make_optimizer, seed_everything, to_channels_last
+from .train import TrainConfig, make_optimizer, optimizer_step, seed_everything, to_channels_last
 
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s, from the vendors' data sheets; matched against the device name.
 PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12}
@@ -77,6 +76,7 @@ class Workload:
     lr: float = 1e-3
     cnn: bool = False  # channels_last applies in the fast configuration
     after_step: Callable[[nn.Module], None] | None = None  # e.g. BYOL's target update
+    clip_grad: float | None = None  # the profile's gradient clipping, as `fit` applies it
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Case:
 
     name: str
     paper: str
-    shapes: str  # the paper profile's shapes, for the table
+    shapes: Callable[[], str]  # the paper profile's shapes, read from the recipe, for the table
     requires: tuple[str, ...]  # modules the case imports (another paper's branch, until it is merged)
     build: Callable[[bool], Workload]
     naive: bool = True  # also time the naive configuration
@@ -109,140 +109,159 @@ def _uint8(shape, device) -> torch.Tensor:
     return torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
 
 
-def _standard(shape, device) -> torch.Tensor:
-    return torch.randn(shape, device=device)
+def _profile(recipe, quick: bool, **shrink):
+    """The recipe's paper profile with random initial weights (no downloads), shrunk to `shrink` when `quick`."""
+    profile = recipe.PROFILES["paper"]
+    if hasattr(profile, "weights"):
+        profile = replace(profile, weights=None)
+    return replace(profile, **shrink) if quick else profile
 
 
 def kganet_case(quick: bool) -> Workload:
-    """KGA-Net paper profile (Sec. 4.1): ResNet-50 per frame, 8 clips x 16 frames + 8 keyframe images, 224 px,
-    SGD; the Eq. (4) loss with the recipe's own step (uint8 in, standardised on the device)."""
-    from .models.backbones import resnet_backbone
-    from .models.kganet import KGANet
-    from .recipes.kganet import Row, make_step
-    from .view import FieldOfView
+    """KGA-Net paper profile (Sec. 4.1): ResNet-50 per frame, 8 clips x 16 frames + 8 keyframe images, 224 px, SGD;
+    the recipe's Eq. (4) step (uint8 in, cropped, flipped and standardised on the device)."""
+    from .recipes import kganet as K
+    from .view import clip_augment, field_of_view
 
-    b, t, size = (2, 2, 32) if quick else (8, 16, 224)
-    model = KGANet(resnet_backbone(50, in_channels=1, weights=None), num_classes=2)
+    P = _profile(K, quick, size=32, train_frames=2, clips_per_batch=2)
+    b, t, view = P.clips_per_batch, P.train_frames, field_of_view(P)
+    _, prepare = clip_augment(view, P.crop_scale, P.augment_on)
 
     def batch(device):
-        return (_uint8((b, t, 1, size, size), device), _labels(b, device), _uint8((b, 1, size, size), device),
-                _labels(b, device))
+        c = view.cache_size
+        return _uint8((b, t, 1, c, c), device), _labels(b, device), _uint8((b, 1, c, c), device), _labels(b, device)
 
-    return Workload(model, batch, make_step(Row(), FieldOfView(size)), clips=b, frames=b * t + b, optimizer="sgd",
-                    lr=0.005, cnn=True)
-
-
-# MVCC paper profile (from the mvcc branch's recipe): ViT-B/16 TimeSformer at 224 px, 16 frames, batch 8, MAE decoder
-# 384 wide, 4 blocks, 6 heads; masks alpha = 0.5 of the frames, beta = 0.75 of each kept frame's patches.
-MVCC_PAPER = dict(size=224, patch=16, frames=16, dim=768, depth=12, heads=12, dec=(384, 4, 6), batch=8, alpha=0.5,
-                  beta=0.75)
-MVCC_QUICK = dict(size=32, patch=8, frames=4, dim=64, depth=2, heads=4, dec=(32, 1, 4), batch=4, alpha=0.5, beta=0.75)
+    return Workload(K.build_model(P), batch, K.make_step(K.Row(), view, P.lam, prepare), clips=b, frames=b * t + b,
+                    optimizer=P.optimizer, lr=P.lr, cnn=True)
 
 
-def _timesformer(p: dict):
-    from .models.timesformer import TimeSformer
+MVCC_QUICK = dict(size=32, patch=8, frames=4, dim=64, depth=2, heads=4, decoder_dim=32, decoder_depth=1,
+                  decoder_heads=4, batch=4, pretrain_batch=4)
 
-    return TimeSformer(img_size=p["size"], patch=p["patch"], frames=p["frames"], in_channels=1, dim=p["dim"],
-                       depth=p["depth"], heads=p["heads"])
+
+def _mvcc_batch(P, b: int):
+    from .view import field_of_view
+
+    c = field_of_view(P).cache_size
+    return lambda device: (_uint8((b, P.frames, 1, c, c), device), _labels(b, device))
 
 
 def mvcc_pretrain_case(quick: bool, masked: bool = True) -> Workload:
-    """MVCC masked video pretraining: dual-level mask, the encoder on the visible tokens, the MAE decoder, MSE on the
-    masked patches. masked=False: the same model on every token (encoder and decoder), MSE on every patch."""
-    from .models.mvcc import MaskedVideoModel, dual_level_mask, mae_loss
+    """MVCC masked video pretraining (the recipe's step): dual-level mask, the encoder on the visible tokens, the MAE
+    decoder, MSE on the masked patches. masked=False: the same model on every token (encoder and decoder), MSE on
+    every patch (a comparison only the benchmark makes)."""
+    from .models.mvcc import mae_loss
     from .models.timesformer import patchify
+    from .recipes import mvcc as M
+    from .view import clip_augment, field_of_view
 
-    p = MVCC_QUICK if quick else MVCC_PAPER
-    model = MaskedVideoModel(_timesformer(p), *p["dec"])
-    b, t, n = p["batch"], p["frames"], (p["size"] // p["patch"]) ** 2
+    P = _profile(M, quick, **MVCC_QUICK)
+    b, t, n = P.pretrain_batch, P.frames, (P.size // P.patch) ** 2
+    step = M.make_pretrain_step(P, "dual", field_of_view(P))
+    if not masked:
+        _, prepare = clip_augment(field_of_view(P), P.crop_scale, P.augment_on)
 
-    def batch(device):
-        return (_standard((b, t, 1, p["size"], p["size"]), device),)
+        def step(net, batch, device):
+            x = prepare(batch[0], 4)
+            none = torch.zeros(b, t, n, dtype=torch.bool, device=device)
+            pred = net.decoder(net.encoder(x), none)  # every token through encoder and decoder
+            return mae_loss(pred, patchify(x, P.patch), ~none), {}
 
-    def step(net, batch, device):
-        x = batch[0]
-        if masked:
-            mask = dual_level_mask(b, t, n, p["alpha"], p["beta"], device=device)  # (B, T, N), True = masked
-            return net.loss(x, mask), {}
-        none = torch.zeros(b, t, n, dtype=torch.bool, device=device)
-        pred = net.decoder(net.encoder(x), none)  # every token through encoder and decoder
-        return mae_loss(pred, patchify(x, p["patch"]), ~none), {}
-
-    return Workload(model, batch, step, clips=b, frames=b * t, optimizer="adamw", lr=1.5e-4)
+    return Workload(M.build_pretrainer(P), _mvcc_batch(P, b), step, clips=b, frames=b * t,
+                    optimizer=P.pretrain_optimizer, lr=P.pretrain_lr, clip_grad=P.clip_grad)
 
 
 def mvcc_finetune_case(quick: bool) -> Workload:
-    """MVCC fine-tuning (TimeSformer classifier), Eq. (8): cross-entropy + 0.1 C-SCL, SGD."""
-    from .models.mvcc import mvcc_loss
-    from .models.timesformer import TimeSformerClassifier
+    """MVCC fine-tuning of the MVCC row (the recipe's step), Eq. (8): cross-entropy + 0.1 C-SCL, SGD."""
+    from .recipes import mvcc as M
+    from .view import field_of_view
 
-    p = MVCC_QUICK if quick else MVCC_PAPER
-    model = TimeSformerClassifier(_timesformer(p), num_classes=2)
-    b = p["batch"]
-
-    def batch(device):
-        return _standard((b, p["frames"], 1, p["size"], p["size"]), device), _labels(b, device)
-
-    def step(net, batch, device):
-        return mvcc_loss(net, batch[0], batch[1], contrastive="cscl", lam=0.1)
-
-    return Workload(model, batch, step, clips=b, frames=b * p["frames"], optimizer="sgd", lr=0.0075)
+    P = _profile(M, quick, **MVCC_QUICK)
+    step = M.make_finetune_step(M.TABLE1_ROWS["MVCC"], P, field_of_view(P))
+    return Workload(M.build_classifier(P), _mvcc_batch(P, P.batch), step, clips=P.batch, frames=P.batch * P.frames,
+                    optimizer=P.optimizer, lr=P.lr, clip_grad=P.clip_grad)
 
 
 def clman_case(quick: bool) -> Workload:
-    """CLMAN fine-tuning (Sec. 4.3): GroupNorm ResNet-18 with non-local blocks per frame, multi-meta attention,
-    cross-entropy; 8 clips x 16 frames at 224 px, SGD."""
-    from .models.clman import CLMAN, DeformedResNet18
+    """CLMAN fine-tuning (Sec. 4.3, the recipe's step): GroupNorm ResNet-18 with non-local blocks per frame,
+    multi-meta attention, cross-entropy; 8 clips x 16 frames at 224 px, SGD."""
+    from .recipes import clman as C
+    from .view import clip_augment, field_of_view
 
-    b, t, size, width = (2, 2, 32, 8) if quick else (8, 16, 224, 64)
-    model = CLMAN(DeformedResNet18(1, width=width, norm="group", non_local=True, stem_pool=not quick), "multi-meta")
+    P = _profile(C, quick, size=32, width=8, stem_pool=False, train_frames=2, clips_per_batch=2)
+    b, t, view = P.clips_per_batch, P.train_frames, field_of_view(P)
+    _, prepare = clip_augment(view, P.crop_scale, P.augment_on)
 
     def batch(device):
-        return _standard((b, t, 1, size, size), device), _labels(b, device)
+        return _uint8((b, t, 1, view.cache_size, view.cache_size), device), _labels(b, device)
 
-    def step(net, batch, device):
-        loss = F.cross_entropy(net(batch[0])["logits"].float(), batch[1])
-        return loss, {}
-
-    return Workload(model, batch, step, clips=b, frames=b * t, optimizer="sgd", lr=1e-4, cnn=True)
+    return Workload(C.build_model(P, C.Row()), batch, C.make_step(view, prepare), clips=b, frames=b * t,
+                    optimizer=P.optimizer, lr=P.lr, cnn=True)
 
 
 def lung_byol_case(quick: bool) -> Workload:
-    """Lung SSL pretraining (Sec. 3.2): BYOL on a 3-D Darknet-53, projector/predictor hidden 4096, two views of
-    32 clips x 16 frames at 112 px, Adam lr 3e-4; the target network's EMA after every step."""
-    from .models.lung_ssl import BYOL, Darknet3D, darknet53_3d
+    """Lung SSL pretraining (Sec. 3.2, the recipe's step): BYOL on a 3-D Darknet-53, projector/predictor hidden 4096,
+    two spatio-temporal augmentations of 32 clips x 16 frames at 112 px, Adam lr 3e-4; the target's EMA after every
+    step."""
+    from .augment_st import SpatioTemporalAugment
+    from .cache import ClipCache
+    from .lung import CLASSES, LungData
+    from .recipes import lung_ssl as L
 
-    if quick:
-        b, t, size = 4, 4, 32
-        encoder = Darknet3D(1, (8, 16, 32, 64), (1, 1, 1), (1, 2, 2), (1, 2, 2))
-        model = BYOL(encoder, hidden=64, dim=32)
-    else:
-        b, t, size = 32, 16, 112
-        model = BYOL(darknet53_3d(1), hidden=4096, dim=256, tau=0.99)
+    P = _profile(L, quick, encoder="small", widths=(8, 16, 32, 64), blocks=(1, 1, 1), temporal_strides=(1, 2, 2),
+                 stem_stride=(1, 2, 2), proj_hidden=64, proj_dim=32, size=32, frames=4, ssl_batch=4)
+    b, t, side = P.ssl_batch, P.frames, int(round(P.size / P.fov))
+    data = LungData({}, ClipCache(size=(side, side)), CLASSES, P.size, clip_norm=P.clip_norm)
 
-    def batch(device):  # two augmented views (B, C, T, H, W)
-        return _standard((b, 1, t, size, size), device), _standard((b, 1, t, size, size), device)
+    def batch(device):  # the loader's uint8 clips (B, T, 1, H, W), twice where the profile samples two views
+        one = (_uint8((b, t, 1, side, side), device), _labels(b, device))
+        return one * 2 if P.two_samplings else one
 
-    def step(net, batch, device):
-        return net(batch[0], batch[1]), {}
+    return Workload(L.build_ssl("BYOL", P), batch, L.ssl_step(data, SpatioTemporalAugment()), clips=b,
+                    frames=2 * b * t, optimizer="adamw", lr=P.lr, cnn=True, after_step=lambda m: m.update_target())
 
-    return Workload(model, batch, step, clips=b, frames=2 * b * t, optimizer="adamw", lr=3e-4, cnn=True,
-                    after_step=lambda m: m.update_target())
+
+def _paper(recipe: str):
+    import importlib
+
+    return importlib.import_module(f"usnb.recipes.{recipe}").PROFILES["paper"]
+
+
+def _shapes_kganet() -> str:
+    P = _paper("kganet")
+    return f"{P.backbone}, {P.clips_per_batch} clips x {P.train_frames} frames + {P.clips_per_batch} images, {P.size} px"
+
+
+def _shapes_mvcc(stage: str) -> Callable[[], str]:
+    def shapes() -> str:
+        P = _paper("mvcc")
+        b = P.pretrain_batch if stage == "pretrain" else P.batch
+        what = (f"+ MAE decoder {P.decoder_dim}, masked alpha {P.alpha} beta {P.beta}" if stage == "pretrain"
+                else "classifier, CE + C-SCL" if stage == "finetune" else "on every token (no mask)")
+        return f"TimeSformer {P.dim}x{P.depth}/{P.patch} {what}, {b} x {P.frames} x {P.size}"
+    return shapes
+
+
+def _shapes_clman() -> str:
+    P = _paper("clman")
+    return f"ResNet-18 (width {P.width}) GN + non-local, multi-meta, {P.clips_per_batch} x {P.train_frames} x {P.size}"
+
+
+def _shapes_lung() -> str:
+    P = _paper("lung_ssl")
+    return f"BYOL, 3-D {P.encoder}, 2 views x {P.ssl_batch} x {P.frames} x {P.size}"
 
 
 CASES = {c.name: c for c in [
-    Case("kganet", "KGA-Net", "ResNet-50, 8 clips x 16 frames + 8 images, 224 px", ("usnb.models.kganet",),
-         kganet_case),
-    Case("mvcc-pretrain", "MVCC", "TimeSformer-B/16 + MAE decoder, 8 x 16 x 224, masked alpha .5 beta .75",
-         ("usnb.models.mvcc", "usnb.models.timesformer"), mvcc_pretrain_case),
-    Case("mvcc-unmasked", "MVCC", "the same model on every token (no mask)",
-         ("usnb.models.mvcc", "usnb.models.timesformer"), lambda quick: mvcc_pretrain_case(quick, masked=False),
-         naive=False, note="compare clips/s with mvcc-pretrain"),
-    Case("mvcc-finetune", "MVCC", "TimeSformer-B/16 classifier, 8 x 16 x 224, CE + C-SCL",
-         ("usnb.models.mvcc", "usnb.models.timesformer"), mvcc_finetune_case),
-    Case("clman", "CLMAN", "ResNet-18 GN + non-local, multi-meta, 8 x 16 x 224", ("usnb.models.clman",), clman_case),
-    Case("lung-byol", "Lung SSL", "BYOL, 3-D Darknet-53, 2 views x 32 x 16 x 112", ("usnb.models.lung_ssl",),
-         lung_byol_case),
+    Case("kganet", "KGA-Net", _shapes_kganet, ("usnb.models.kganet",), kganet_case),
+    Case("mvcc-pretrain", "MVCC", _shapes_mvcc("pretrain"), ("usnb.models.mvcc", "usnb.models.timesformer"),
+         mvcc_pretrain_case),
+    Case("mvcc-unmasked", "MVCC", _shapes_mvcc("unmasked"), ("usnb.models.mvcc", "usnb.models.timesformer"),
+         lambda quick: mvcc_pretrain_case(quick, masked=False), naive=False, note="compare clips/s with mvcc-pretrain"),
+    Case("mvcc-finetune", "MVCC", _shapes_mvcc("finetune"), ("usnb.models.mvcc", "usnb.models.timesformer"),
+         mvcc_finetune_case),
+    Case("clman", "CLMAN", _shapes_clman, ("usnb.models.clman",), clman_case),
+    Case("lung-byol", "Lung SSL", _shapes_lung, ("usnb.models.lung_ssl",), lung_byol_case),
 ]}
 
 
@@ -290,9 +309,7 @@ def measure_training(case: Case, quick: bool, fast: bool, device: torch.device, 
     def step():  # as usnb.train.fit does it
         with autocast, attention():
             loss, _ = work.step(net, batch, device)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(model, loss, optimizer, work.clip_grad)
         if work.after_step is not None:
             work.after_step(model)
         return loss
@@ -451,7 +468,7 @@ def run(cases: list[str] | None = None, quick: bool = False, device: str | None 
               "compile": compile, "cases": {}, "loader": None, "mvcc_masked_vs_unmasked": None}
     for name in cases or list(CASES):
         case = CASES[name]
-        entry = {"paper": case.paper, "shapes": case.shapes, "note": case.note}
+        entry = {"paper": case.paper, "shapes": case.shapes(), "note": case.note}
         why = case.missing()
         if why:
             say(f"[bench] {name}: skipped, {why}")

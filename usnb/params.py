@@ -53,7 +53,8 @@ def profile(profiles: Mapping, name: str, **overrides):
     """The profile `name` of a recipe's `profiles` with the overrides that are not None applied (a notebook passes
     every run-length knob; None means the profile's own). Each override must name a field of the profile and have
     its field's kind: an integer field takes an integer (>= 0; >= 1 for sizes and run lengths, AT_LEAST_ONE), a
-    float field a number, a text field text, a tuple field a list or tuple."""
+    float field a number, a text field text, a tuple field a list or tuple. To set a field to None (e.g.
+    weights=None: random initialisation), use `dataclasses.replace` on the result."""
     if name not in profiles:
         raise ValueError(f"profile must be one of {sorted(profiles)}, got {name!r}")
     base = profiles[name]

@@ -184,6 +184,17 @@ def _log_value(v) -> float:
     return float(v.detach()) if torch.is_tensor(v) else float(v)
 
 
+def optimizer_step(model: torch.nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   clip_grad: float | None = None) -> None:
+    """One optimizer step on `loss`: gradients zeroed, backpropagated, clipped to norm `clip_grad`, applied. `fit`
+    and the speed benchmark (`usnb.bench`) both step with it."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_grad:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    optimizer.step()
+
+
 def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: TrainConfig,
         checkpoint: str | Path | None = None, eval_fn: Callable | None = None, collate_fn: Callable | None = None,
         device: torch.device | None = None, progress: bool = True,
@@ -255,11 +266,7 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
                         if checkpoint and Path(checkpoint).exists() else "no checkpoint was written yet")
                 raise FloatingPointError(f"loss became {float(loss.detach())} at epoch {epoch + 1}; training "
                                          f"stopped and {kept}. Fix: lower lr ({config.lr}) or set clip_grad")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_grad:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-            optimizer.step()
+            optimizer_step(model, loss, optimizer, config.clip_grad)
             scheduler.step()
             if after_step is not None:
                 after_step(model, scheduler.last_epoch)

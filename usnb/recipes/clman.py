@@ -310,6 +310,36 @@ def network(name: str) -> str:
     return "_".join(str(v) for v in asdict(ROWS[name]).values())
 
 
+@dataclass
+class Trained:
+    """One fine-tuned network and what it scored: the result of every paper row it fills (`train_rows`)."""
+
+    model: CLMAN
+    history: list[dict]
+    metrics: dict
+    preds: dict[str, Predictions]
+
+
+def train_rows(names: Sequence[str], data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
+               pretrained: tuple[FrameSimCLR, TrainConfig] | None = None, device: torch.device | None = None,
+               echo=print) -> dict[str, Trained]:
+    """Fine-tune and evaluate the networks behind paper rows `names`, each network once, keyed by row name (Table 1's
+    last row is Table 2's first: both get the same `Trained`)."""
+    import time
+
+    done, out = {}, {}
+    for name in names:
+        if network(name) not in done:
+            t0 = time.perf_counter()
+            model, history = train_row(name, data, profile, seed, out_dir, pretrained, device)
+            metrics, preds = evaluate(model, data, profile.eval_frames, device)
+            done[network(name)] = Trained(model, history, metrics, preds)
+            echo(f"{name:<42} final loss {history[-1]['loss']:.3f}, test AUC {metrics['auc']:.3f}, "
+                 f"{time.perf_counter() - t0:.0f} s")
+        out[name] = done[network(name)]
+    return out
+
+
 # ---------------------------------------------------------------- prediction and evaluation
 
 
