@@ -104,6 +104,14 @@ class VideoLogits(nn.Module):
         return out["logits"] if isinstance(out, dict) else out
 
 
+def frame_gradcam(model: nn.Module, layer: nn.Module):
+    """Grad-CAM per frame for a model that runs a 2-D backbone on every frame (KGA-Net, CLMAN), at `layer`:
+    `with frame_gradcam(model, layer) as cam: cam(x, target_class)`, x (B, T, 1, H, W) pixels of the view."""
+    from .explain import GradCAM
+
+    return GradCAM(VideoLogits(model), layer, kind="frames")
+
+
 def boxes_in_view(record: VideoRecord, indices, view: FieldOfView) -> dict[int, list]:
     """The lesion boxes of the frames `indices` of a clip, from its native frames to the model's pixels:
     {position in indices: [(x, y, w, h)]}; parts outside the field of view fall off."""
@@ -124,9 +132,9 @@ def cam_frames(gradcam, record: VideoRecord, cache, view: FieldOfView, indices, 
 
 
 def localisation(gradcam, records: Sequence[VideoRecord], cache, view: FieldOfView, classes: Sequence[str],
-                 indices: Callable[[int], np.ndarray], k: float = 0.1) -> dict:
-    """Grad-CAM for each clip's true class on its boxed frames among `indices(n_frames)`: pointing game and top-k
-    IoU, averaged over clips.
+                 indices: Callable[[int], list[np.ndarray]], k: float = 0.1) -> dict:
+    """Grad-CAM for each clip's true class on its boxed frames among the first view of `indices(n_frames)` (as
+    `predict` takes them): pointing game and top-k IoU, averaged over clips.
 
     `chance_pointing` is what a random point scores (the mean fraction of the frame inside the boxes): the pointing
     game means something only above it. Boxes are drawn on the native frames and rescaled to the model's input.
@@ -135,7 +143,7 @@ def localisation(gradcam, records: Sequence[VideoRecord], cache, view: FieldOfVi
 
     scores = {"pointing_game": [], "topk_iou": [], "chance_pointing": []}
     for record in records:
-        idx = indices(len(cache.get(record)))
+        idx = indices(len(cache.get(record)))[0]
         if not boxes_in_view(record, idx, view):
             continue
         _, cam, boxes = cam_frames(gradcam, record, cache, view, idx, list(classes).index(record.label))
@@ -145,6 +153,14 @@ def localisation(gradcam, records: Sequence[VideoRecord], cache, view: FieldOfVi
     if not scores["pointing_game"]:
         raise ValueError("no record has a box: localisation needs ground-truth boxes (phantom, BUSV)")
     return {name: float(np.mean(v)) for name, v in scores.items()} | {"clips": len(scores["topk_iou"])}
+
+
+def frame_localisation(model: nn.Module, layer: nn.Module, records: Sequence[VideoRecord], data,
+                       classes: Sequence[str], max_frames: int = 128, k: float = 0.1) -> dict:
+    """`localisation` of a per-frame 2-D model (KGA-Net, CLMAN) with Grad-CAM at `layer`, on every frame up to
+    `max_frames` (`data`: `cache` and `view`)."""
+    with frame_gradcam(model, layer) as cam:
+        return localisation(cam, records, data.cache, data.view, classes, all_frames(max_frames), k)
 
 
 @torch.no_grad()

@@ -224,16 +224,20 @@ def pointing_game(saliency, boxes, tolerance: float = 0) -> float:
     return float(np.mean(hits))
 
 
-def topk_iou(saliency, boxes, k: float = 0.1) -> float:
-    """Mean over boxed frames of IoU(top-k fraction of pixels, union of the frame's boxes); nan without boxes."""
+def _top_k_setup(saliency, boxes, k: float) -> tuple[np.ndarray, dict, int]:
+    """The shared start of the top-k scores: saliency (T, H, W), its boxed frames, and n = round(k H W) pixels."""
     if not 0 < k <= 1:
         raise ValueError(f"k is a fraction of the pixels in (0, 1], got {k}")
     s = _saliency(saliency)
-    frames = boxes_per_frame(boxes, len(s))
+    return s, boxes_per_frame(boxes, len(s)), max(1, int(round(k * s.shape[1] * s.shape[2])))
+
+
+def topk_iou(saliency, boxes, k: float = 0.1) -> float:
+    """Mean over boxed frames of IoU(top-k fraction of pixels, union of the frame's boxes); nan without boxes."""
+    s, frames, n = _top_k_setup(saliency, boxes, k)
     if not frames:
         return float("nan")
     h, w = s.shape[1:]
-    n = max(1, int(round(k * h * w)))
     ious = []
     for t, frame_boxes in frames.items():
         top = np.zeros(h * w, bool)
@@ -301,14 +305,10 @@ def weighted_iou(saliency, boxes, k: float = 0.1) -> float:
     """
     from scipy import ndimage
 
-    if not 0 < k <= 1:
-        raise ValueError(f"k is a fraction of the pixels in (0, 1], got {k}")
-    s = _saliency(saliency)
-    frames = boxes_per_frame(boxes, len(s))
+    s, frames, n = _top_k_setup(saliency, boxes, k)
     if not frames:
         return float("nan")
     h, w = s.shape[1:]
-    n = max(1, int(round(k * h * w)))
     scores = []
     for t, frame_boxes in frames.items():
         threshold = np.sort(s[t].reshape(-1))[::-1][n - 1]

@@ -20,8 +20,8 @@ from .. import baselines, paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast
 from ..data import ClipDataset, FeatureClips, FrameViews, label_index
 from ..datasets.records import VideoRecord
-from ..evaluate import Predictions, VideoLogits, all_frames, evaluate_splits, predict as predict_videos
-from ..evaluate import localisation as gradcam_localisation, visibility_of
+from ..evaluate import Predictions, all_frames, evaluate_splits, frame_gradcam, frame_localisation
+from ..evaluate import predict as predict_videos, visibility_of
 from ..metrics import held_out_metrics
 from ..models.clman import CLMAN, DeformedResNet18, FrameSimCLR, VideoHead
 from ..models.contrastive import nt_xent
@@ -410,17 +410,13 @@ def attention_visibility_correlation(preds: Predictions) -> dict:
 
 def gradcam(model: CLMAN):
     """Grad-CAM per frame on the backbone's last stage (`with C.gradcam(model) as cam: cam(x, target_class)`)."""
-    from ..explain import GradCAM
-
-    return GradCAM(VideoLogits(model), cam_layer(model.backbone), kind="frames")
+    return frame_gradcam(model, cam_layer(model.backbone))
 
 
 def localisation(model: CLMAN, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
                  k: float = 0.1) -> dict:
-    """Grad-CAM per frame for each clip's true class on its boxed frames (`usnb.evaluate.localisation`)."""
-    with gradcam(model) as cam:
-        return gradcam_localisation(cam, records, data.cache, data.view, CLASSES,
-                                    lambda n: all_frames(max_frames)(n)[0], k)
+    """Pointing game and top-k IoU of Grad-CAM on every boxed frame (`usnb.evaluate.localisation`)."""
+    return frame_localisation(model, cam_layer(model.backbone), records, data, CLASSES, max_frames, k)
 
 
 # ---------------------------------------------------------------- Table 4 video baselines (torchvision, optional)

@@ -19,8 +19,8 @@ from .. import baselines, paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast
 from ..data import ClipDataset, ImageDataset, PairedDataset
 from ..datasets.records import VideoRecord
-from ..evaluate import Predictions, VideoLogits, all_frames, evaluate_splits, predict as predict_videos
-from ..evaluate import localisation as gradcam_localisation
+from ..evaluate import Predictions, all_frames, evaluate_splits, frame_gradcam, frame_localisation
+from ..evaluate import predict as predict_videos
 from ..models.backbones import SmallCNN, resnet_backbone
 from ..models.kganet import KGANet, kganet_loss
 from ..train import TrainConfig, learned_fields, train_once
@@ -222,17 +222,13 @@ def attention_vs_distance(model: KGANet, preds: Predictions) -> tuple[np.ndarray
 
 def gradcam(model: KGANet):
     """Grad-CAM per frame on the backbone's last stage (`with K.gradcam(model) as cam: cam(x, target_class)`)."""
-    from ..explain import GradCAM
-
-    return GradCAM(VideoLogits(model), cam_layer(model.backbone), kind="frames")
+    return frame_gradcam(model, cam_layer(model.backbone))
 
 
 def localisation(model: KGANet, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
                  k: float = 0.1) -> dict:
-    """Grad-CAM per frame for each clip's true class on its boxed frames (`usnb.evaluate.localisation`)."""
-    with gradcam(model) as cam:
-        return gradcam_localisation(cam, records, data.cache, data.view, CLASSES,
-                                    lambda n: all_frames(max_frames)(n)[0], k)
+    """Pointing game and top-k IoU of Grad-CAM on every boxed frame (`usnb.evaluate.localisation`)."""
+    return frame_localisation(model, cam_layer(model.backbone), records, data, CLASSES, max_frames, k)
 
 
 # ---------------------------------------------------------------- Table 1 video baselines (torchvision)

@@ -353,7 +353,7 @@ def localisation(model: TimeSformerClassifier, records: Sequence[VideoRecord], d
     (`usnb.evaluate.localisation`)."""
     with gradcam(model, profile) as cam:
         return gradcam_localisation(cam, records, data.cache, data.view, CLASSES,
-                                    lambda n: view_indices(n, profile.frames, 1)[0], k)
+                                    lambda n: view_indices(n, profile.frames, 1), k)
 
 
 def pretrain_loss_fell(history: Sequence[dict]) -> bool:
