@@ -57,11 +57,11 @@ def test_load_data_splits_and_unknown_dataset(tiny, phantom16):
 
 def test_image_guidance_pairs_clips_and_images_one_to_one(tiny):
     data, profile = tiny
-    paired = K.train_dataset(data, profile, K.Row())
+    paired, _ = K.train_dataset(data, profile, K.Row())
     clip, label, image, image_label = paired[0]
     assert clip.shape == (4, 1, 32, 32) and image.shape == (1, 32, 32) and clip.dtype == torch.uint8  # cache size
     assert field_of_view(profile)(clip, dims=4).shape == (4, 1, 24, 24)  # the model sees the central 24 px
-    alone = K.train_dataset(data, profile, K.Row(images=False))
+    alone, _ = K.train_dataset(data, profile, K.Row(images=False))
     assert len(alone[0]) == 2  # clips only: row 1 has no images
 
 
@@ -85,7 +85,7 @@ def test_augmentation_on_the_device_trains_a_row(tiny, tmp_path):
     """augment_on='device' (the paper profile's path): the loader yields raw uint8 crops-to-be, the step augments."""
     data, profile = tiny
     profile = replace(profile, augment_on="device")
-    dataset = K.train_dataset(data, profile, K.Row())
+    dataset, _ = K.train_dataset(data, profile, K.Row())
     clip = dataset[0][0]
     assert clip.dtype == torch.uint8 and clip.shape[-1] == data.view.cache_size  # not cropped in the loader
     model, history = K.train_row("KGA-Net", data, profile, seed=0, out_dir=tmp_path, progress=False)

@@ -56,15 +56,16 @@ def as_rgb_video(clips: torch.Tensor) -> torch.Tensor:
     return clips.transpose(1, 2).expand(-1, 3, -1, -1, -1)
 
 
-def make_step(view: FieldOfView, images: bool = False):
+def make_step(prepare, images: bool = False):
     """Cross-entropy on clips (B, T, 1, H, W); with `images`, also on still images "treated as static videos"
-    (KGA-Net Sec. 4.2: batches of clips, labels, images, image labels)."""
+    (KGA-Net Sec. 4.2: batches of clips, labels, images, image labels). `prepare(x, dims)` makes the model's input
+    from a uint8 batch: a `FieldOfView`, or the on-device augmentation of `usnb.view.clip_augment`."""
 
     def step(model, batch, device):
-        clips, labels = view(batch[0].to(device), dims=4), batch[1].to(device)  # (B, T, 1, H, W)
+        clips, labels = prepare(batch[0].to(device), 4), batch[1].to(device)  # (B, T, 1, H, W)
         if not images:
             return F.cross_entropy(model(as_rgb_video(clips)), labels), {}
-        stills, still_labels = view(batch[2].to(device), dims=3), batch[3].to(device)  # (B, 1, H, W)
+        stills, still_labels = prepare(batch[2].to(device), 3), batch[3].to(device)  # (B, 1, H, W)
         static = stills[:, None].expand(-1, clips.shape[1], -1, -1, -1)  # (B, T, 1, H, W)
         x = as_rgb_video(torch.cat([clips, static]))  # (2B, 3, T, H, W)
         return F.cross_entropy(model(x), torch.cat([labels, still_labels])), {}
@@ -86,13 +87,13 @@ def predict(model: nn.Module, records: Sequence[VideoRecord], cache, view: Field
     return np.array(probs)
 
 
-def train_baseline(name: str, dataset, config: TrainConfig, data, classes: Sequence[str], frames_per_clip: int,
-                   out_dir: str | Path, weights: str | None = None, images: bool = False,
+def train_baseline(name: str, dataset, prepare, config: TrainConfig, data, classes: Sequence[str],
+                   frames_per_clip: int, out_dir: str | Path, weights: str | None = None, images: bool = False,
                    device: torch.device | None = None) -> tuple[dict, list[dict], dict[str, np.ndarray]]:
-    """Train a baseline on `dataset` with `config` (or load it): (test metrics at Youden's threshold, history,
-    {split: P(class 1)}). `data` has `clips` by split, `cache` and `view`."""
+    """Train a baseline on the paper method's `dataset` and `prepare` (its augmentation) with `config` (or load it):
+    (test metrics at Youden's threshold, history, {split: P(class 1)}). `data` has `clips`, `cache` and `view`."""
     model, history = train_once(lambda: video_baseline(name, len(classes), weights), f"baseline {name}", dataset,
-                                make_step(data.view, images), config, out_dir, device=device, progress=True)
+                                make_step(prepare, images), config, out_dir, device=device, progress=True)
     probs = {s: predict(model, recs, data.cache, data.view, frames_per_clip, device)
              for s, recs in data.clips.items() if s in ("val", "test")}
     labels = {s: label_index(data.clips[s], classes) for s in probs}

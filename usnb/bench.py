@@ -157,9 +157,9 @@ def mvcc_pretrain_case(quick: bool, masked: bool = True) -> Workload:
 
     P = _profile(M, quick, **MVCC_QUICK)
     b, t, n = P.pretrain_batch, P.frames, (P.size // P.patch) ** 2
-    step = M.make_pretrain_step(P, "dual", field_of_view(P))
+    _, prepare = clip_augment(field_of_view(P), P.crop_scale, P.augment_on)
+    step = M.make_pretrain_step(P, "dual", prepare)
     if not masked:
-        _, prepare = clip_augment(field_of_view(P), P.crop_scale, P.augment_on)
 
         def step(net, batch, device):
             x = prepare(batch[0], 4)
@@ -174,10 +174,11 @@ def mvcc_pretrain_case(quick: bool, masked: bool = True) -> Workload:
 def mvcc_finetune_case(quick: bool) -> Workload:
     """MVCC fine-tuning of the MVCC row (the recipe's step), Eq. (8): cross-entropy + 0.1 C-SCL, SGD."""
     from .recipes import mvcc as M
-    from .view import field_of_view
+    from .view import clip_augment, field_of_view
 
     P = _profile(M, quick, **MVCC_QUICK)
-    step = M.make_finetune_step(M.TABLE1_ROWS["MVCC"], P, field_of_view(P))
+    _, prepare = clip_augment(field_of_view(P), P.crop_scale, P.augment_on)
+    step = M.make_finetune_step(M.TABLE1_ROWS["MVCC"], P, prepare)
     return Workload(M.build_classifier(P), _mvcc_batch(P, P.batch), step, clips=P.batch, frames=P.batch * P.frames,
                     optimizer=P.optimizer, lr=P.lr, clip_grad=P.clip_grad)
 

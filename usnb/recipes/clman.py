@@ -258,12 +258,13 @@ def pretrain(data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
 # ---------------------------------------------------------------- fine-tuning (Sec. 4.3)
 
 
-def train_dataset(data: BreastData, profile: Profile) -> ClipDataset:
-    """Training clips: T frames (one random frame in each of T segments), one random crop + flip per clip
-    (`clip_augment`: in the loader unless `profile.augment_on` is "device")."""
-    augment, _ = clip_augment(data.view, profile.crop_scale, profile.augment_on)
+def train_dataset(data: BreastData, profile: Profile) -> tuple[ClipDataset, object]:
+    """(dataset, prepare): training clips of T frames (one random frame in each of T segments) and `prepare(x, dims)`,
+    the model's input from a uint8 batch; one random crop + flip per clip, in the loader or on the device as
+    `profile.augment_on` says (decided once, by `clip_augment`)."""
+    augment, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
     return ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.train_frames, mode="segments",
-                       transform=augment)
+                       transform=augment), prepare
 
 
 def make_step(view: FieldOfView, prepare=None):
@@ -287,8 +288,7 @@ def train_row(name: str, data: BreastData, profile: Profile, seed: int, out_dir:
     Rows with `contrastive` start from `pretrained` = (SimCLR model, its config), the output of `pretrain`.
     """
     row = ROWS[name]
-    dataset = train_dataset(data, profile)
-    _, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
+    dataset, prepare = train_dataset(data, profile)
     extra = {"row": asdict(row), "dataset": data.dataset}
     if row.contrastive:
         if pretrained is None:
@@ -428,8 +428,8 @@ def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out
     paper does ("only set the batch size and epoch number to the same as ours"); test metrics at val's Youden."""
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {list(BASELINES)}, got {name!r}")
-    dataset = train_dataset(data, profile)
+    dataset, prepare = train_dataset(data, profile)
     config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, baseline=name, dataset=data.dataset)
-    metrics, history, _ = baselines.train_baseline(name, dataset, config, data, CLASSES, profile.train_frames, out_dir,
-                                                   weights, device=device)
+    metrics, history, _ = baselines.train_baseline(name, dataset, prepare, config, data, CLASSES, profile.train_frames,
+                                                   out_dir, weights, device=device)
     return metrics, history

@@ -157,15 +157,16 @@ def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = Non
 
 
 def train_dataset(data: BreastData, profile: Profile, row: Row):
-    """Training clips (T frames, see Profile.train_sampling) paired 1:1 with still images, or clips alone (row 1),
-    augmented by `clip_augment` (in the loader unless `profile.augment_on` is "device")."""
+    """(dataset, prepare): training clips (T frames, see Profile.train_sampling) paired 1:1 with still images, or
+    clips alone (row 1), and `prepare(x, dims)`, the model's input from a uint8 batch. Where the crop + flip runs is
+    decided once (`clip_augment`): in the loader (the datasets' transform) or on the device (in `prepare`)."""
     size = data.view.cache_size
-    augment, _ = clip_augment(data.view, profile.crop_scale, profile.augment_on)
+    augment, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
     clips = ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.train_frames, mode=profile.train_sampling,
                         transform=augment)
     if not row.images:
-        return clips
-    return PairedDataset(clips, ImageDataset(data.images, CLASSES, size=(size, size), transform=augment))
+        return clips, prepare
+    return PairedDataset(clips, ImageDataset(data.images, CLASSES, size=(size, size), transform=augment)), prepare
 
 
 def make_step(row: Row, view: FieldOfView, lam: float = 1.0, prepare=None):
@@ -188,8 +189,7 @@ def train_row(name: str, data: BreastData, profile: Profile, seed: int, out_dir:
               device: torch.device | None = None, progress: bool = True) -> tuple[KGANet, list[dict]]:
     """Train one Table 2 row (or load its finished checkpoint with the same config): (model, history)."""
     row = TABLE2_ROWS[name]
-    dataset = train_dataset(data, profile, row)
-    _, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
+    dataset, prepare = train_dataset(data, profile, row)
     config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, row=asdict(row), dataset=data.dataset)
     return train_once(lambda: build_model(profile, row), name, dataset,
                       make_step(row, data.view, profile.lam, prepare), config, out_dir, device, progress)
@@ -243,8 +243,8 @@ def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out
     if name == "MViT" and (profile.size, profile.train_frames) != (224, 16):
         raise ValueError(f"MViT takes 16 frames of 224 px, the profile gives {profile.train_frames} of {profile.size}; "
                          "use the paper profile (profile='paper') or another baseline")
-    dataset = train_dataset(data, profile, Row())
+    dataset, prepare = train_dataset(data, profile, Row())
     config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, baseline=name, dataset=data.dataset)
-    metrics, history, _ = baselines.train_baseline(name, dataset, config, data, CLASSES, profile.train_frames, out_dir,
-                                                   weights, images=True, device=device)
+    metrics, history, _ = baselines.train_baseline(name, dataset, prepare, config, data, CLASSES, profile.train_frames,
+                                                   out_dir, weights, images=True, device=device)
     return metrics, history

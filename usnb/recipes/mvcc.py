@@ -185,23 +185,23 @@ def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = Non
                        phantom_test_clips=phantom_test_clips)
 
 
-def train_dataset(data: BreastData, profile: Profile) -> ClipDataset:
-    """Training clips: T frames, one random frame per segment; a random crop (scaling + cropping, aspect kept) and a
-    horizontal flip drawn once per clip (Sec. 3: scaling, flipping and cropping), in the loader unless
-    `profile.augment_on` is "device" (see `usnb.view.clip_augment`)."""
-    augment, _ = clip_augment(data.view, profile.crop_scale, profile.augment_on)
+def train_dataset(data: BreastData, profile: Profile) -> tuple[ClipDataset, object]:
+    """(dataset, prepare): training clips of T frames, one random frame per segment, and `prepare(x, dims)`, the
+    model's input from a uint8 batch; a random crop (scaling + cropping, aspect kept) and a horizontal flip drawn once
+    per clip (Sec. 3), in the loader or on the device as `profile.augment_on` says (decided once, `clip_augment`)."""
+    augment, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
     return ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.frames, mode="segments",
-                       transform=augment)
+                       transform=augment), prepare
 
 
 # ---------------------------------------------------------------- masked video pretraining
 
 
-def make_pretrain_step(profile: Profile, strategy: str, view: FieldOfView):
-    """step_fn: a batch of clips -> MSE on the masked patches of De(En(x_hat)), masks drawn by `strategy`."""
+def make_pretrain_step(profile: Profile, strategy: str, prepare):
+    """step_fn: a batch of clips -> MSE on the masked patches of De(En(x_hat)), masks drawn by `strategy`.
+    `prepare(x, dims)`: the model's input from the uint8 batch (`train_dataset`)."""
     alpha, beta = strategy_ratios(strategy, profile.alpha, profile.beta)
     t, gh, gw = profile.grid
-    _, prepare = clip_augment(view, profile.crop_scale, profile.augment_on)
 
     def step(model, batch, device):
         x = prepare(batch[0].to(device, non_blocking=True), 4)  # (B, T, 1, H, W), standardised per clip
@@ -216,14 +216,15 @@ def pretrain(strategy: str, data: BreastData, profile: Profile, seed: int, out_d
     """Masked video modeling on the training clips (no labels): (model, history, config)."""
     alpha, beta = strategy_ratios(strategy, profile.alpha, profile.beta)
     config = profile.pretrain_config(seed, strategy=strategy, alpha=alpha, beta=beta, dataset=data.dataset)
-    model, history = train_once(lambda: build_pretrainer(profile), f"pretrain {strategy}", train_dataset(data, profile),
-                                make_pretrain_step(profile, strategy, data.view), config, out_dir, device, progress)
+    dataset, prepare = train_dataset(data, profile)
+    model, history = train_once(lambda: build_pretrainer(profile), f"pretrain {strategy}", dataset,
+                                make_pretrain_step(profile, strategy, prepare), config, out_dir, device, progress)
     return model, history, config
 
 
-def make_finetune_step(row: Row, profile: Profile, view: FieldOfView):
-    """step_fn: Eq. (8), L = L_cls + lambda L_con (L_con: SCL or C-SCL; none for the Baseline)."""
-    _, prepare = clip_augment(view, profile.crop_scale, profile.augment_on)
+def make_finetune_step(row: Row, profile: Profile, prepare):
+    """step_fn: Eq. (8), L = L_cls + lambda L_con (L_con: SCL or C-SCL; none for the Baseline); `prepare` as in
+    `make_pretrain_step`."""
 
     def step(model, batch, device):
         x, y = prepare(batch[0].to(device, non_blocking=True), 4), batch[1].to(device)
@@ -242,9 +243,10 @@ def train_row(name: str, data: BreastData, profile: Profile, seed: int, out_dir:
         mvm, histories["pretrain"], pre_config = pretrain(row.pretrain, data, profile, seed, out_dir, device, progress)
         encoder, extra["pretrain"] = mvm.encoder, pre_config.fingerprint()
     config = profile.finetune_config(seed, row=asdict(row), dataset=data.dataset, **extra)
-    model, histories["finetune"] = train_once(lambda: build_classifier(profile, encoder), name,
-                                              train_dataset(data, profile), make_finetune_step(row, profile, data.view),
-                                              config, out_dir, device, progress)
+    dataset, prepare = train_dataset(data, profile)
+    model, histories["finetune"] = train_once(lambda: build_classifier(profile, encoder), name, dataset,
+                                              make_finetune_step(row, profile, prepare), config, out_dir, device,
+                                              progress)
     return model, histories
 
 
