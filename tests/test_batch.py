@@ -165,6 +165,22 @@ def test_report_puts_our_mean_std_beside_the_papers_numbers(tmp_path):
     assert set(PAPER_TABLE2) >= {"KGA-Net"}
 
 
+@pytest.mark.bad_input
+def test_report_escapes_every_name_from_the_file_system_and_the_data(tmp_path):
+    """A run folder and a row name carrying quotes and a script tag come out as text, and links still resolve."""
+    metric = lambda v: dict(acc=v, sen=v, spe=v, pre=v, f1=v, auc=v, ap=v)  # noqa: E731
+    evil = "x' onerror='alert(1)\"><script>alert(2)</script>"
+    _fake_run(tmp_path / "03_kganet" / "seed0", 0, {"KGA-Net": metric(0.8), evil: metric(0.5)})
+    (tmp_path / "03_kganet" / "seed0" / f"{evil[:12]}.png").write_bytes(b"\x89PNG")
+    html, _ = write_report(tmp_path)
+    for page in (html.read_text(), (tmp_path / "index.html").read_text()):
+        assert "<script>" not in page and "onerror='" not in page
+    text = html.read_text()
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in text  # the row name, shown as text
+    index = (tmp_path / "index.html").read_text()
+    assert "href='03_kganet/seed0/x%27%20onerror%3D%27.png'" in index  # %-quoted: the link still opens the file
+
+
 def test_report_shows_cis_the_papers_own_columns_and_the_claims_pooled_over_seeds(tmp_path):
     from usnb.claims import SUPPORTED, judge_all
     from usnb.metrics import held_out_metrics

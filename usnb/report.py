@@ -191,11 +191,29 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("| " + " | ".join(str(c) for c in line) + " |" for line in lines)
 
 
+class _Html(str):
+    """HTML built here from escaped parts (`_link`): `_html_table` puts it in as it is; every other cell is text."""
+
+
+def _href(path) -> str:
+    """A relative path as an attribute value: %-quoted (spaces, '#', '?' and quotes in folder names), then escaped."""
+    import html
+    from urllib.parse import quote
+
+    return html.escape(quote(str(path)))
+
+
+def _link(path, text: str) -> _Html:
+    import html
+
+    return _Html(f"<a href='{_href(path)}'>{html.escape(text)}</a>")
+
+
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     import html
 
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
-    body = "".join("<tr>" + "".join(f"<td>{c if str(c).startswith('<a ') else html.escape(str(c))}</td>" for c in row)
+    body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, _Html) else html.escape(str(c))}</td>" for c in row)
                    + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -241,8 +259,8 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
         if figs:
             rel = [f.relative_to(out) for f in figs]
             md += [f"Figures of {s['folder'].relative_to(out)}:", "", *[f"![{p.stem}]({p})" for p in rel], ""]
-            body += ["<p>" + "".join(f"<img src='{p}' alt='{p.stem}' style='max-width:45%;margin:4px'>" for p in rel)
-                     + "</p>"]
+            body += ["<p>" + "".join(f"<img src='{_href(p)}' alt='{html.escape(p.stem)}' "
+                                     "style='max-width:45%;margin:4px'>" for p in rel) + "</p>"]
     if failed:
         md += ["## Failed runs", "", *[f"* {r.notebook} seed {r.seed}: {r.status.get('error')} "
                                       f"([log]({(r.folder / 'run.log').relative_to(out)}))" for r in failed], ""]
@@ -257,14 +275,14 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
                            + "\n".join(body))
     rows = []
     for r in records:
-        link = lambda p, text: f"<a href='{html.escape(str(p.relative_to(out)))}'>{html.escape(text)}</a>"
+        link = lambda p, text: _link(p.relative_to(out), text)  # noqa: E731
         files = [link(r.folder / f"{r.notebook}.ipynb", "notebook"), link(r.folder / "parameters.json", "parameters"),
                  link(r.folder / "environment.json", "environment"), link(r.folder / "run.log", "log")]
         if r.metrics:
             files.append(link(r.folder / "metrics.json", "metrics"))
         files += [link(f, f.stem) for f in r.figures()]
         rows.append([r.notebook, str(r.seed), "ok" if r.status.get("ok") else f"FAILED: {r.status.get('error')}",
-                     f"{r.status.get('seconds', 0):.0f}", " ".join(files)])
+                     f"{r.status.get('seconds', 0):.0f}", _Html(" ".join(files))])
     (out / "index.html").write_text(
         f"<!doctype html><meta charset='utf-8'><title>runs</title>{style}<h1>Every run</h1>"
         f"<p><a href='report.html'>report</a></p>"
