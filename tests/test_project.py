@@ -64,6 +64,21 @@ def test_phantom_command(tmp_path, capsys):
     assert (tmp_path / "l" / "manifest.csv").exists() and "phantom written" in capsys.readouterr().out
 
 
+@pytest.mark.bad_input
+def test_phantom_command_never_deletes_files_it_did_not_write(tmp_path, capsys):
+    args = ["phantom", "--kind", "lung", "--out", str(tmp_path / "l"), "--n", "4", "--size", "32", "--frames", "4"]
+    assert main(args) == 0
+    assert main(args) == 0  # a folder holding only the phantom's own files is regenerated
+    mine = [tmp_path / "l" / "notes.txt", tmp_path / "l" / "videos" / "mine.mp4"]
+    for path in mine:
+        path.write_text("the user's")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "2 file(s) it did not write" in err and "notes.txt" in err and "Fix: move them out" in err
+    assert all(p.read_text() == "the user's" for p in mine) and (tmp_path / "l" / "phantom.json").exists()
+
+
 def test_committed_notebooks_are_clean():
     """Outputs are committed only where nbval compares them (# NBVAL_CHECK_OUTPUT); each has a parameters cell."""
     notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))

@@ -11,7 +11,11 @@ def _phantom(args) -> int:
 
     kw = {k: v for k, v in {"n": args.n, "size": args.size, "frames": args.frames, "seed": args.seed}.items()
           if v is not None}
-    out = generate(args.kind, args.out, **kw)
+    try:
+        out = generate(args.kind, args.out, **kw)
+    except FileExistsError as err:  # a folder that is not the phantom's to replace: said, nothing touched
+        print(f"usnb phantom: {err}", file=sys.stderr)
+        return 2
     print(f"phantom written to {out}")
     return 0
 

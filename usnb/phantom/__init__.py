@@ -157,9 +157,15 @@ def generate(kind: str = "breast", out: str | Path | None = None, workers: int |
     """Write a phantom data set to `out` (default: USNB_DATA_DIR/phantom/<spec>); returns the folder."""
     spec = PhantomSpec(kind=kind, **spec_kw)
     out = Path(out) if out else data_dir() / "phantom" / spec.folder_name()
-    if out.exists() and any(out.iterdir()) and not (out / "phantom.json").exists():
-        raise FileExistsError(f"{out} exists and is not a phantom folder; refusing to overwrite it. "
-                              "Fix: choose an empty or new --out folder")
+    if out.exists() and any(out.iterdir()):
+        if not (out / "phantom.json").exists():
+            raise FileExistsError(f"{out} exists and is not a phantom folder; refusing to overwrite it. "
+                                  "Fix: choose an empty or new --out folder")
+        foreign = _not_written_by_the_phantom(out)
+        if foreign:
+            raise FileExistsError(f"{out} holds a phantom and {len(foreign)} file(s) it did not write (e.g. "
+                                  f"{', '.join(foreign[:3])}); regenerating would delete them. Fix: move them out of "
+                                  "the folder, or choose another --out folder")
     tmp = out.with_name(out.name + f".partial-{os.getpid()}")
     try:
         _write(spec, tmp, workers)
@@ -170,6 +176,20 @@ def generate(kind: str = "breast", out: str | Path | None = None, workers: int |
     out.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, out)
     return out
+
+
+def _not_written_by_the_phantom(folder: Path) -> list[str]:
+    """Files under a phantom folder that its manifests, annotations and phantom.json do not account for."""
+    own = {"phantom.json", "manifest.csv", "images.csv"}
+    for name in ("manifest.csv", "images.csv"):
+        if (folder / name).exists():
+            with open(folder / name, newline="") as f:
+                for row in csv.DictReader(f):
+                    own.update(row.get(k) for k in ("path", "mask_path", "annotation") if row.get(k))
+    def owned(rel: str) -> bool:  # a listed file, or a frame inside a listed frame folder
+        return rel in own or any(rel.startswith(o.rstrip("/") + "/") for o in own)
+
+    return sorted(rel for p in folder.rglob("*") if p.is_file() and not owned(rel := str(p.relative_to(folder))))
 
 
 def _write(spec: PhantomSpec, tmp: Path, workers: int | None) -> None:
