@@ -94,9 +94,9 @@ def test_committed_notebooks_are_clean():
 @pytest.mark.bad_input
 def test_run_names_the_failing_cell(tmp_path, capsys):
     """A bad parameter fails the run with the notebook and the cell named, and a non-zero status."""
-    assert main(["run", "data_tour", "--out", str(tmp_path / "bad"), "-p", "profile", "huge"]) == 1
+    assert main(["run", "data_tour", "--out", str(tmp_path / "bad"), "--seed", "-1"]) == 1
     err = capsys.readouterr().err
-    assert "00_data_tour.ipynb: FAILED at cell" in err and "AssertionError" in err and "huge" in err
+    assert "00_data_tour.ipynb: FAILED at cell" in err and "ValueError" in err and "seed = -1" in err
     assert (tmp_path / "bad" / "00_data_tour.ipynb").exists()
 
 
@@ -104,6 +104,19 @@ def test_run_names_the_failing_cell(tmp_path, capsys):
 def test_run_unknown_notebook():
     with pytest.raises(FileNotFoundError, match="no notebook 'nope'"):
         main(["run", "nope", "--out", "/tmp/x"])
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("name, message", [
+    ("iteratons", "-p iteratons: not a parameter of 03_kganet; their parameters: .*iterations"),
+    ("seed", "-p seed: --seed / --seeds sets it; use that flag"),
+    ("out_dir", "-p out_dir: --out sets it"),
+    ("x=1;import os", "-p 'x=1;import os': a parameter name is a Python identifier"),
+], ids=["typo", "seed", "out_dir", "code"])
+def test_run_refuses_p_names_it_would_drop_or_paste_as_code(name, message, tmp_path, capsys):
+    assert main(["run", "kganet", "--out", str(tmp_path / "r"), "-p", name, "1"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()  # refused before any work
 
 
 def test_bad_input_cases_are_counted_from_the_tests_that_passed(tmp_path):

@@ -66,6 +66,15 @@ def _run(args) -> int:
         params["dataset"] = args.dataset
     if args.data_dir:  # absolute: papermill runs the notebook in notebooks/, not in the caller's folder
         params["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
+    from .notebooks import check_parameter_names, find_notebooks
+
+    try:
+        check_parameter_names(find_notebooks(None if args.all else args.notebooks), [name for name, _ in args.p],
+                              {"seed": "--seed / --seeds", "out_dir": "--out", "profile": "--profile",
+                               "dataset": "--dataset", "data_dir": "--data-dir"})
+    except ValueError as err:
+        print(f"usnb run: {err}", file=sys.stderr)
+        return 2
     params.update({name: _value(value) for name, value in args.p})
     slurm = None
     if args.slurm:

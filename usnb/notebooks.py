@@ -41,6 +41,33 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
     return picked
 
 
+def notebook_parameters(notebook: Path) -> list[str]:
+    """The names its cell tagged `parameters` assigns: what papermill can set (and `usnb run -p` may name)."""
+    import ast
+
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        return []
+    tree = ast.parse("".join(cell["source"]))
+    return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
+
+
+def check_parameter_names(notebooks: list[Path], names: list[str], flags: dict[str, str]) -> None:
+    """ValueError unless every name is a Python identifier, is set by no command-line flag (`flags`: name -> flag),
+    and is a parameter of at least one of `notebooks` (the valid names are listed)."""
+    for name in names:
+        if not name.isidentifier():
+            raise ValueError(f"-p {name!r}: a parameter name is a Python identifier (letters, digits, _)")
+        if name in flags:
+            raise ValueError(f"-p {name}: {flags[name]} sets it; use that flag")
+    known = {n for nb in notebooks for n in notebook_parameters(nb)}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"-p {', '.join(unknown)}: not a parameter of {', '.join(nb.stem for nb in notebooks)}; "
+                         f"their parameters: {', '.join(sorted(known - set(flags)))}")
+
+
 def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None, log: Path | None = None) -> RunResult:
     """Execute `notebook` into `out_dir/<name>.ipynb` with papermill; `out_dir` is passed as a parameter.
 
