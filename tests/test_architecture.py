@@ -1,6 +1,7 @@
 """The layers of docs/architecture.md hold: no paper recipe imports another, no model imports the training loop, no
 import cycle (lazy imports and the package __init__ an import runs included)."""
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,36 @@ def test_no_import_cycle():
     for m in sorted(graph):
         if m not in state:
             visit(m, [m])
+
+
+def layers() -> list[set[str]]:
+    """The modules of each layer in docs/architecture.md's table, bottom up (a package stands for its modules)."""
+    text = (ROOT.parent / "docs" / "architecture.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| layer")]
+    out = []
+    for row in rows:
+        names = re.findall(r"`([a-z_0-9]+)/?`", row.split("|")[2])
+        if names == ["notebooks"] or not names:
+            continue
+        out.append({f"usnb.{n}" for n in names})
+    return out
+
+
+def layer_of(module: str, table: list[set[str]]) -> int:
+    for i, names in enumerate(table):
+        if any(module == n or module.startswith(n + ".") for n in names):
+            return i
+    for i, names in enumerate(table):  # a module named inside a package row, e.g. `timesformer` under models/
+        if any(module.startswith(n.rsplit(".", 1)[0] + ".") and module.endswith("." + n.rsplit(".", 1)[1])
+               for n in names):
+            return i
+    raise AssertionError(f"{module} is in no layer of docs/architecture.md; add it to the table")
+
+
+def test_each_module_imports_only_its_own_layer_and_those_below():
+    table = layers()
+    assert len(table) >= 8, table
+    found = {m: layer_of(m, table) for m in MODULES if m not in ("usnb", "usnb.recipes", "usnb.models")}
+    upward = [f"{m} (layer {found[m]}) imports {d} (layer {found[d]})" for m in found for d in imports_of(m)
+              if d in found and found[d] > found[m]]
+    assert not upward, upward

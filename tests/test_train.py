@@ -11,10 +11,10 @@ from torch.utils.data import TensorDataset
 from usnb.cache import ClipCache
 from usnb.data import ClipDataset
 from usnb.metrics import binary_metrics
+from usnb.checkpoints import ema_update, load_checkpoint, save_checkpoint
 from usnb.models.backbones import SmallCNN
 from usnb.phantom import load_phantom
-from usnb.train import (TrainConfig, ema_update, fit, load_checkpoint, lr_factor, save_checkpoint, seed_everything,
-                        train_or_load)
+from usnb.train import TrainConfig, fit, lr_factor, seed_everything, train_or_load
 from usnb.transforms import video_augment
 
 
@@ -346,3 +346,23 @@ def test_after_step_runs_after_every_optimizer_step_with_the_updated_weights():
     assert [n for n, _ in seen] == list(range(1, 2 * 32 // 8 + 1))
     assert torch.equal(seen[-1][1], model[0].weight.detach())  # the last call saw the final weights
     assert not torch.equal(seen[0][1], w0) and not torch.equal(seen[0][1], seen[1][1])  # each after a new step
+
+
+@pytest.mark.parametrize("paper", ["kganet", "clman", "mvcc", "lung_ssl"])
+def test_checkpoint_fingerprint_holds_every_learned_field_and_no_evaluation_only_one(paper):
+    """Changing a profile field that changes the learned weights changes what enters the fingerprint; changing an
+    evaluation-only one (the profile's EVAL_ONLY: frames at inference, occlusion windows, ...) does not retrain."""
+    import dataclasses
+    import importlib
+
+    from usnb.train import learned_fields
+
+    profile = importlib.import_module(f"usnb.recipes.{paper}").PROFILES["small"]
+    other = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v * 2 + 1, str: lambda v: v + "x",
+             tuple: lambda v: (*v, 1), type(None): lambda v: 1}
+    eval_only = type(profile).EVAL_ONLY
+    assert eval_only and set(eval_only) <= {f.name for f in dataclasses.fields(profile)}
+    for f in dataclasses.fields(profile):
+        value = getattr(profile, f.name)
+        changed = dataclasses.replace(profile, **{f.name: other[type(value)](value)})
+        assert (learned_fields(changed) != learned_fields(profile)) == (f.name not in eval_only), f.name

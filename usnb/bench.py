@@ -208,10 +208,11 @@ def lung_byol_case(quick: bool) -> Workload:
     from .cache import ClipCache
     from .lung import CLASSES, LungData
     from .recipes import lung_ssl as L
+    from .view import FieldOfView
 
     P = _profile(L, quick, encoder="small", widths=(8, 16, 32, 64), blocks=(1, 1, 1), temporal_strides=(1, 2, 2),
                  stem_stride=(1, 2, 2), proj_hidden=64, proj_dim=32, size=32, frames=4, ssl_batch=4)
-    b, t, side = P.ssl_batch, P.frames, int(round(P.size / P.fov))
+    b, t, side = P.ssl_batch, P.frames, FieldOfView(P.size, P.fov).cache_size
     data = LungData({}, ClipCache(size=(side, side)), CLASSES, P.size, clip_norm=P.clip_norm)
 
     def batch(device):  # the loader's uint8 clips (B, T, 1, H, W), twice where the profile samples two views

@@ -46,9 +46,8 @@ def load_breast(dataset: str, view: FieldOfView, data_dir: str | Path | None = N
 
     `sources` are the datasets the calling notebook accepts; `images` loads still images too (KGA-Net).
     """
-    from .datasets import load_busi, load_busv, load_manifest
-    from .paths import dataset_root
     from .phantom import load_phantom, load_phantom_images, notebook_phantom
+    from .sources import load
 
     if dataset not in sources:
         names = " or ".join([", ".join(map(repr, sources[:-1])), repr(sources[-1])] if len(sources) > 1 else [repr(*sources)])
@@ -60,15 +59,13 @@ def load_breast(dataset: str, view: FieldOfView, data_dir: str | Path | None = N
         clips = load_phantom(root)
         stills = load_phantom_images(root) if images else []
     elif dataset == "manifest":
-        if data_dir is None:
-            raise ValueError("dataset='manifest' needs data_dir: the manifest CSV (path,label,split) or its folder")
         if images:
             raise ValueError("this notebook trains on still images too, which a manifest does not list; "
                              "use dataset='busv' with image_dir (BUSI) or the phantom")
-        clips = load_manifest(data_dir, labels=CLASSES)
+        clips = load("manifest", data_dir, labels=CLASSES)  # data_dir None: USNB_DATA_DIR/manifest
     else:
-        clips = load_busv(dataset_root("busv", data_dir))
-        stills = load_busi(dataset_root("busi", image_dir)) if images else []
+        clips = load("busv", data_dir)
+        stills = load("busi", image_dir) if images else []
     label_index(clips, CLASSES), label_index(stills, CLASSES)  # an unknown label fails here, naming the file
     by_split = {s: [c for c in clips if c.split == s] for s in ("train", "val", "test")}
     if not by_split["train"] or not by_split["test"]:

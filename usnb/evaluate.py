@@ -71,14 +71,18 @@ def predict(model: nn.Module, records: Sequence[VideoRecord], cache, view: Field
                        per_frame or None, kept)
 
 
+def split_metrics(labels: Mapping[str, np.ndarray], probs: Mapping[str, np.ndarray]) -> dict:
+    """Test metrics from per-split labels and P(class 1): Youden's threshold on "val" where it is, else on "test"
+    (`usnb.metrics.held_out_metrics`, the one threshold rule)."""
+    return held_out_metrics(labels["test"], probs["test"], labels.get("val"), probs.get("val"))
+
+
 def evaluate_splits(predict_split: Callable[[Sequence[VideoRecord]], Predictions],
                     clips: Mapping[str, Sequence[VideoRecord]]) -> tuple[dict, dict[str, Predictions]]:
     """Predictions on the validation and test splits and the test metrics (Youden's threshold chosen on validation,
     on test where there is none): (metrics, {split: Predictions})."""
     preds = {s: predict_split(recs) for s, recs in clips.items() if s in ("val", "test")}
-    val = preds.get("val")
-    y_val, p_val = (val.labels, val.probs) if val is not None else (None, None)
-    return held_out_metrics(preds["test"].labels, preds["test"].probs, y_val, p_val), preds
+    return split_metrics({s: p.labels for s, p in preds.items()}, {s: p.probs for s, p in preds.items()}), preds
 
 
 def visibility_of(preds: Predictions) -> list[np.ndarray]:

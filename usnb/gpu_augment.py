@@ -85,7 +85,7 @@ class GPUAugment:
 
     train=True: a random resized crop (`scale`, `ratio`) and a horizontal flip (probability `hflip`), drawn once per
     clip and applied to all its frames; train=False: the whole frame resized. With `fov` < 1 the model then sees the
-    central `fov` of that crop (the recipes' field of view, `usnb.recipes.kganet.FieldOfView`), resampled once.
+    central `fov` of that crop (the recipes' field of view, `usnb.view.FieldOfView`), resampled once.
     Then `standardise_clips(mean_std)`.
     """
 

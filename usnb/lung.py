@@ -20,6 +20,7 @@ from . import sampling
 from .cache import ClipCache
 from .data import ClipDataset, label_index
 from .datasets.records import VideoRecord
+from .view import FieldOfView
 
 CLASSES = ("normal", "consolidation")  # phantom task; index 1 is the positive class
 POCUS_CLASSES = ("regular", "pathology")  # POCUS task: covid, pneumonia and viral clips are "pathology"
@@ -69,7 +70,7 @@ def lung_data(clips: Mapping[str, list[VideoRecord]], classes: Sequence[str], si
     the training clips (every clip where there is no training split yet: POCUS, split by k-fold later)."""
     for recs in clips.values():
         label_index(recs, classes)  # an unknown label fails here, naming the file
-    side = int(round(size / fov))
+    side = FieldOfView(size, fov).cache_size
     cache = ClipCache(size=(side, side), grayscale=True)
     everything = [r for recs in clips.values() for r in recs]
     cache.prefill(everything)

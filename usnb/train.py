@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .checkpoints import ema_update, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
+from .checkpoints import ema_update, load_checkpoint, save_checkpoint
 
 
 def seed_everything(seed: int) -> None:

@@ -22,7 +22,7 @@ import torch
 from ..breast import CLASSES
 from ..data import label_index
 from ..datasets.records import VideoRecord
-from ..metrics import held_out_metrics
+from ..evaluate import split_metrics
 from ..view import FieldOfView, field_of_view
 
 METHODS = ("KGA-Net", "MVCC", "CLMAN", "BYOL (lung paper)")  # in the order of the table
@@ -44,7 +44,7 @@ class Result:
 
 def score(labels: dict[str, np.ndarray], probs: dict[str, np.ndarray]) -> dict:
     """The one scoring rule of the benchmark: Youden threshold on val (else test), metrics on test."""
-    return held_out_metrics(labels["test"], probs["test"], labels.get("val"), probs.get("val"))
+    return split_metrics(labels, probs)
 
 
 def same_split(split_a: dict[str, list[VideoRecord]], split_b: dict[str, list[VideoRecord]]) -> None:
@@ -96,7 +96,7 @@ def _byol(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path,
     from . import lung_ssl as L
 
     P = L.get_profile(profile, **overrides)
-    clips = load_breast(dataset, FieldOfView(int(round(P.size / P.fov))), data_dir, image_dir).clips
+    clips = load_breast(dataset, FieldOfView(FieldOfView(P.size, P.fov).cache_size), data_dir, image_dir).clips  # whole frames at the cache size
     data = lung_data(clips, CLASSES, P.size, P.fov, P.clip_norm, dataset)
     y = {s: label_index(r, CLASSES) for s, r in clips.items()}
     ssl, _ = L.pretrain("BYOL", data, clips["train"], P, seed, out, tag="benchmark", device=device)

@@ -21,8 +21,7 @@ from ..breast import CLASSES, BreastData, load_breast
 from ..data import ClipDataset, FeatureClips, FrameViews, label_index
 from ..datasets.records import VideoRecord
 from ..evaluate import Predictions, all_frames, evaluate_splits, frame_gradcam, frame_localisation
-from ..evaluate import predict as predict_videos, visibility_of
-from ..metrics import held_out_metrics
+from ..evaluate import predict as predict_videos, split_metrics, visibility_of
 from ..models.clman import CLMAN, DeformedResNet18, FrameSimCLR, VideoHead
 from ..models.contrastive import nt_xent
 from ..train import TrainConfig, learned_fields, train_once
@@ -112,8 +111,8 @@ FULL_ROW = "With CL (ours)"  # CLMAN: the acceptance row
 class Profile:
     """How big and how long: `small` runs every table on a 2-core CPU in minutes, `paper` follows Sec. 4.3."""
 
-    # not in the fine-tuned networks' checkpoint fingerprint (see learned_fields): evaluation, speed, which rows
-    EVAL_ONLY = ("name", "eval_frames", "num_workers", "channels_last", "rows", "table3", "head_iterations", "head_lr")
+    # not in the fine-tuned networks' checkpoint fingerprint (see learned_fields): evaluation, layout, which rows
+    EVAL_ONLY = ("name", "eval_frames", "channels_last", "rows", "table3", "head_iterations", "head_lr")
     name: str
     size: int  # frame side fed to the model, pixels
     fov: float  # central fraction of each frame's side the model sees (1 = the whole frame)
@@ -369,7 +368,9 @@ def train_head(name: str, features: dict[str, list[np.ndarray]], data: BreastDat
     dataset = FeatureClips(features["train"], labels["train"], profile.train_frames)
     config = TrainConfig(epochs=max(1, math.ceil(profile.head_iterations / (len(dataset) // profile.clips_per_batch))),
                          batch_size=profile.clips_per_batch, lr=profile.head_lr, optimizer="adamw", weight_decay=1e-4,
-                         schedule="cosine", seed=seed, extra={"row": asdict(row), "frozen": pretrained_config.fingerprint()})
+                         schedule="cosine", seed=seed,
+                         extra={"row": asdict(row), "frozen": pretrained_config.fingerprint(),
+                                "frames": profile.train_frames, "feature_frames": profile.eval_frames})
 
     def step(model, batch, device):
         x, y = batch[0].to(device), batch[1].to(device)
@@ -382,7 +383,7 @@ def train_head(name: str, features: dict[str, list[np.ndarray]], data: BreastDat
     with torch.no_grad():
         probs = {s: np.array([float(head(torch.from_numpy(f)[None].to(dev))["logits"].softmax(-1)[0, 1])
                               for f in features[s]]) for s in features if s in ("val", "test")}
-    return held_out_metrics(labels["test"], probs["test"], labels.get("val"), probs.get("val")), head, probs
+    return split_metrics(labels, probs), head, probs
 
 
 # ---------------------------------------------------------------- figures' data

@@ -70,7 +70,7 @@ TABLE2_ROWS = {
 class Profile:
     """How big and how long: `small` trains on a laptop CPU in minutes, `paper` follows Sec. 4.1."""
 
-    EVAL_ONLY = ("name", "eval_frames", "num_workers")  # not in the checkpoint fingerprint (see learned_fields)
+    EVAL_ONLY = ("name", "eval_frames")  # not in the checkpoint fingerprint (see learned_fields)
     name: str
     size: int  # frame side fed to the model, pixels
     fov: float  # field of view: the central fraction of each frame's side the model sees (1 = the whole frame)

@@ -22,7 +22,7 @@ from ..augment_st import SpatioTemporalAugment
 from ..data import PairedDataset, Repeated, label_index
 from ..datasets.records import VideoRecord
 from ..lung import LungData, Normalised, clip_boxes, clip_dataset, clip_input, embed, load_lung, predict
-from ..metrics import held_out_metrics
+from ..evaluate import split_metrics
 from ..models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR, darknet53_3d, trainable_parameters
 from ..probe import Probe, fit_probe
 from ..splits import fraction_subset
@@ -59,8 +59,8 @@ KINDS = ("SSL feature extractor", "SSL fine-tuned", "Fully supervised", "Random 
 class Profile:
     """How big and how long: `small` runs the whole notebook on a 2-core CPU in minutes, `paper` follows Sec. 3."""
 
-    # not in the checkpoint fingerprint (see learned_fields): evaluation-only and speed settings
-    EVAL_ONLY = ("name", "occlusion_window", "occlusion_stride", "num_workers")
+    # not in the checkpoint fingerprint (see learned_fields): evaluation-only settings
+    EVAL_ONLY = ("name", "occlusion_window", "occlusion_stride")
     name: str
     size: int  # frame side fed to the encoder, pixels
     frames: int  # T frames per clip (training: one random frame per segment; evaluation: uniform)
@@ -174,7 +174,7 @@ def pretrain(algorithm: str, data: LungData, records: Sequence[VideoRecord], pro
     config = profile.train_config(profile.ssl_steps, profile.ssl_batch, seed, algorithm=algorithm, temporal=temporal,
                                   dataset=data.dataset, tag=tag, clips=len(records))
     after = (lambda m, n: m.update_target()) if algorithm == "BYOL" else None  # BYOL's target EMA
-    name = f"{algorithm} {'' if temporal else 'no temporal'} {tag}"
+    name = " ".join(filter(None, [algorithm, "" if temporal else "no temporal", tag]))
     model, history = train_once(lambda: build_ssl(algorithm, profile), name, dataset, ssl_step(data, augment), config,
                                 out_dir, device, progress, after_step=after)  # model(v1, v2) is its loss
     model.eval()
@@ -324,7 +324,7 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
     masks = {f: np.isin([r.video_id for r in split["train"]], [r.video_id for r in s]) for f, s in subsets.items()}
 
     def score(name, p_val, p_test, model=None, curve=None, fraction=None):
-        m = held_out_metrics(y["test"], p_test, y["val"], p_val)
+        m = split_metrics(y, {"val": p_val, "test": p_test})
         if curve:
             study.curves.setdefault(curve, {})[fraction] = m
         if name:

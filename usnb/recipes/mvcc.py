@@ -75,7 +75,7 @@ TABLE1_ROWS = {
 class Profile:
     """How big and how long: `small` runs every row on a 2-core CPU in minutes, `paper` follows Sec. 3."""
 
-    EVAL_ONLY = ("name", "eval_views", "num_workers")  # not in the checkpoint fingerprint (see learned_fields)
+    EVAL_ONLY = ("name", "eval_views")  # not in the checkpoint fingerprint (see learned_fields)
     name: str
     size: int  # frame side fed to the encoder, pixels
     fov: float  # the central fraction of each frame's side the model sees (1 = the whole frame)
