@@ -1,4 +1,6 @@
 """Project wiring: environment files in step, the CLI, committed notebooks clean."""
+import json
+import os
 import re
 
 import nbformat
@@ -101,9 +103,38 @@ def test_run_names_the_failing_cell(tmp_path, capsys):
 
 
 @pytest.mark.bad_input
-def test_run_unknown_notebook():
-    with pytest.raises(FileNotFoundError, match="no notebook 'nope'"):
-        main(["run", "nope", "--out", "/tmp/x"])
+def test_run_unknown_notebook(capsys):
+    assert main(["run", "nope", "--out", "/tmp/x"]) == 2
+    assert "no notebook 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.bad_input
+def test_run_refuses_a_bad_batch_before_any_work(tmp_path, capsys):
+    """Repeated seeds, an --out that is a file, and a folder holding another notebook's run: a message, exit 2."""
+    assert main(["run", "data_tour", "--seeds", "0", "0", "--out", str(tmp_path / "a")]) == 2
+    assert "seeds repeat" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["run", "data_tour", "--out", str(tmp_path / "file")]) == 2
+    assert "is a file; pass a folder" in capsys.readouterr().err
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "status.json").write_text(json.dumps({"ok": True, "notebook": "03_kganet.ipynb", "parameters": {}}))
+    assert main(["run", "data_tour", "--out", str(other)]) == 2
+    assert "holds a run of 03_kganet.ipynb, not of 00_data_tour.ipynb" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == ["status.json"]  # nothing run, nothing overwritten
+
+
+def test_run_resolves_folders_against_the_callers_folder(tmp_path, monkeypatch):
+    """-p ..._dir values and USNB_DATA_DIR given relative are made absolute here, not in notebooks/."""
+    import usnb.cli as cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_batch", lambda notebooks, out, seeds, params, **kw: seen.update(params) or 0)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("USNB_DATA_DIR", "data")
+    assert main(["run", "lung_ssl", "--out", "o", "-p", "pocus_dir", "clips", "-p", "folds", "3"]) == 0
+    assert seen["pocus_dir"] == str(tmp_path / "clips") and seen["folds"] == 3
+    assert os.environ["USNB_DATA_DIR"] == str(tmp_path / "data")
 
 
 @pytest.mark.bad_input

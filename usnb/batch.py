@@ -50,6 +50,15 @@ class Outcome:
     skipped: bool = False  # finished by an earlier batch
 
 
+def check_out(out: Path) -> None:
+    """An --out that can hold run folders: a writable folder, or one that can be made; else an error naming the fix."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; pass a folder (it is created if missing)")
+    existing = next((p for p in [out, *out.parents] if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out}: {existing} is not writable; pass a folder you can write to")
+
+
 def plan(notebooks: Sequence[str] | None, out: str | Path, seeds: Sequence[int] = (0,), parameters: dict | None = None,
          gpus: int = 1) -> list[Run]:
     """Runs for `notebooks` (short names; None or []: all) x `seeds`.
@@ -65,7 +74,24 @@ def plan(notebooks: Sequence[str] | None, out: str | Path, seeds: Sequence[int] 
         for seed in seeds:
             folder = Path(out) if single else Path(out) / nb.stem / f"seed{seed}"
             runs.append(Run(str(nb), str(Path(folder).resolve()), {**(parameters or {}), "seed": int(seed)}, gpus))
+            made_by = _made_by(Path(folder))
+            if made_by not in (None, nb.name):
+                raise FileExistsError(f"{folder} holds a run of {made_by}, not of {nb.name}; pass another --out "
+                                      "folder to keep both")
     return runs
+
+
+def _made_by(folder: Path) -> str | None:
+    """The notebook whose run a folder holds (its status.json or run.json says), or None."""
+    for name in ("status.json", "run.json"):
+        try:
+            record = json.loads((folder / name).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        notebook = record.get("notebook")
+        if notebook:
+            return Path(notebook).name
+    return None
 
 
 def _requested(run: Run) -> dict:

@@ -66,16 +66,26 @@ def _run(args) -> int:
         params["dataset"] = args.dataset
     if args.data_dir:  # absolute: papermill runs the notebook in notebooks/, not in the caller's folder
         params["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
+    import os
+
+    from .batch import check_out
     from .notebooks import check_parameter_names, find_notebooks
 
     try:
         check_parameter_names(find_notebooks(None if args.all else args.notebooks), [name for name, _ in args.p],
                               {"seed": "--seed / --seeds", "out_dir": "--out", "profile": "--profile",
                                "dataset": "--dataset", "data_dir": "--data-dir"})
-    except ValueError as err:
+        check_out(Path(args.out))
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
         print(f"usnb run: {err}", file=sys.stderr)
         return 2
-    params.update({name: _value(value) for name, value in args.p})
+    for name, value in args.p:  # folders: against the caller's folder, not notebooks/ where papermill runs
+        value = _value(value)
+        params[name] = str(Path(value).expanduser().resolve()) if name.endswith("_dir") and isinstance(value, str) \
+            else value
+    for name in ("USNB_DATA_DIR", "USNB_CACHE_DIR"):  # the runs inherit these: make them absolute the same way
+        if os.environ.get(name):
+            os.environ[name] = str(Path(os.environ[name]).expanduser().resolve())
     slurm = None
     if args.slurm:
         slurm = {"cluster": args.slurm, "timeout_min": args.slurm_time, "gpus_per_node": args.gpus,
@@ -83,8 +93,12 @@ def _run(args) -> int:
         if args.slurm_partition:
             slurm["slurm_partition"] = args.slurm_partition
     seeds = args.seeds if args.seeds is not None else [args.seed]
-    return _batch([] if args.all else args.notebooks, Path(args.out), seeds, params, gpus=args.gpus,
-                  parallel=args.parallel, slurm=slurm, report=not args.no_report)
+    try:
+        return _batch([] if args.all else args.notebooks, Path(args.out), seeds, params, gpus=args.gpus,
+                      parallel=args.parallel, slurm=slurm, report=not args.no_report)
+    except (ValueError, FileExistsError) as err:  # planning refused the batch before any run started
+        print(f"usnb run: {err}", file=sys.stderr)
+        return 2
 
 
 def _demo(args) -> int:
