@@ -67,6 +67,23 @@ def test_phantom_command(tmp_path, capsys):
 
 
 @pytest.mark.bad_input
+@pytest.mark.parametrize("flag, value, message", [
+    ("--n", "2", "needs n >= 4 clips"), ("--size", "31", "size must be even and >= 32"),
+    ("--frames", "1", "frames >= 2"), ("--seed", "-1", "seed must be >= 0")])
+def test_phantom_command_refuses_bad_settings_without_a_traceback(flag, value, message, tmp_path, capsys):
+    assert main(["phantom", "--kind", "lung", "--out", str(tmp_path / "l"), flag, value]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "l").exists()
+
+
+def test_phantom_command_says_when_a_split_is_empty(tmp_path, capsys):
+    assert main(["phantom", "--kind", "lung", "--out", str(tmp_path / "l"), "--n", "4", "--size", "32",
+                 "--frames", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "clips per split {'train': 4, 'val': 0, 'test': 0}" in out  # 4 patients: all of them in train
+    assert "note: no clip in the val and test split(s) at n=4" in err and "Fix: a larger --n" in err
+
+
+@pytest.mark.bad_input
 def test_phantom_command_never_deletes_files_it_did_not_write(tmp_path, capsys):
     args = ["phantom", "--kind", "lung", "--out", str(tmp_path / "l"), "--n", "4", "--size", "32", "--frames", "4"]
     assert main(args) == 0

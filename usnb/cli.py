@@ -13,10 +13,17 @@ def _phantom(args) -> int:
           if v is not None}
     try:
         out = generate(args.kind, args.out, **kw)
-    except FileExistsError as err:  # a folder that is not the phantom's to replace: said, nothing touched
+    except (FileExistsError, ValueError, PermissionError) as err:  # bad settings or folder: said, nothing touched
         print(f"usnb phantom: {err}", file=sys.stderr)
         return 2
-    print(f"phantom written to {out}")
+    from .phantom import load_phantom
+
+    splits = {s: sum(r.split == s for r in load_phantom(out)) for s in ("train", "val", "test")}
+    print(f"phantom written to {out}: clips per split {splits}")
+    empty = [s for s, n in splits.items() if n == 0]
+    if empty:
+        print(f"note: no clip in the {' and '.join(empty)} split(s) at n={kw.get('n', 300)}; the notebooks need "
+              "train and test clips (and val for their thresholds). Fix: a larger --n", file=sys.stderr)
     return 0
 
 

@@ -57,6 +57,8 @@ class PhantomSpec:
             raise ValueError(f"phantom needs n >= 4 clips of frames >= 2, got n={self.n}, frames={self.frames}")
         if self.extra_test < 0:
             raise ValueError(f"phantom extra_test must be >= 0 clips, got {self.extra_test}")
+        if self.seed < 0:
+            raise ValueError(f"phantom seed must be >= 0, got {self.seed}")
 
     @property
     def positive(self) -> float:
