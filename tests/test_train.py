@@ -366,3 +366,18 @@ def test_checkpoint_fingerprint_holds_every_learned_field_and_no_evaluation_only
         value = getattr(profile, f.name)
         changed = dataclasses.replace(profile, **{f.name: other[type(value)](value)})
         assert (learned_fields(changed) != learned_fields(profile)) == (f.name not in eval_only), f.name
+
+
+@pytest.mark.bad_input
+def test_a_checkpoint_of_another_model_or_with_nan_weights_is_refused_naming_the_file(tmp_path):
+    config = TrainConfig(epochs=1)
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"model": torch.nn.Linear(3, 2).state_dict(), "epoch": 1, "history": [],
+                           "fingerprint": config.fingerprint()})
+    with pytest.raises(RuntimeError, match=r"c.pt: holds the weights of another model .*Fix: delete it"):
+        train_or_load(torch.nn.Linear(4, 2), path, config, lambda: [])
+    nan = torch.nn.Linear(3, 2).state_dict()
+    nan["weight"][0, 0] = float("nan")
+    save_checkpoint(path, {"model": nan, "epoch": 1, "history": [], "fingerprint": config.fingerprint()})
+    with pytest.raises(RuntimeError, match=r"c.pt: weights that are not finite \(weight\).*Fix: delete it"):
+        train_or_load(torch.nn.Linear(3, 2), path, config, lambda: [])

@@ -238,7 +238,7 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     if checkpoint and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, map_location=device)
         if state.get("fingerprint") == config.fingerprint():
-            model.load_state_dict(state["model"])
+            load_weights(model, state["model"], checkpoint)
             if average is not None:
                 average = state["ema"]
             optimizer.load_state_dict(state["optimizer"])
@@ -304,9 +304,24 @@ def train_or_load(model: torch.nn.Module, checkpoint: str | Path, config: TrainC
     if path.exists():
         state = load_checkpoint(path, map_location=device or "cpu")
         if state.get("fingerprint") == config.fingerprint() and state.get("epoch") == config.epochs:
-            model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
+            load_weights(model, state["ema"] if state.get("ema") is not None else state["model"], path)
             return state["history"]
     return train()
+
+
+def load_weights(model: torch.nn.Module, weights: dict, path: str | Path) -> None:
+    """`model.load_state_dict(weights)` from the checkpoint `path`, refusing another model's weights and weights that
+    are not finite (NaN / inf), with the file named and the fix."""
+    bad = [k for k, v in weights.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise RuntimeError(f"{path}: weights that are not finite ({', '.join(bad[:3])}); training diverged or the file "
+                           "is damaged. Fix: delete it to retrain")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise RuntimeError(f"{path}: holds the weights of another model ({first}). Fix: delete it, or pass another "
+                           "out_dir for this model") from err
 
 
 def slug(name: str) -> str:
