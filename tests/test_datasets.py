@@ -846,3 +846,44 @@ def test_manifest_box_column_sits_on_the_keyframe(manifest_dir):
             load_manifest(_write_manifest(manifest_dir / "c.csv", [dict(GOOD_ROWS[1], box=box)], cols))
     with pytest.raises(DataError, match="row 2: a box needs its keyframe"):
         load_manifest(_write_manifest(manifest_dir / "d.csv", [dict(GOOD_ROWS[1], keyframe="", box="1 1 2 2")], cols))
+
+
+@pytest.mark.bad_input
+def test_manifest_names_every_missing_file_not_only_the_first(manifest_dir):
+    rows = [GOOD_ROWS[0], dict(GOOD_ROWS[1], path="clips/gone1.mp4"), dict(GOOD_ROWS[1], path="clips/gone2.mp4")]
+    with pytest.raises(DataError, match=r"row 3: file 'clips/gone1.mp4' does not exist; row 4: file 'clips/gone2.mp4' "
+                                        r"does not exist \(2 listed files missing\)"):
+        load_manifest(_write_manifest(manifest_dir / "manifest.csv", rows))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("text, message", [
+    ("path,label,split,patient_id,label\nclips/a.mp4,benign,train,p1,x\n", r"names column\(s\) \['label'\] more than once"),
+    ("path,label,split,patient_id\nclips/a.mp4,benign,train,p1,extra\n", r"row 2 has more fields than the header"),
+], ids=["duplicate-column", "extra-field"])
+def test_manifest_header_and_row_shape_are_checked(manifest_dir, text, message):
+    (manifest_dir / "manifest.csv").write_text(text)
+    with pytest.raises(DataError, match=message):
+        load_manifest(manifest_dir / "manifest.csv")
+
+
+@pytest.mark.bad_input
+def test_manifest_labels_spelled_several_ways_are_refused(manifest_dir):
+    rows = [GOOD_ROWS[0], dict(GOOD_ROWS[1], label=GOOD_ROWS[0]["label"].upper())]
+    with pytest.raises(DataError, match=r"labels spelled several ways"):
+        load_manifest(_write_manifest(manifest_dir / "manifest.csv", rows))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("annotation, message", [
+    ('[1, 2]', "not an object with a list of boxes"),
+    ('{"boxes": [[1, 2, 3]]}', r"frame 0: box \[1, 2, 3\] is not \[x, y, w, h\]"),
+    ('{"boxes": [null, [1, 2, 0, 4]]}', r"frame 1: box .* positive w and h"),
+    ('{"boxes": [], "keyframe": "two"}', r"keyframe 'two' is not a frame index"),
+], ids=["list", "three-numbers", "zero-width", "keyframe-text"])
+def test_manifest_annotation_structure_is_checked_at_load(manifest_dir, annotation, message):
+    (manifest_dir / "a.json").write_text(annotation)
+    rows = [dict(GOOD_ROWS[0], annotation="a.json"), GOOD_ROWS[1]]
+    with pytest.raises(DataError, match=message) as err:
+        load_manifest(_write_manifest(manifest_dir / "manifest.csv", rows))
+    assert err.value.path == manifest_dir / "a.json"

@@ -33,11 +33,21 @@ def _rows(csv_path: Path, required: Sequence[str]) -> list[dict]:
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            header = [c.strip() for c in reader.fieldnames or []]
+            missing = [c for c in required if c not in header]
             if missing:
                 raise DataError(csv_path, f"manifest lacks column(s) {missing}",
                                 f"the header must hold {', '.join(required)}")
-            rows = [{k: (v or "").strip() for k, v in row.items() if k} for row in reader]
+            twice = sorted({c for c in header if header.count(c) > 1})
+            if twice:
+                raise DataError(csv_path, f"the header names column(s) {twice} more than once",
+                                "keep one column of each name")
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                if row.get(None):  # csv.DictReader keeps fields past the header under the key None
+                    raise DataError(csv_path, f"row {line} has more fields than the header ({row[None]!r} left over)",
+                                    "quote fields that hold commas, or drop the extra fields")
+                rows.append({k.strip(): (v or "").strip() for k, v in row.items() if k})
     except UnicodeDecodeError as err:
         raise DataError(csv_path, f"manifest is not UTF-8 text ({err})", "save the CSV as UTF-8") from err
     if not rows:
@@ -61,9 +71,48 @@ def _check_row(csv_path: Path, line: int, row: dict, labels: Sequence[str] | Non
         raise DataError(csv_path, f"{where}: duplicate path {row['path']!r} (first at row {seen[full]})",
                         "list each clip once")
     seen[full] = line
-    if not full.exists():
-        raise DataError(csv_path, f"{where}: file {row['path']!r} does not exist", "fix the path or drop the row")
     return full
+
+
+def _check_files(csv_path: Path, missing: list[str]) -> None:
+    """Every listed file that does not exist, named in one error (up to 20)."""
+    if missing:
+        shown = "; ".join(missing[:20]) + (f"; and {len(missing) - 20} more" if len(missing) > 20 else "")
+        count = f" ({len(missing)} listed files missing)" if len(missing) > 1 else ""
+        raise DataError(csv_path, shown + count, "fix the paths or drop the rows")
+
+
+def _check_label_spellings(csv_path: Path, rows: list[dict]) -> None:
+    """Labels that differ only in case or surrounding space would become separate classes."""
+    spellings: dict[str, set[str]] = {}
+    for row in rows:
+        spellings.setdefault(row["label"].lower(), set()).add(row["label"])
+    clashes = [sorted(s) for s in spellings.values() if len(s) > 1]
+    if clashes:
+        raise DataError(csv_path, f"labels spelled several ways: {clashes}", "spell each class one way")
+
+
+def _annotation(csv_path: Path, line: int, ann_path: Path) -> tuple[dict, dict, int | None]:
+    """(meta, boxes {frame: [(x, y, w, h)]}, keyframe) of an annotation JSON, its structure checked."""
+    try:
+        meta = json.loads(ann_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(ann_path, f"cannot read annotation JSON ({err})", "fix or remove the file") from err
+    fix = 'write {"boxes": [[x, y, w, h] or null, one per frame], "keyframe": k}'
+    if not isinstance(meta, dict) or not isinstance(meta.get("boxes", []), list):
+        raise DataError(ann_path, f"annotation of row {line} is not an object with a list of boxes", fix)
+    boxes = {}
+    for i, b in enumerate(meta.get("boxes", [])):
+        if b is None or b == []:
+            continue
+        if not (isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b)) or b[2] <= 0 \
+                or b[3] <= 0:
+            raise DataError(ann_path, f"frame {i}: box {b!r} is not [x, y, w, h] with positive w and h", fix)
+        boxes[i] = [tuple(b)]
+    keyframe = meta.get("keyframe")
+    if keyframe is not None and (isinstance(keyframe, bool) or not isinstance(keyframe, int) or keyframe < 0):
+        raise DataError(ann_path, f"keyframe {keyframe!r} is not a frame index", fix)
+    return meta, boxes, keyframe
 
 
 def _parse_box(csv_path: Path, line: int, text: str) -> tuple[float, float, float, float]:
@@ -83,18 +132,17 @@ def _parse_box(csv_path: Path, line: int, text: str) -> tuple[float, float, floa
 def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source: str = "manifest") -> list[VideoRecord]:
     """Clips listed in a manifest CSV (a file, or a folder holding manifest.csv)."""
     csv_path = _manifest_file(path, "manifest.csv")
-    records, seen = [], {}
-    for line, row in enumerate(_rows(csv_path, REQUIRED), start=2):
+    rows = _rows(csv_path, REQUIRED)
+    _check_label_spellings(csv_path, rows)
+    records, seen, missing = [], {}, []
+    for line, row in enumerate(rows, start=2):
         full = _check_row(csv_path, line, row, labels, seen)
+        if not full.exists():
+            missing.append(f"row {line}: file {row['path']!r} does not exist")
+            continue
         boxes, keyframe, meta = {}, None, {}
         if row.get("annotation"):
-            ann_path = csv_path.parent / row["annotation"]
-            try:
-                meta = json.loads(ann_path.read_text())
-            except (OSError, json.JSONDecodeError) as err:
-                raise DataError(ann_path, f"cannot read annotation JSON ({err})", "fix or remove the file") from err
-            boxes = {i: [tuple(b)] for i, b in enumerate(meta.get("boxes", [])) if b}
-            keyframe = meta.get("keyframe")
+            meta, boxes, keyframe = _annotation(csv_path, line, csv_path.parent / row["annotation"])
         if row.get("keyframe"):
             try:
                 keyframe = int(row["keyframe"])
@@ -113,6 +161,7 @@ def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source:
                                    label=row["label"], patient_id=row["patient_id"], split=row["split"],
                                    source=source, licence=row.get("licence", ""), boxes=boxes,
                                    keyframe=keyframe, meta=meta))
+    _check_files(csv_path, missing)
     return records
 
 
@@ -120,14 +169,16 @@ def load_image_manifest(path: str | Path, labels: Sequence[str] | None = None,
                         source: str = "manifest") -> list[ImageRecord]:
     """Still images listed in a CSV `path,mask_path,label,split,patient_id` (mask_path may be empty)."""
     csv_path = _manifest_file(path, "images.csv")
-    records, seen = [], {}
-    for line, row in enumerate(_rows(csv_path, REQUIRED + ("mask_path",)), start=2):
+    rows = _rows(csv_path, REQUIRED + ("mask_path",))
+    _check_label_spellings(csv_path, rows)
+    records, seen, missing = [], {}, []
+    for line, row in enumerate(rows, start=2):
         full = _check_row(csv_path, line, row, labels, seen)
         masks = [(csv_path.parent / m).resolve() for m in row["mask_path"].split(";") if m]
-        for m in masks:
-            if not m.exists():
-                raise DataError(csv_path, f"row {line}: mask {m.name!r} does not exist", "fix mask_path")
+        missing += [f"row {line}: file {p!r} does not exist" for p in [row["path"]] * (not full.exists()) +
+                    [m.name for m in masks if not m.exists()]]
         records.append(ImageRecord(image_id=Path(row["path"]).with_suffix("").as_posix(), path=full,
                                    label=row["label"], patient_id=row["patient_id"], mask_paths=masks,
                                    split=row["split"], source=source))
+    _check_files(csv_path, missing)
     return records
