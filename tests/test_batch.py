@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -54,6 +55,52 @@ def test_repeated_seeds_are_refused(tmp_path):
     nb = _notebook(tmp_path / "01_a.ipynb", "pass")
     with pytest.raises(ValueError, match="seeds repeat"):
         plan([str(nb)], tmp_path / "b", seeds=[0, 0])
+
+
+@pytest.mark.bad_input
+def test_a_run_folder_in_use_is_not_run_twice_and_a_stale_lock_is_taken_over(tmp_path):
+    nb = _notebook(tmp_path / "01_a.ipynb", "Path(out_dir, 'ran').write_text('yes')")
+    run = plan([str(nb)], tmp_path / "one", seeds=[0])[0]
+    Path(run.out_dir).mkdir(parents=True)
+    lock = Path(run.out_dir) / "run.lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": __import__("platform").node()}))  # a live process
+    [outcome] = run_batch([run], echo=lambda *_: None)
+    assert not outcome.ok and f"another usnb run (pid {os.getpid()}) is running" in outcome.error
+    assert not (Path(run.out_dir) / "ran").exists() and lock.exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(json.dumps({"pid": dead.pid, "host": __import__("platform").node()}))  # its process is gone
+    [outcome] = run_batch([run], echo=lambda *_: None)
+    assert outcome.ok and (Path(run.out_dir) / "ran").read_text() == "yes" and not lock.exists()
+
+
+def test_stopping_usnb_run_stops_its_run_and_leaves_it_to_resume(tmp_path):
+    flag = tmp_path / "started"
+    nb = _notebook(tmp_path / "01_slow.ipynb", f"Path({str(flag)!r}).write_text(str(__import__('os').getpid()))\n"
+                                               "time.sleep(120)")
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "usnb.cli", "run", str(nb), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while not flag.exists():
+        assert time.time() < deadline and proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        time.sleep(0.3)
+    kernel = int(flag.read_text())
+    proc.send_signal(signal.SIGTERM)  # `kill` of usnb run alone, not of its process group
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    deadline = time.time() + 30
+    while _alive(kernel) and time.time() < deadline:
+        time.sleep(0.3)
+    assert not _alive(kernel)  # the notebook's kernel went with it
+    assert not (out / "status.json").exists() and not (out / "run.lock").exists()  # unfinished, free: rerun later
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_batch_killed_half_way_finishes_only_the_missing_runs(tmp_path):

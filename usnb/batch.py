@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -117,8 +118,6 @@ def _write_json(path: Path, data) -> None:
 
 def environment() -> dict:
     """What a reader needs to reproduce a run: usnb.env_report, the command line's interpreter, GPUs, host."""
-    import platform
-
     import usnb
 
     env = usnb.env_report()
@@ -161,12 +160,70 @@ def _child_command(run: Run) -> list[str]:
     return [sys.executable, "-m", "usnb.batch", str(spec)]
 
 
+_CHILDREN: set[subprocess.Popen] = set()  # the runs going now, stopped with this process (`_stop_children`)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _take_lock(folder: Path) -> str | None:
+    """Claim a run folder for this process (folder/run.lock: pid and host); None, or why not: another live process
+    holds it. A lock left by a process that is gone (killed) is taken over."""
+    lock = folder / "run.lock"
+    mine = {"pid": os.getpid(), "host": platform.node()}
+    for _ in range(2):
+        try:
+            with open(lock, "x") as f:
+                json.dump(mine, f)
+            return None
+        except FileExistsError:
+            try:
+                held = json.loads(lock.read_text())
+            except (OSError, json.JSONDecodeError):
+                held = {}
+            if held.get("host") == mine["host"] and isinstance(held.get("pid"), int) and _pid_alive(held["pid"]):
+                return (f"another usnb run (pid {held['pid']}) is running {folder}; wait for it, or stop it and run "
+                        "again (the run resumes)")
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+    return f"could not lock {folder}"
+
+
+def _stop_children(signum, frame) -> None:
+    """SIGTERM / SIGINT: stop the runs going (their folders stay unfinished: the next `usnb run` redoes them)."""
+    for child in list(_CHILDREN):
+        child.terminate()
+    for child in list(_CHILDREN):
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    raise SystemExit(128 + signum)
+
+
 def execute_in_child(run: Run, env: dict | None = None) -> Outcome:
     """Execute a run in a child process (or `gpus` processes under torchrun); read its status.json after."""
     start = time.perf_counter()
     Path(run.out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(run.out_dir) / "status.json").unlink(missing_ok=True)
-    done = subprocess.run(_child_command(run), env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    busy = _take_lock(Path(run.out_dir))
+    if busy:
+        return Outcome(run, False, 0.0, busy)
+    try:
+        (Path(run.out_dir) / "status.json").unlink(missing_ok=True)
+        child = subprocess.Popen(_child_command(run), env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        _CHILDREN.add(child)
+        stdout, stderr = child.communicate()
+        _CHILDREN.discard(child)
+    finally:
+        (Path(run.out_dir) / "run.lock").unlink(missing_ok=True)
+    done = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
     status = Path(run.out_dir) / "status.json"
     if status.exists():
         record = json.loads(status.read_text())
@@ -193,6 +250,20 @@ def run_batch(runs: Sequence[Run], parallel: int = 1, slurm: dict | None = None,
     slurm: submitit parameters ({"cluster": "slurm" | "local", "slurm_partition": ..., "timeout_min": ...,
     "gpus_per_node": ...}); each run becomes one job, and this call waits for all of them.
     """
+    import signal
+    import threading
+
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():  # a kill or Ctrl-C stops the runs too
+        handlers = {sig: signal.signal(sig, _stop_children) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _run_batch(runs, parallel, slurm, echo)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _run_batch(runs: Sequence[Run], parallel: int, slurm: dict | None, echo: Callable) -> list[Outcome]:
     outcomes: list[Outcome] = []
     todo = []
     for run in runs:
