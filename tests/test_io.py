@@ -319,3 +319,22 @@ def test_quiet_stderr_is_safe_across_threads():
         assert all(pool.map(work, range(40)))
     after = os.fstat(2)
     assert (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino)
+
+
+@pytest.mark.bad_input
+def test_a_pipe_a_link_loop_and_a_renamed_still_image_are_refused_naming_the_file(tmp_path):
+    from PIL import Image
+
+    fifo = tmp_path / "clip.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):  # would block for ever if opened
+        io.read_clip(fifo)
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(loop)
+    with pytest.raises(DataError, match="symbolic link that leads nowhere"):
+        io.read_clip(loop)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "still.jpg")
+    (tmp_path / "still.jpg").rename(tmp_path / "still.mp4")
+    with pytest.raises(DataError, match="a still JPEG image under a video name") as err:
+        io.count_frames(tmp_path / "still.mp4")
+    assert err.value.path == tmp_path / "still.mp4"

@@ -75,9 +75,23 @@ def _to_layout(frames: np.ndarray, grayscale: bool) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
+# the first bytes of still-image formats: a still image renamed .mp4 would otherwise pass as a 1-frame clip
+IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+
+
+def _not_a_still_image(path: Path) -> Path:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    kind = next((name for magic, name in IMAGE_MAGIC.items() if head.startswith(magic)), None)
+    if kind:
+        raise DataError(path, f"a still {kind} image under a video name", "give a video file here (still images go "
+                        "into an image set, e.g. BUSI or images.csv), or fix the file's name")
+    return path
+
+
 def video_info(path: str | Path) -> dict:
     """Frame count, height, width and fps of a video file (decord, else PyAV)."""
-    path = check_readable(path)
+    path = _not_a_still_image(check_readable(path))
     if path.suffix.lower() not in DECORD_CANNOT:
         try:
             vr = _decord_reader(path)
@@ -92,7 +106,7 @@ def video_info(path: str | Path) -> dict:
 def read_video(path: str | Path, grayscale: bool = False, indices: Sequence[int] | None = None,
                size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode a video file to uint8 `(T, H, W, C)`; `indices` picks frames, `size=(H, W)` resizes."""
-    path = check_readable(path)
+    path = _not_a_still_image(check_readable(path))
     errors = []
     if path.suffix.lower() not in DECORD_CANNOT:
         try:
@@ -118,7 +132,12 @@ def check_readable(path: str | Path) -> Path:
     """`path` as a Path if it exists and this user may read it (a folder: list it); else a DataError."""
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise DataError(path, "a symbolic link that leads nowhere (or round to itself)",
+                            "point the link at the file, or replace it with the file")
         raise DataError(path, "file does not exist", "check the path, or set USNB_DATA_DIR")
+    if not path.is_dir() and not path.is_file():  # reading a pipe, socket or device would wait for ever
+        raise DataError(path, "not a regular file (a pipe, socket or device)", "point to the file itself")
     if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
         raise DataError(path, "folder is not readable (permissions)", f"run `chmod a+rx '{path}'`")
     if not os.access(path, os.R_OK):
