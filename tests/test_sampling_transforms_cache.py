@@ -154,3 +154,41 @@ def test_clip_gone_since_listing_is_named_by_the_cache(tiny_breast, tmp_path):
     with pytest.raises(DataError, match="file does not exist") as err:
         ClipCache(tmp_path / "cache").prefill(records, progress=False)
     assert err.value.path == records[1].path
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("damage", ["truncated", "zeroed", "foreign", "changed"])
+def test_a_damaged_cache_entry_is_decoded_again_with_a_warning_naming_the_clip(tiny_breast, tmp_path, damage):
+    from usnb.errors import DataWarning
+
+    record = load_phantom(tiny_breast)[0]
+    good = ClipCache(tmp_path / "cache", size=(32, 32)).get(record).copy()
+    entry = ClipCache(tmp_path / "cache", size=(32, 32)).file(record)
+    data = entry.read_bytes()
+    if damage == "truncated":
+        entry.write_bytes(data[: len(data) // 2])
+    elif damage == "zeroed":
+        entry.write_bytes(bytes(len(data)))
+    elif damage == "foreign":
+        np.save(entry, np.zeros((3, 5), np.float32))
+    else:  # a valid clip of the right shape, other pixels: only the checksum tells
+        np.save(entry, 255 - good)
+    fresh = ClipCache(tmp_path / "cache", size=(32, 32))  # a new process: nothing verified yet
+    with pytest.warns(DataWarning, match=rf"cache entry of {record.path}.*decoding the clip again"):
+        again = fresh.get(record)
+    assert np.array_equal(again, good)
+
+
+@pytest.mark.bad_input
+def test_a_full_or_read_only_cache_folder_is_named_with_the_fix(tiny_breast, tmp_path, monkeypatch):
+    import errno
+
+    from usnb.errors import DataError
+
+    def no_space(file, frames):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", no_space)  # what a full disk (or, for a user, a read-only folder) does to a save
+    with pytest.raises(DataError, match=r"cannot write the clip cache \(No space left on device\).*USNB_CACHE_DIR") as err:
+        ClipCache(tmp_path / "cache", size=(32, 32)).get(load_phantom(tiny_breast)[0])
+    assert err.value.path == tmp_path / "cache" and not list((tmp_path / "cache").iterdir())

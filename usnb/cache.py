@@ -2,11 +2,15 @@
 
 Training reads frames from the cache (a memory copy), never from the decoder: decord leaks and
 seeks badly, and decoding is the slowest thing a loader can do. The key covers the file's
-path, size and modification time and the decode settings, so an edited file is decoded again.
+path, size and modification time and the decode settings, so an edited file is decoded again. Each entry has a
+sidecar `<key>.json` (shape and SHA-1 of the frames): an entry that is truncated, damaged or not a clip of these
+settings is decoded again, with a warning that names the source file.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -15,6 +19,7 @@ import numpy as np
 
 from . import io
 from .datasets.records import VideoRecord
+from .errors import DataError, DataWarning
 from .paths import atomic_write, cache_dir
 
 CACHE_VERSION = 1
@@ -27,7 +32,11 @@ class ClipCache:
                  grayscale: bool = True):
         self.root = Path(root) if root else cache_dir()
         self.size, self.grayscale = (tuple(size) if size else None), grayscale
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise self._unwritable(err) from err
+        self._checked: set[str] = set()  # entries verified by this process
 
     def key(self, path: str | Path) -> str:
         path = io.check_readable(path).resolve()
@@ -44,13 +53,61 @@ class ClipCache:
         return self.root / f"{self.key(record.path)}.npy"
 
     def get(self, record: VideoRecord) -> np.ndarray:
-        """The whole clip, decoding it on the first call only."""
+        """The whole clip, decoding it on the first call only (or when its entry is damaged)."""
         target = self.file(record)
+        if target.exists() and target.name not in self._checked:
+            problem = self._problem(target)
+            if problem:
+                warnings.warn(f"{target}: the cache entry of {record.path} {problem}; decoding the clip again",
+                              DataWarning, stacklevel=2)
+                target.unlink(missing_ok=True)
         if not target.exists():
             frames = record.read(grayscale=self.grayscale, size=self.size)
-            with atomic_write(target) as tmp:  # a reader never sees half a clip
-                np.save(tmp, frames)
+            try:
+                with atomic_write(target) as tmp:  # a reader never sees half a clip
+                    np.save(tmp, frames)
+                self._write_sidecar(target, frames)
+            except OSError as err:
+                raise self._unwritable(err) from err
+        self._checked.add(target.name)
         return np.load(target, mmap_mode="r")
+
+    def _unwritable(self, err: OSError) -> DataError:
+        return DataError(self.root, f"cannot write the clip cache ({err.strerror or err})",
+                         "set USNB_CACHE_DIR to a writable folder with free space")
+
+    @staticmethod
+    def _digest(frames: np.ndarray) -> str:
+        return hashlib.sha1(np.ascontiguousarray(frames).data).hexdigest()
+
+    def _write_sidecar(self, target: Path, frames: np.ndarray) -> None:
+        with atomic_write(target.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps({"shape": list(frames.shape), "sha1": self._digest(frames)}))
+
+    def _problem(self, target: Path) -> str | None:
+        """None if the entry is a whole clip of these settings matching its sidecar, else what is wrong."""
+        try:
+            frames = np.load(target, mmap_mode="r")
+        except Exception as err:  # noqa: BLE001 - any unreadable entry is decoded again
+            return f"is unreadable ({type(err).__name__})"
+        channels = 1 if self.grayscale else 3
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != channels or \
+                (self.size is not None and tuple(frames.shape[1:3]) != self.size) or not len(frames):
+            return f"is not a clip of these settings ({frames.dtype}, shape {frames.shape})"
+        side = target.with_suffix(".json")
+        try:
+            meta = json.loads(side.read_text())
+        except FileNotFoundError:  # an entry from before sidecars: its structure is right, keep it and vouch now
+            try:
+                self._write_sidecar(target, frames)
+            except OSError:
+                pass
+            return None
+        except (OSError, ValueError):
+            return "has an unreadable sidecar"
+        if meta.get("shape") != list(frames.shape) or meta.get("sha1") != self._digest(frames):
+            return "does not match its checksum (truncated or changed)"
+        return None
 
     def prefill(self, records: Sequence[VideoRecord], workers: int = 2, progress: bool = True) -> None:
         """Decode every clip not cached yet, `workers` at a time, with a progress bar."""
