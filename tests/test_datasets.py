@@ -887,3 +887,57 @@ def test_manifest_annotation_structure_is_checked_at_load(manifest_dir, annotati
     with pytest.raises(DataError, match=message) as err:
         load_manifest(_write_manifest(manifest_dir / "manifest.csv", rows))
     assert err.value.path == manifest_dir / "a.json"
+
+
+@pytest.mark.bad_input
+def test_busi_upper_case_extensions_count_mask_sizes_are_checked_and_normal_is_announced(busi_root):
+    from PIL import Image
+
+    folder = busi_root / "Dataset_BUSI_with_GT" / "benign"
+    before = len(load_busi(busi_root))
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(folder / "benign (9).PNG")
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(folder / "benign (9)_mask.PNG")
+    assert len(load_busi(busi_root)) == before + 1  # .PNG is a PNG
+    Image.fromarray(np.zeros((10, 30), np.uint8)).save(folder / "benign (9)_mask.PNG")
+    with pytest.raises(DataError, match=r"mask is 30x10 px, its image benign \(9\).PNG 30x20"):
+        load_busi(busi_root)
+    (folder / "benign (9)_mask.PNG").unlink(), (folder / "benign (9).PNG").unlink()
+    normal = busi_root / "Dataset_BUSI_with_GT" / "normal"
+    normal.mkdir(exist_ok=True)
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(normal / "normal (1).png")
+    with pytest.warns(DataWarning, match=r"normal/ \(\d+ images\) left out"):
+        load_busi(busi_root)
+
+
+@pytest.mark.bad_input
+def test_busv_absent_videos_and_other_class_folders_are_counted(busv_root):
+    import shutil
+
+    listed = sorted(p for p in (busv_root / "rawframes" / "benign").iterdir() if p.is_dir())[0]
+    shutil.rmtree(listed)
+    (busv_root / "rawframes" / "unsure").mkdir()
+    with pytest.warns(DataWarning) as caught:
+        load_busv(busv_root)
+    text = " | ".join(str(w.message) for w in caught)
+    assert "class folder(s) ['unsure'] left out" in text
+    assert f"1 video(s) listed in the annotation JSON have no frame folder" in text and listed.name in text
+
+
+@pytest.mark.bad_input
+def test_pocus_sheets_are_checked_and_a_stale_manifest_hash_is_said(tmp_path):
+    import shutil
+
+    root = tmp_path / "pocus"
+    shutil.copytree(POCUS_ROOT / "pocus_videos" / "linear", root / "pocus_videos" / "linear")
+    clip = sorted((root / "pocus_videos" / "linear").rglob("*.*"))[0]
+    rel = clip.relative_to(root).as_posix()
+    (root / "MANIFEST.csv").write_text(f"relpath,sha256\n{rel},{'0' * 64}\n")
+    with pytest.warns(DataWarning, match=r"1 clip\(s\) differ from MANIFEST.csv's sha256"):
+        records = load_pocus(root)
+    assert next(r for r in records if r.path == clip).meta["sha256"] != "0" * 64  # its content, not the sheet's
+    (root / "MANIFEST.csv").write_text(f"relpath,hash\n{rel},x\n")
+    with pytest.raises(DataError, match=r"MANIFEST.csv: sheet lacks column\(s\) \['sha256'\]"):
+        load_pocus(root)
+    (root / "MANIFEST.csv").write_bytes("relpath,sha256\nx,\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match="sheet is not UTF-8 text"):
+        load_pocus(root)

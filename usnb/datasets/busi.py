@@ -8,9 +8,10 @@ See data_cards/busi.md.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from .records import ImageRecord
 
 _MASK = re.compile(r"^(?P<stem>.+)_mask(_\d+)?$")
@@ -28,7 +29,7 @@ def load_busi(root: str | Path, include_normal: bool = False, require_masks: boo
             raise DataError(folder, f"BUSI class folder {label}/ not found",
                             "pass the folder holding Dataset_BUSI_with_GT/ (see data_cards/busi.md)")
         images, masks = {}, {}
-        for p in sorted(folder.glob("*.png")):
+        for p in sorted(q for q in folder.iterdir() if q.suffix.lower() == ".png"):  # .PNG too
             m = _MASK.match(p.stem)
             if m:
                 masks.setdefault(m.group("stem"), []).append(p)
@@ -41,10 +42,34 @@ def load_busi(root: str | Path, include_normal: bool = False, require_masks: boo
         for stem, path in sorted(images.items(), key=lambda kv: _natural(kv[0])):
             if require_masks and stem not in masks:
                 raise DataError(path, "image has no mask file", f"add {stem}_mask.png next to it")
+            _check_mask_sizes(path, masks.get(stem, []))
             records.append(ImageRecord(image_id=f"{label}/{stem}", path=path, label=label, patient_id=f"{label}/{stem}",
                                        mask_paths=sorted(masks.get(stem, []), key=lambda q: _natural(q.stem)),
                                        source="busi", licence="CC BY 4.0, Al-Dhabyani et al. 2020"))
+    if not include_normal and (base / "normal").is_dir():
+        n = sum(1 for q in (base / "normal").iterdir() if q.suffix.lower() == ".png" and not _MASK.match(q.stem))
+        warnings.warn(f"BUSI {base}: normal/ ({n} images) left out: the papers' task is benign vs malignant "
+                      "(include_normal=True adds them)", DataWarning)
     return records
+
+
+def _check_mask_sizes(image: Path, masks: list[Path]) -> None:
+    """Each mask must have its image's size (read from the PNG headers; an unreadable file is named when read)."""
+    from PIL import Image
+
+    def size_of(path: Path):
+        try:
+            with Image.open(path) as im:
+                return im.size
+        except Exception:  # noqa: BLE001 - a damaged file: reading it later names it
+            return None
+
+    size = size_of(image)
+    for mask in masks:
+        m = size_of(mask)
+        if size and m and m != size:
+            raise DataError(mask, f"mask is {m[0]}x{m[1]} px, its image {image.name} {size[0]}x{size[1]}",
+                            "re-export the mask at the image's size")
 
 
 def _natural(s: str) -> list:

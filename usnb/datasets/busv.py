@@ -85,6 +85,10 @@ def load_busv(root: str | Path, variant: str = "corrected") -> list[VideoRecord]
             warnings.warn(f"BUSV {json_path}: skipped {len(degenerate)} box(es) with zero or negative width/height "
                           f"(annotation ids {degenerate[:5]}); fix or delete them to silence this", DataWarning)
 
+    others = sorted(p.name for p in frames_root.iterdir() if p.is_dir() and p.name not in ("benign", "malignant"))
+    if others:
+        warnings.warn(f"BUSV {frames_root}: class folder(s) {others} left out (BUSV's classes are benign and "
+                      "malignant)", DataWarning)
     records = []
     for label in ("benign", "malignant"):
         folder = frames_root / label
@@ -103,6 +107,11 @@ def load_busv(root: str | Path, variant: str = "corrected") -> list[VideoRecord]
     if not records:
         raise DataError(frames_root, "no video folders under rawframes/benign or rawframes/malignant",
                         "check the BUSV download is unpacked completely")
+    on_disk = {f"{r.meta['folder_label']}/{r.path.name}" for r in records}
+    absent = sorted(v for v in split_of if v not in on_disk and v not in DUPLICATES)
+    if absent:
+        warnings.warn(f"BUSV {root}: {len(absent)} video(s) listed in the annotation JSON have no frame folder under "
+                      f"rawframes/ (e.g. {absent[:3]}); re-download or unpack them to use them", DataWarning)
     unassigned = sum(1 for r in records if not r.split)
     if split_of and unassigned:
         warnings.warn(f"BUSV {root}: {unassigned} video(s) are in no annotation JSON (split left empty)", DataWarning)

@@ -8,9 +8,11 @@ See data_cards/pocus.md. Every clip is loaded, GIFs (through PyAV) and the one c
 from __future__ import annotations
 
 import csv
+import hashlib
+import warnings
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from ..io import VIDEO_SUFFIXES
 from .records import VideoRecord
 
@@ -19,15 +21,26 @@ METADATA = "SOURCE_dataset_metadata.csv"
 PATIENT_COLUMN = "Patient ID / Name"
 
 
+def _sheet(path: Path, columns: tuple[str, ...]) -> list[dict]:
+    """The rows of a CSV sheet that must hold `columns`; [] if it is absent; a DataError naming it otherwise."""
+    if not path.exists():
+        return []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DataError(path, f"sheet lacks column(s) {missing}", "restore the file from the POCUS download")
+            return list(reader)
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"sheet is not UTF-8 text ({err.reason})", "save it as UTF-8") from err
+
+
 def _metadata_rows(root: Path) -> dict[str, list[dict]]:
     """Rows of the source metadata sheet by `Filename` (file name without extension); {} if absent."""
-    path = root / METADATA
-    if not path.exists():
-        return {}
     rows: dict[str, list[dict]] = {}
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        for r in csv.DictReader(f):
-            rows.setdefault((r.get("Filename") or "").strip(), []).append(r)
+    for r in _sheet(root / METADATA, ("Filename", PATIENT_COLUMN)):
+        rows.setdefault((r.get("Filename") or "").strip(), []).append(r)
     return rows
 
 
@@ -59,23 +72,20 @@ def load_pocus(root: str | Path) -> list[VideoRecord]:
     if not videos.is_dir():
         raise DataError(videos, "POCUS folder pocus_videos/ not found",
                         "pass the folder that holds pocus_videos/ (see data_cards/pocus.md)")
-    licences, hashes = {}, {}
-    if (root / "LICENSES_PER_FILE.csv").exists():
-        with open(root / "LICENSES_PER_FILE.csv", newline="") as f:
-            licences = {r["relpath"]: r for r in csv.DictReader(f)}
-    if (root / "MANIFEST.csv").exists():
-        with open(root / "MANIFEST.csv", newline="") as f:
-            hashes = {r["relpath"]: r["sha256"] for r in csv.DictReader(f)}
+    licences = {r["relpath"]: r for r in _sheet(root / "LICENSES_PER_FILE.csv", ("relpath", "License"))}
+    hashes = {r["relpath"]: r["sha256"] for r in _sheet(root / "MANIFEST.csv", ("relpath", "sha256"))}
     sheet = _metadata_rows(root)
-    records = []
+    records, changed = [], []
     for path in sorted(p for p in videos.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
         rel = path.relative_to(root).as_posix()
         lic = licences.get(rel, {})
         probe = path.relative_to(videos).parts[0]
         raw_patient = _metadata_patient(sheet.get(path.stem, []), probe, rel)
         meta = {"probe": probe, "source_url": lic.get("source_url", ""), "metadata_patient_id": raw_patient}
-        if rel in hashes:
-            meta["sha256"] = hashes[rel]
+        if rel in hashes:  # the leakage check compares content: the file's own hash, the manifest's only checked
+            meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            if meta["sha256"] != hashes[rel]:
+                changed.append(rel)
         licence = lic.get("License", "")
         if lic.get("source_url"):
             licence = f"{licence}, {lic['source_url']}".strip(", ")
@@ -84,4 +94,7 @@ def load_pocus(root: str | Path) -> list[VideoRecord]:
                                    source="pocus", licence=licence, meta=meta))
     if not records:
         raise DataError(videos, "no video files found", "check the folder holds the POCUS clips")
+    if changed:
+        warnings.warn(f"POCUS {root}: {len(changed)} clip(s) differ from MANIFEST.csv's sha256 (e.g. {changed[:3]}): "
+                      "changed since the manifest was written; the leakage check uses their content", DataWarning)
     return records
