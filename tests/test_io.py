@@ -338,3 +338,20 @@ def test_a_pipe_a_link_loop_and_a_renamed_still_image_are_refused_naming_the_fil
     with pytest.raises(DataError, match="a still JPEG image under a video name") as err:
         io.count_frames(tmp_path / "still.mp4")
     assert err.value.path == tmp_path / "still.mp4"
+
+
+def test_long_clip_decodes_in_chunks_to_the_same_frames(tmp_path):
+    """More frames than io.CHUNK: decoded a chunk at a time into the result, equal to one batch of every frame."""
+    import decord
+
+    n = io.CHUNK * 2 + 5
+    rng = np.random.default_rng(0)
+    path = io.write_video(tmp_path / "long.mp4", rng.integers(0, 255, (n, 64, 128, 3), dtype=np.uint8))
+    whole = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, height=32, width=64).get_batch(
+        list(range(n))).asnumpy()
+    for grey in (True, False):
+        out = io.read_video(path, grayscale=grey, size=(32, 64))
+        assert out.shape == (n, 32, 64, 1 if grey else 3) and out.dtype == np.uint8
+        assert np.array_equal(out, io._to_layout(whole, grey))
+    picked = [n - 1, 0, io.CHUNK, 3]
+    assert np.array_equal(io.read_video(path, indices=picked, size=(32, 64)), io._to_layout(whole[picked], False))

@@ -110,14 +110,13 @@ def read_video(path: str | Path, grayscale: bool = False, indices: Sequence[int]
     errors = []
     if path.suffix.lower() not in DECORD_CANNOT:
         try:
-            frames = _read_decord(path, indices, size)
-            return _to_layout(frames, grayscale)
+            return _read_decord(path, indices, size, grayscale)
         except (DataError, IndexError):
             raise
         except Exception as err:  # noqa: BLE001 - fall back to PyAV, keep the reason
             errors.append(f"decord: {err}".strip())
     try:
-        frames = _read_pyav(path, indices, size)
+        frames = _read_pyav(path, indices, size, grayscale)
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001
@@ -125,7 +124,7 @@ def read_video(path: str | Path, grayscale: bool = False, indices: Sequence[int]
         raise DataError(path, "cannot decode video (" + "; ".join(e.splitlines()[0] for e in errors) + ")",
                         "check the file plays in a video player; re-encode it, e.g. "
                         "`ffmpeg -i IN -c:v libx264 OUT.mp4`") from err
-    return _to_layout(frames, grayscale)
+    return frames
 
 
 def check_readable(path: str | Path) -> Path:
@@ -159,7 +158,12 @@ def _decord_reader(path: Path, size: tuple[int, int] | None = None):
         return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kwargs)
 
 
-def _read_decord(path: Path, indices: Sequence[int] | None, size: tuple[int, int] | None) -> np.ndarray:
+CHUNK = 16  # frames decoded at a time: a long clip never sits in memory as RGB, only as its final layout
+
+
+def _read_decord(path: Path, indices: Sequence[int] | None, size: tuple[int, int] | None,
+                 grayscale: bool = False) -> np.ndarray:
+    """uint8 (T, H, W, 1 or 3), decoded CHUNK frames at a time into the result (peak memory ~ the result)."""
     vr = _decord_reader(path, size)
     n = len(vr)
     if n == 0:
@@ -168,14 +172,23 @@ def _read_decord(path: Path, indices: Sequence[int] | None, size: tuple[int, int
     bad = [i for i in idx if not 0 <= i < n]
     if bad:
         raise IndexError(f"{path}: frame indices {bad[:5]} outside 0..{n - 1}")
-    with quiet_stderr() as log:
-        frames = vr.get_batch(idx).asnumpy()
-    if frames.shape[0] != len(idx):
-        raise RuntimeError(f"decord returned {frames.shape[0]} of {len(idx)} frames; {''.join(log)[-200:]}")
-    return frames
+    out = None
+    for start in range(0, len(idx), CHUNK):
+        part = idx[start:start + CHUNK]
+        with quiet_stderr() as log:
+            frames = vr.get_batch(part).asnumpy()
+        if frames.shape[0] != len(part):
+            raise RuntimeError(f"decord returned {frames.shape[0]} of {len(part)} frames; {''.join(log)[-200:]}")
+        laid = _to_layout(frames, grayscale)
+        if out is None:
+            out = np.empty((len(idx), *laid.shape[1:]), np.uint8)
+        out[start:start + len(part)] = laid
+    return out
 
 
-def _read_pyav(path: Path, indices: Sequence[int] | None, size: tuple[int, int] | None) -> np.ndarray:
+def _read_pyav(path: Path, indices: Sequence[int] | None, size: tuple[int, int] | None,
+               grayscale: bool = False) -> np.ndarray:
+    """uint8 (T, H, W, 1 or 3); each frame is laid out (and made grey) as it is decoded."""
     import av
 
     av.logging.set_level(av.logging.PANIC)
@@ -191,7 +204,7 @@ def _read_pyav(path: Path, indices: Sequence[int] | None, size: tuple[int, int] 
             if wanted is None or i in wanted:
                 if size:
                     frame = frame.reformat(width=size[1], height=size[0])
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(_to_layout(frame.to_ndarray(format="rgb24")[None], grayscale)[0])
             if wanted is not None and i >= wanted[-1]:
                 break
     if not frames:
