@@ -228,6 +228,13 @@ def test_report_escapes_every_name_from_the_file_system_and_the_data(tmp_path):
     assert "href='03_kganet/seed0/x%27%20onerror%3D%27.png'" in index  # %-quoted: the link still opens the file
 
 
+def test_markdown_cells_escape_the_pipe_of_a_claim():
+    from usnb.report import _md_table
+
+    row = _md_table(["claim", "verdict"], [["A ~ B (AUC, |delta| <= 0.02)", "supported"]]).splitlines()[2]
+    assert row == "| A ~ B (AUC, \\|delta\\| <= 0.02) | supported |"  # two cells, not four
+
+
 def test_report_shows_cis_the_papers_own_columns_and_the_claims_pooled_over_seeds(tmp_path):
     from usnb.claims import SUPPORTED, judge_all
     from usnb.metrics import held_out_metrics

@@ -187,8 +187,8 @@ def _key_figures(figures: list[Path], limit: int = 4) -> list[Path]:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(str(c) for c in line) + " |" for line in lines)
+    lines = [header, ["---"] * len(header), *rows]  # a "|" inside a cell (|delta| <= 0.02) is escaped
+    return "\n".join("| " + " | ".join(str(c).replace("|", "\\|") for c in line) + " |" for line in lines)
 
 
 class _Html(str):
