@@ -192,3 +192,13 @@ def test_a_full_or_read_only_cache_folder_is_named_with_the_fix(tiny_breast, tmp
     with pytest.raises(DataError, match=r"cannot write the clip cache \(No space left on device\).*USNB_CACHE_DIR") as err:
         ClipCache(tmp_path / "cache", size=(32, 32)).get(load_phantom(tiny_breast)[0])
     assert err.value.path == tmp_path / "cache" and not list((tmp_path / "cache").iterdir())
+
+
+def test_prefill_verifies_cached_entries_so_training_reads_only(tiny_breast, tmp_path, monkeypatch):
+    records = load_phantom(tiny_breast)[:3]
+    ClipCache(tmp_path / "cache", size=(32, 32)).prefill(records, progress=False)
+    fresh = ClipCache(tmp_path / "cache", size=(32, 32))
+    fresh.prefill(records, progress=False)
+    assert fresh._checked == {fresh.file(r).name for r in records}
+    monkeypatch.setattr(ClipCache, "_problem", lambda *a: (_ for _ in ()).throw(AssertionError("verified again")))
+    assert all(fresh.get(r).shape == (12, 32, 32, 1) for r in records)  # no second check in the loop

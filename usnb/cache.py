@@ -110,10 +110,16 @@ class ClipCache:
         return None
 
     def prefill(self, records: Sequence[VideoRecord], workers: int = 2, progress: bool = True) -> None:
-        """Decode every clip not cached yet, `workers` at a time, with a progress bar."""
+        """Decode every clip not cached yet, `workers` at a time, with a progress bar; verify the cached ones here, so
+        that the training loop (and the loader workers forked after this) only reads."""
         from tqdm.auto import tqdm
 
-        todo = [r for r in records if not self.file(r).exists()]
+        todo = []
+        for r in records:
+            if self.file(r).exists():
+                self.get(r)  # checks the entry once (decodes it again if it is damaged)
+            else:
+                todo.append(r)
         with ThreadPoolExecutor(workers) as pool:
             for _ in tqdm(pool.map(self.get, todo), total=len(todo), disable=not progress or not todo,
                           desc="decoding clips into the cache"):

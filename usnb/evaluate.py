@@ -148,7 +148,7 @@ def localisation(gradcam, records: Sequence[VideoRecord], cache, view: FieldOfVi
     scores = {"pointing_game": [], "topk_iou": [], "chance_pointing": []}
     for record in records:
         idx = indices(len(cache.get(record)))[0]
-        if not boxes_in_view(record, idx, view):
+        if not any(record.boxes.get(int(i)) for i in idx):  # no box on these frames (no native frame read)
             continue
         _, cam, boxes = cam_frames(gradcam, record, cache, view, idx, list(classes).index(record.label))
         scores["pointing_game"].append(pointing_game(cam, boxes))  # cam: (T, H, W)

@@ -8,13 +8,12 @@ See data_cards/pocus.md. Every clip is loaded, GIFs (through PyAV) and the one c
 from __future__ import annotations
 
 import csv
-import hashlib
 import warnings
 from pathlib import Path
 
 from ..errors import DataError, DataWarning
 from ..io import VIDEO_SUFFIXES
-from .records import VideoRecord
+from .records import VideoRecord, content_hash
 
 PREFIX_LABELS = {"cov": "covid", "pneu": "pneumonia", "reg": "regular", "vir": "viral"}
 METADATA = "SOURCE_dataset_metadata.csv"
@@ -82,16 +81,14 @@ def load_pocus(root: str | Path) -> list[VideoRecord]:
         probe = path.relative_to(videos).parts[0]
         raw_patient = _metadata_patient(sheet.get(path.stem, []), probe, rel)
         meta = {"probe": probe, "source_url": lic.get("source_url", ""), "metadata_patient_id": raw_patient}
-        if rel in hashes:  # the leakage check compares content: the file's own hash, the manifest's only checked
-            meta["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-            if meta["sha256"] != hashes[rel]:
-                changed.append(rel)
         licence = lic.get("License", "")
         if lic.get("source_url"):
             licence = f"{licence}, {lic['source_url']}".strip(", ")
         records.append(VideoRecord(video_id=path.stem, path=path, label=pocus_label(path),
                                    patient_id=f"pocus-{raw_patient}" if raw_patient else path.stem,
                                    source="pocus", licence=licence, meta=meta))
+        if rel in hashes and content_hash(records[-1]) != hashes[rel]:  # the leakage check uses the file's own hash
+            changed.append(rel)
     if not records:
         raise DataError(videos, "no video files found", "check the folder holds the POCUS clips")
     if changed:
