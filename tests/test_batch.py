@@ -11,6 +11,7 @@ import nbformat
 import numpy as np
 import pytest
 
+from usnb import batch
 from usnb.batch import Run, is_finished, plan, run_batch
 from usnb.cli import main
 from usnb.recipes.kganet import PAPER_TABLE2
@@ -65,13 +66,39 @@ def test_a_run_folder_in_use_is_not_run_twice_and_a_stale_lock_is_taken_over(tmp
     lock = Path(run.out_dir) / "run.lock"
     lock.write_text(json.dumps({"pid": os.getpid(), "host": __import__("platform").node()}))  # a live process
     [outcome] = run_batch([run], echo=lambda *_: None)
-    assert not outcome.ok and f"another usnb run (pid {os.getpid()}) is running" in outcome.error
+    assert not outcome.ok and f"another usnb run (pid {os.getpid()} on " in outcome.error
     assert not (Path(run.out_dir) / "ran").exists() and lock.exists()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock.write_text(json.dumps({"pid": dead.pid, "host": __import__("platform").node()}))  # its process is gone
     [outcome] = run_batch([run], echo=lambda *_: None)
     assert outcome.ok and (Path(run.out_dir) / "ran").read_text() == "yes" and not lock.exists()
+
+
+@pytest.mark.bad_input
+def test_a_lock_of_another_host_holds_while_its_heartbeat_is_recent(tmp_path):
+    nb = _notebook(tmp_path / "01_a.ipynb", "Path(out_dir, 'ran').write_text('yes')")
+    run = plan([str(nb)], tmp_path / "one", seeds=[0])[0]
+    Path(run.out_dir).mkdir(parents=True)
+    lock = Path(run.out_dir) / "run.lock"
+    lock.write_text(json.dumps({"pid": 1, "host": "node-17.cluster"}))  # a pid this host cannot check
+    [outcome] = run_batch([run], echo=lambda *_: None)
+    assert not outcome.ok and "pid 1 on node-17.cluster" in outcome.error and lock.exists()
+    old = time.time() - batch.LOCK_STALE - 5
+    os.utime(lock, (old, old))  # its heartbeat stopped: the other host's run died
+    [outcome] = run_batch([run], echo=lambda *_: None)
+    assert outcome.ok and (Path(run.out_dir) / "ran").read_text() == "yes" and not lock.exists()
+
+
+def test_a_running_run_touches_its_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(batch, "LOCK_BEAT", 0.3)
+    nb = _notebook(tmp_path / "01_a.ipynb", "lock = Path(out_dir, 'run.lock'); t0 = lock.stat().st_mtime\n"
+                                            "time.sleep(3)\n"
+                                            "Path(out_dir, 'beat').write_text(str(lock.stat().st_mtime - t0))")
+    run = plan([str(nb)], tmp_path / "one", seeds=[0])[0]
+    [outcome] = run_batch([run], echo=lambda *_: None)
+    assert outcome.ok, outcome.error
+    assert float((Path(run.out_dir) / "beat").read_text()) > 0
 
 
 def test_stopping_usnb_run_stops_its_run_and_leaves_it_to_resume(tmp_path):

@@ -173,9 +173,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+LOCK_BEAT = 60  # seconds between a live lock's heartbeats (its file's mtime is touched)
+LOCK_STALE = 10 * LOCK_BEAT  # a lock of another host (shared file system, SLURM) not touched this long is stale
+
+
 def _take_lock(folder: Path) -> str | None:
     """Claim a run folder for this process (folder/run.lock: pid and host); None, or why not: another live process
-    holds it. A lock left by a process that is gone (killed) is taken over."""
+    holds it. A lock left by a process that is gone is taken over: on this host, its pid no longer runs; from another
+    host (whose pids cannot be checked from here), its heartbeat stopped more than LOCK_STALE seconds ago."""
     lock = folder / "run.lock"
     mine = {"pid": os.getpid(), "host": platform.node()}
     for _ in range(2):
@@ -185,12 +190,17 @@ def _take_lock(folder: Path) -> str | None:
             return None
         except FileExistsError:
             try:
-                held = json.loads(lock.read_text())
+                held, age = json.loads(lock.read_text()), time.time() - lock.stat().st_mtime
             except (OSError, json.JSONDecodeError):
-                held = {}
-            if held.get("host") == mine["host"] and isinstance(held.get("pid"), int) and _pid_alive(held["pid"]):
-                return (f"another usnb run (pid {held['pid']}) is running {folder}; wait for it, or stop it and run "
-                        "again (the run resumes)")
+                held, age = {}, float("inf")
+            pid = held.get("pid") if isinstance(held, dict) else None
+            if isinstance(held, dict) and held.get("host") == mine["host"]:
+                live = isinstance(pid, int) and _pid_alive(pid)
+            else:
+                live = age < LOCK_STALE
+            if live:
+                return (f"another usnb run (pid {pid} on {held.get('host', '?')}) is running {folder}; wait for it, "
+                        "or stop it and run again (the run resumes)")
             lock.unlink(missing_ok=True)  # stale: its process is gone
     return f"could not lock {folder}"
 
@@ -219,7 +229,12 @@ def execute_in_child(run: Run, env: dict | None = None) -> Outcome:
         child = subprocess.Popen(_child_command(run), env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         _CHILDREN.add(child)
-        stdout, stderr = child.communicate()
+        while True:  # the lock's heartbeat: another host sees the run is alive while its mtime is recent
+            try:
+                stdout, stderr = child.communicate(timeout=LOCK_BEAT)
+                break
+            except subprocess.TimeoutExpired:
+                os.utime(Path(run.out_dir) / "run.lock")
         _CHILDREN.discard(child)
     finally:
         (Path(run.out_dir) / "run.lock").unlink(missing_ok=True)
