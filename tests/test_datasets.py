@@ -513,6 +513,7 @@ MANIFEST_ERRORS = [
     (dict(GOOD_ROWS[1], path=""), r"row 3: empty path", None),
     (dict(GOOD_ROWS[1], keyframe="two"), r"row 3: keyframe 'two' is not a frame index", None),
     (dict(GOOD_ROWS[1], keyframe="-1"), r"row 3: keyframe '-1' is not a frame index", None),
+    (dict(GOOD_ROWS[1], keyframe="3"), r"row 3: keyframe 3 is beyond the clip's 3 frames", None),
 ]
 
 
@@ -520,13 +521,33 @@ MANIFEST_ERRORS = [
 @pytest.mark.parametrize("bad_row, message, labels", MANIFEST_ERRORS,
                          ids=["unknown-label", "duplicate", "duplicate-spelled-differently", "missing-file",
                               "empty-patient", "blank-patient", "unknown-split", "empty-path", "keyframe-text",
-                              "keyframe-negative"])
+                              "keyframe-negative", "keyframe-beyond-the-clip"])
 def test_manifest_bad_row_is_an_error_naming_csv_and_row(manifest_dir, bad_row, message, labels):
     csv_path = _write_manifest(manifest_dir / "manifest.csv", [GOOD_ROWS[0], bad_row])
     with pytest.raises(DataError, match=message) as err:
         load_manifest(csv_path, labels=labels)
     assert err.value.path == csv_path and str(err.value).startswith(f"{csv_path}: row 3")
     assert "Fix:" in str(err.value)
+
+
+@pytest.mark.bad_input
+def test_manifest_boxes_outside_the_clip_are_all_named(manifest_dir):
+    # a.mp4 has 4 frames of 32 x 32 px; b has 3 frames of 16 x 16 px
+    (manifest_dir / "ann/a.json").write_text(json.dumps({"boxes": [[1, 2, 3, 4], None, None, None, [1, 1, 2, 2]]}))
+    rows = [GOOD_ROWS[0], dict(GOOD_ROWS[1], box="4 4 20 20")]  # x1 y1 x2 y2 written as x y w h
+    columns = ("path", "label", "split", "patient_id", "keyframe", "annotation", "box")
+    csv_path = _write_manifest(manifest_dir / "manifest.csv", rows, columns)
+    with pytest.raises(DataError) as err:
+        load_manifest(csv_path)
+    text = str(err.value)
+    assert err.value.path == csv_path
+    assert "row 2: a box on frame 4, beyond the clip's 4 frames" in text
+    assert "row 3: box (x 4, y 4, w 20, h 20) on frame 1 reaches outside the 16 x 16 px frame" in text
+    assert "not x1 y1 x2 y2" in text
+    rows[1]["box"] = "4 4 12 12"  # inside (x + w = 16)
+    (manifest_dir / "ann/a.json").write_text(json.dumps({"boxes": [[0, 0, 32, 32], None, None, [31, 31, 1, 1]]}))
+    video, folder = load_manifest(_write_manifest(manifest_dir / "manifest.csv", rows, columns))
+    assert folder.boxes == {1: [(4.0, 4.0, 12.0, 12.0)]} and sorted(video.boxes) == [0, 3]
 
 
 def test_manifest_unknown_label_is_fine_without_a_label_list(manifest_dir):

@@ -290,6 +290,17 @@ def count_frames(path: str | Path) -> int:
     return video_info(path)["frames"]
 
 
+def clip_shape(path: str | Path) -> tuple[int, int, int]:
+    """(frames, height, width) of a video file or frame folder, from its container or first frame (no decoding)."""
+    path = Path(path)
+    if path.is_dir():
+        files = frame_files(path)
+        with Image.open(files[0]) as first:
+            return len(files), first.height, first.width
+    info = video_info(path)
+    return info["frames"], info["height"], info["width"]
+
+
 # ---------------------------------------------------------------------------------- still images
 def read_image(path: str | Path, grayscale: bool = False, size: tuple[int, int] | None = None,
                resample: int = Image.BILINEAR) -> np.ndarray:

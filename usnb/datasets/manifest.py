@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DataError
-from ..io import check_readable
+from ..io import check_readable, clip_shape
 from .records import ImageRecord, VideoRecord
 
 REQUIRED = ("path", "label", "split", "patient_id")
@@ -115,6 +115,26 @@ def _annotation(csv_path: Path, line: int, ann_path: Path) -> tuple[dict, dict, 
     return meta, boxes, keyframe
 
 
+def _outside_clip(line: int, record: VideoRecord) -> list[str]:
+    """What of a row's keyframe and boxes lies outside its clip (frames from 0; boxes x y w h in the native frame's
+    pixels, 1 px of rounding allowed)."""
+    if record.keyframe is None and not record.boxes:
+        return []
+    frames, height, width = clip_shape(record.path)
+    problems = []
+    if record.keyframe is not None and record.keyframe >= frames:
+        problems.append(f"row {line}: keyframe {record.keyframe} is beyond the clip's {frames} frames")
+    for i, boxes in sorted(record.boxes.items()):
+        if i >= frames:
+            problems.append(f"row {line}: a box on frame {i}, beyond the clip's {frames} frames")
+            continue
+        for x, y, w, h in boxes:
+            if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
+                problems.append(f"row {line}: box (x {x:g}, y {y:g}, w {w:g}, h {h:g}) on frame {i} reaches outside "
+                                f"the {width} x {height} px frame")
+    return problems
+
+
 def _parse_box(csv_path: Path, line: int, text: str) -> tuple[float, float, float, float]:
     """'x y w h' (spaces, commas or semicolons) -> (x, y, w, h) with positive w and h."""
     parts = [p for p in text.replace(",", " ").replace(";", " ").split() if p]
@@ -134,7 +154,7 @@ def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source:
     csv_path = _manifest_file(path, "manifest.csv")
     rows = _rows(csv_path, REQUIRED)
     _check_label_spellings(csv_path, rows)
-    records, seen, missing = [], {}, []
+    records, seen, missing, outside = [], {}, [], []
     for line, row in enumerate(rows, start=2):
         full = _check_row(csv_path, line, row, labels, seen)
         if not full.exists():
@@ -161,7 +181,12 @@ def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source:
                                    label=row["label"], patient_id=row["patient_id"], split=row["split"],
                                    source=source, licence=row.get("licence", ""), boxes=boxes,
                                    keyframe=keyframe, meta=meta))
+        outside += _outside_clip(line, records[-1])
     _check_files(csv_path, missing)
+    if outside:
+        shown = "; ".join(outside[:20]) + (f"; and {len(outside) - 20} more" if len(outside) > 20 else "")
+        raise DataError(csv_path, shown, "boxes are x y w h in pixels of the clip's own frames (x, y: top-left "
+                        "corner; not x1 y1 x2 y2) and frames count from 0; fix them or leave the cells empty")
     return records
 
 
