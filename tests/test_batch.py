@@ -255,6 +255,18 @@ def test_report_escapes_every_name_from_the_file_system_and_the_data(tmp_path):
     assert "href='03_kganet/seed0/x%27%20onerror%3D%27.png'" in index  # %-quoted: the link still opens the file
 
 
+def test_report_lists_the_data_warnings_of_its_runs(tmp_path):
+    metric = lambda v: dict(acc=v, sen=v, spe=v, pre=v, f1=v, auc=v, ap=v)  # noqa: E731
+    for seed in (0, 1):
+        _fake_run(tmp_path / "03_kganet" / f"seed{seed}", seed, {"KGA-Net": metric(0.8)})
+    warning = "/x/busv.py:63: DataWarning: BUSV /d/x.json: ignored (its name says neither train, val nor test)\n"
+    (tmp_path / "03_kganet" / "seed0" / "run.log").write_text("epoch 1\n" + warning + "  warnings.warn(...)\n")
+    html, md = write_report(tmp_path)
+    assert "### Data warnings\n\n* BUSV /d/x.json: ignored (its name says neither train, val nor test) (1 of 2 runs)" \
+        in md.read_text()
+    assert "<h3>Data warnings</h3>" in html.read_text()
+
+
 def test_markdown_cells_escape_the_pipe_of_a_claim():
     from usnb.report import _md_table
 

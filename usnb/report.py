@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +85,12 @@ class RunRecord:
     def figures(self) -> list[Path]:
         return sorted(self.folder.glob("*.png"))
 
+    def data_warnings(self) -> list[str]:
+        """The DataWarnings the run's notebook printed (run.log): what a loader skipped, counted, or doubted."""
+        log = self.folder / "run.log"
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        return [m.group(1).strip() for m in re.finditer(r"DataWarning: (.+)", text)]
+
 
 def collect_runs(out: str | Path) -> list[RunRecord]:
     """Every run folder under `out` (a folder with status.json), sorted by notebook and seed."""
@@ -151,6 +159,7 @@ def paper_sections(records: list[RunRecord]) -> list[dict]:
         sections.append({"paper": paper, "profile": profile, "dataset": dataset, "seeds": seeds, "tables": blocks,
                          "paper_data": paper_data, "figures": runs[0].figures(), "folder": runs[0].folder,
                          "claims": pooled_claims(module, runs), "notebook": runs[0].notebook,
+                         "warnings": Counter(w for r in runs for w in dict.fromkeys(r.data_warnings())), "runs": len(runs),
                          "not_trained": getattr(module, "OUT_OF_SCOPE", {}) if module else {}})
     return sorted(sections, key=lambda s: (s["notebook"], s["profile"], s["dataset"]))  # notebook order: 01_, 02_, ...
 
@@ -255,6 +264,11 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
                      "comes with the CI its own test size allows.")
             md += ["### The paper's claims", "", intro, "", _md_table(CLAIMS_HEADER, lines), ""]
             body += ["<h3>The paper's claims</h3>", f"<p>{html.escape(intro)}</p>", _html_table(CLAIMS_HEADER, lines)]
+        if s["warnings"]:
+            lines = [f"{text} ({n} of {s['runs']} runs)" for text, n in s["warnings"].items()]
+            md += ["### Data warnings", "", *[f"* {line}" for line in lines], ""]
+            body += ["<h3>Data warnings</h3><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+                     + "</ul>"]
         figs = _key_figures(s["figures"])
         if figs:
             rel = [f.relative_to(out) for f in figs]
