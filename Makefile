@@ -18,7 +18,7 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q tests
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	USNB_HEADLESS=1 $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
 
 lab: install
 	$(BIN)/jupyter lab notebooks/

@@ -76,3 +76,40 @@ def test_correlation_scatter_reports_pearson_and_spearman(tmp_path):
     assert fig.axes[0].get_title() == "Fig. 3e: r = -1.00, rho = -1.00"
     with pytest.raises(ValueError, match="paired values"):
         plots.correlation_scatter([1, 2], [1, 2, 3], "a", "b")
+
+
+def _draw(alpha=0.25, k=3):
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.set_title(f"alpha={alpha} k={k}")
+    return fig
+
+
+def test_explorer_headless_shows_and_saves_one_static_figure(tmp_path, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    monkeypatch.setenv("USNB_HEADLESS", "1")
+    plots.explorer(_draw, tmp_path / "fig.png", alpha=(0.0, 1.0, 0.05))
+    assert len(shown) == 1 and shown[0].axes[0].get_title() == "alpha=0.25 k=3"  # the defaults
+    assert (tmp_path / "fig.png").stat().st_size > 0 and not plt.get_fignums()  # nothing left to draw again
+
+
+def test_explorer_live_is_one_widget_whose_sliders_start_at_the_defaults_and_redraw_one_figure(tmp_path, monkeypatch):
+    import IPython.display
+    import ipywidgets
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    monkeypatch.delenv("USNB_HEADLESS", raising=False)
+    plots.explorer(_draw, tmp_path / "fig.png", alpha=(0.0, 1.0, 0.05))
+    # in a kernel the first drawing goes into the widget's output area; here every display call is collected
+    [widget] = [s for s in shown if isinstance(s, ipywidgets.Widget)]
+    assert isinstance(widget, ipywidgets.interactive) and (tmp_path / "fig.png").exists()
+    assert [f.axes[0].get_title() for f in shown if f is not widget] == ["alpha=0.25 k=3"]
+    [slider] = [c for c in widget.children if isinstance(c, ipywidgets.FloatSlider)]
+    assert slider.description == "alpha" and slider.value == 0.25  # draw's default, not the range's middle
+    assert not any(getattr(c, "description", "") == "k" for c in widget.children)  # only the named sliders
+    shown.clear()
+    slider.value = 0.5  # moving it redraws: one figure, closed after it is shown
+    assert [f.axes[0].get_title() for f in shown] == ["alpha=0.5 k=3"] and not plt.get_fignums()

@@ -202,3 +202,41 @@ def test_prefill_verifies_cached_entries_so_training_reads_only(tiny_breast, tmp
     assert fresh._checked == {fresh.file(r).name for r in records}
     monkeypatch.setattr(ClipCache, "_problem", lambda *a: (_ for _ in ()).throw(AssertionError("verified again")))
     assert all(fresh.get(r).shape == (12, 32, 32, 1) for r in records)  # no second check in the loop
+
+
+def test_a_clip_longer_than_max_frames_is_cached_thinned_and_maps_back_to_its_frames(tmp_path, monkeypatch):
+    from usnb import io
+    from usnb.datasets.records import VideoRecord
+    from usnb.errors import DataWarning
+    from usnb.evaluate import all_frames, predict, visibility_of
+    from usnb.view import FieldOfView
+
+    video = np.stack([np.full((16, 16), 4 * t, np.uint8) for t in range(50)])  # frame t has grey level 4 t
+    path = io.write_video(tmp_path / "long.mp4", video, crf=0)
+    record = VideoRecord("long", path, "b", "p", boxes={26: [(1, 1, 4, 4)]}, meta={"visibility": list(range(50))})
+    kept = sampling.uniform_indices(50, 8)  # [3, 9, 15, 21, 28, 34, 40, 46]
+    asked = []
+    read = VideoRecord.read
+    monkeypatch.setattr(VideoRecord, "read", lambda self, **k: asked.append(k.get("indices")) or read(self, **k))
+    cache = ClipCache(tmp_path / "c", size=(16, 16), max_frames=8)
+    with pytest.warns(DataWarning, match=r"1 of 1 clips are longer than 8 frames \(e.g. .*long.mp4\)"):
+        cache.prefill([record], progress=False)
+    assert [list(a) for a in asked] == [kept.tolist()]  # decoded by index: only the kept frames
+    thinned = cache.get(record)
+    assert thinned.shape == (8, 16, 16, 1)
+    assert np.abs(thinned[:, 8, 8, 0].astype(int) - 4 * kept).max() <= 2  # frame k of the cache is frame kept[k]
+    assert cache.native(record).tolist() == kept.tolist()
+
+    class Mean(torch.nn.Module):  # a model that only passes its input through
+        def forward(self, x):
+            return {"logits": torch.zeros(len(x), 2), "video_feature": x.mean(dim=(1, 2, 3, 4))[:, None]}
+
+    preds = predict(Mean(), [record], cache, FieldOfView(16), ["a", "b"], all_frames(4), device=torch.device("cpu"))
+    assert preds.frames[0].tolist() == sampling.uniform_indices(8, 4).tolist()  # positions in the cache
+    assert preds.native[0].tolist() == kept[sampling.uniform_indices(8, 4)].tolist()  # frames of the file
+    assert visibility_of(preds)[0].tolist() == kept[sampling.uniform_indices(8, 4)].tolist()
+
+    whole = ClipCache(tmp_path / "c", size=(16, 16), max_frames=None)  # every frame: another entry
+    assert len(whole.get(record)) == 50 and whole.native(record).tolist() == list(range(50))
+    with pytest.raises(ValueError, match=r"max_frames \(a notebook's max_clip_frames\) must be a whole number >= 1 or None"):
+        ClipCache(tmp_path / "c", max_frames=0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import ClipCache
+from .cache import MAX_FRAMES, ClipCache
 from .data import label_index
 from .datasets.records import ImageRecord, VideoRecord
 from .view import FieldOfView
@@ -39,12 +39,13 @@ class BreastData:
 def load_breast(dataset: str, view: FieldOfView, data_dir: str | Path | None = None,
                 image_dir: str | Path | None = None, phantom_clips: int = 300, phantom_seed: int = 0,
                 phantom_test_clips: int | None = None, sources: tuple[str, ...] = SOURCES,
-                images: bool = False) -> BreastData:
+                images: bool = False, max_clip_frames: int | None = MAX_FRAMES) -> BreastData:
     """'phantom' (the built-in breast sweeps of `phantom_clips` clips, generated once), 'manifest' (your videos: a
     manifest CSV or its folder with path,label,split columns, labels benign/malignant; data_cards/inhouse.md) or
     'busv' (public BUSV; with `images`, every BUSI benign/malignant still image from `image_dir`).
 
-    `sources` are the datasets the calling notebook accepts; `images` loads still images too (KGA-Net).
+    `sources` are the datasets the calling notebook accepts; `images` loads still images too (KGA-Net); a clip longer
+    than `max_clip_frames` is cached as that many frames spread evenly over it (None: every frame; `usnb.cache`).
     """
     from .phantom import load_phantom, load_phantom_images, notebook_phantom
     from .sources import load
@@ -76,6 +77,6 @@ def load_breast(dataset: str, view: FieldOfView, data_dir: str | Path | None = N
     if not by_split["val"]:
         del by_split["val"]
         notes.append("no validation split: Youden thresholds are chosen on the test split")
-    cache = ClipCache(size=(view.cache_size, view.cache_size), grayscale=True)
+    cache = ClipCache(size=(view.cache_size, view.cache_size), grayscale=True, max_frames=max_clip_frames)
     cache.prefill(clips)
     return BreastData(by_split, cache, view, stills, dataset, notes)

@@ -5,6 +5,12 @@ seeks badly, and decoding is the slowest thing a loader can do. The key covers t
 path, size and modification time and the decode settings, so an edited file is decoded again. Each entry has a
 sidecar `<key>.json` (shape and SHA-1 of the frames): an entry that is truncated, damaged or not a clip of these
 settings is decoded again, with a warning that names the source file.
+
+A clip longer than `max_frames` (default 1,024: about 34 s at 30 fps; every clip of the phantoms and of POCUS is
+shorter) is cached as `max_frames` frames spread evenly over it, decoded by index (only those frames are kept), so
+that an hour-long recording costs megabytes, not gigabytes; `native(record)` maps each cached frame back to its
+frame in the file (boxes and keyframes are numbered by the file's frames), and `prefill` counts such clips in a
+warning.
 """
 from __future__ import annotations
 
@@ -17,26 +23,32 @@ from typing import Sequence
 
 import numpy as np
 
-from . import io
+from . import io, live
 from .datasets.records import VideoRecord
 from .errors import DataError, DataWarning
 from .paths import atomic_write, cache_dir
+from .sampling import uniform_indices
 
 CACHE_VERSION = 1
+MAX_FRAMES = 1024
 
 
 class ClipCache:
     """Decoded clips at one frame size: `cache.get(record)` -> read-only uint8 memmap `(T, H, W, C)`."""
 
     def __init__(self, root: str | Path | None = None, size: tuple[int, int] | None = (112, 112),
-                 grayscale: bool = True):
+                 grayscale: bool = True, max_frames: int | None = MAX_FRAMES):
+        if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
+                                       or max_frames < 1):
+            raise ValueError(f"max_frames (a notebook's max_clip_frames) must be a whole number >= 1 or None (every frame), got {max_frames!r}")
         self.root = Path(root) if root else cache_dir()
-        self.size, self.grayscale = (tuple(size) if size else None), grayscale
+        self.size, self.grayscale, self.max_frames = (tuple(size) if size else None), grayscale, max_frames
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise self._unwritable(err) from err
         self._checked: set[str] = set()  # entries verified by this process
+        self._native: dict[str, np.ndarray | None] = {}  # entry -> the file's frame of each cached frame
 
     def key(self, path: str | Path) -> str:
         path = io.check_readable(path).resolve()
@@ -46,7 +58,7 @@ class ClipCache:
         else:
             stat = path.stat()
             extra, mtime = stat.st_size, stat.st_mtime_ns
-        text = f"{CACHE_VERSION}|{path}|{extra}|{mtime}|{self.size}|{self.grayscale}"
+        text = f"{CACHE_VERSION}|{path}|{extra}|{mtime}|{self.size}|{self.grayscale}|{self.max_frames}"
         return hashlib.sha1(text.encode()).hexdigest()[:20]
 
     def file(self, record: VideoRecord) -> Path:
@@ -62,15 +74,46 @@ class ClipCache:
                               DataWarning, stacklevel=2)
                 target.unlink(missing_ok=True)
         if not target.exists():
-            frames = record.read(grayscale=self.grayscale, size=self.size)
+            frames, kept = self._decode(record)
             try:
                 with atomic_write(target) as tmp:  # a reader never sees half a clip
                     np.save(tmp, frames)
-                self._write_sidecar(target, frames)
+                self._write_sidecar(target, frames, kept)
             except OSError as err:
                 raise self._unwritable(err) from err
         self._checked.add(target.name)
         return np.load(target, mmap_mode="r")
+
+    def _decode(self, record: VideoRecord) -> tuple[np.ndarray, list[int] | None]:
+        """(frames, None) for a whole clip; (frames, the file's frame of each) for one longer than max_frames."""
+        read = dict(grayscale=self.grayscale, size=self.size)
+        n = io.clip_shape(record.path)[0] if self.max_frames is not None else 0
+        if n <= (self.max_frames or 0):
+            frames = record.read(**read)
+            if self.max_frames is None or len(frames) <= self.max_frames:
+                return frames, None
+            kept = uniform_indices(len(frames), self.max_frames)  # its container undercounted: thin it here
+            return np.ascontiguousarray(frames[kept]), kept.tolist()
+        kept = uniform_indices(n, self.max_frames)
+        try:
+            return record.read(indices=kept, **read), kept.tolist()
+        except IndexError:  # its container overcounted: decode everything, thin it here
+            frames = record.read(**read)
+            kept = uniform_indices(len(frames), min(self.max_frames, len(frames)))
+            return np.ascontiguousarray(frames[kept]), kept.tolist()
+
+    def native(self, record: VideoRecord) -> np.ndarray:
+        """The file's frame index of each cached frame of `record` (0, 1, 2, ... unless the clip was thinned)."""
+        target = self.file(record)
+        if target.name not in self._native:
+            self.get(record)
+            try:
+                kept = json.loads(target.with_suffix(".json").read_text()).get("frames")
+            except (OSError, ValueError):
+                kept = None
+            self._native[target.name] = None if kept is None else np.asarray(kept, dtype=int)
+        kept = self._native[target.name]
+        return np.arange(len(self.get(record))) if kept is None else kept
 
     def _unwritable(self, err: OSError) -> DataError:
         return DataError(self.root, f"cannot write the clip cache ({err.strerror or err})",
@@ -80,9 +123,9 @@ class ClipCache:
     def _digest(frames: np.ndarray) -> str:
         return hashlib.sha1(np.ascontiguousarray(frames).data).hexdigest()
 
-    def _write_sidecar(self, target: Path, frames: np.ndarray) -> None:
+    def _write_sidecar(self, target: Path, frames: np.ndarray, kept: list[int] | None = None) -> None:
         with atomic_write(target.with_suffix(".json")) as tmp:
-            tmp.write_text(json.dumps({"shape": list(frames.shape), "sha1": self._digest(frames)}))
+            tmp.write_text(json.dumps({"shape": list(frames.shape), "sha1": self._digest(frames), "frames": kept}))
 
     def _problem(self, target: Path) -> str | None:
         """None if the entry is a whole clip of these settings matching its sidecar, else what is wrong."""
@@ -107,13 +150,14 @@ class ClipCache:
             return "has an unreadable sidecar"
         if meta.get("shape") != list(frames.shape) or meta.get("sha1") != self._digest(frames):
             return "does not match its checksum (truncated or changed)"
+        kept = meta.get("frames")
+        if kept is not None and (not isinstance(kept, list) or len(kept) != len(frames)):
+            return "has a sidecar whose frame list does not match the entry"
         return None
 
     def prefill(self, records: Sequence[VideoRecord], workers: int = 2, progress: bool = True) -> None:
         """Decode every clip not cached yet, `workers` at a time, with a progress bar; verify the cached ones here, so
         that the training loop (and the loader workers forked after this) only reads."""
-        from tqdm.auto import tqdm
-
         todo = []
         for r in records:
             if self.file(r).exists():
@@ -121,6 +165,12 @@ class ClipCache:
             else:
                 todo.append(r)
         with ThreadPoolExecutor(workers) as pool:
-            for _ in tqdm(pool.map(self.get, todo), total=len(todo), disable=not progress or not todo,
+            for _ in live.progress(pool.map(self.get, todo), total=len(todo), disable=not progress or not todo,
                           desc="decoding clips into the cache"):
                 pass
+        thinned = [r for r in records if len(self.native(r)) and self.native(r)[-1] + 1 > len(self.native(r))]
+        if thinned:
+            warnings.warn(f"{len(thinned)} of {len(records)} clips are longer than {self.max_frames} frames (e.g. "
+                          f"{thinned[0].path}): each is cached as {self.max_frames} frames spread evenly over it; "
+                          "pass max_clip_frames=None to keep every frame (memory: frames x H x W bytes per clip)",
+                          DataWarning, stacklevel=2)

@@ -28,10 +28,11 @@ class Predictions:
     records: list[VideoRecord]
     labels: np.ndarray  # (N,)
     probs: np.ndarray  # (N,)
-    frames: list[np.ndarray]  # (T_i,) frame indices of the first view
+    frames: list[np.ndarray]  # (T_i,) indices of the first view's frames in the clip cache
     video_features: np.ndarray  # (N, D), mean over views
     frame_features: list[np.ndarray] | None = None  # (T_i, D) when the model has per-frame features
     outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)  # e.g. KGA-Net "weights" (T_i,)
+    native: list[np.ndarray] | None = None  # (T_i,) the same frames numbered as in the file (a long clip is thinned)
 
 
 def dict_outputs(model: nn.Module, x: torch.Tensor) -> dict:
@@ -53,7 +54,7 @@ def predict(model: nn.Module, records: Sequence[VideoRecord], cache, view: Field
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    probs, seen, video, per_frame, kept = [], [], [], [], {k: [] for k in keep}
+    probs, seen, native, video, per_frame, kept = [], [], [], [], [], {k: [] for k in keep}
     for record in records:
         clip = cache.get(record)
         views = indices(len(clip))
@@ -61,6 +62,7 @@ def predict(model: nn.Module, records: Sequence[VideoRecord], cache, view: Field
         out = outputs(model, view(x, dims=4))
         probs.append(float(out["logits"].float().softmax(-1)[:, 1].mean()))
         seen.append(views[0])
+        native.append(cache.native(record)[views[0]])
         video.append(out["video_feature"].float().mean(0).cpu().numpy())
         if "frame_features" in out:
             per_frame.append(out["frame_features"][0].float().cpu().numpy())
@@ -68,7 +70,7 @@ def predict(model: nn.Module, records: Sequence[VideoRecord], cache, view: Field
             kept[k].append(out[k][0].float().cpu().numpy() if k in out else None)
     model.train(was_training)
     return Predictions(list(records), label_index(records, classes), np.array(probs), seen, np.stack(video),
-                       per_frame or None, kept)
+                       per_frame or None, kept, native)
 
 
 def split_metrics(labels: Mapping[str, np.ndarray], probs: Mapping[str, np.ndarray]) -> dict:
@@ -90,7 +92,7 @@ def visibility_of(preds: Predictions) -> list[np.ndarray]:
     missing = [r.video_id for r in preds.records if "visibility" not in r.meta]
     if missing:
         raise ValueError(f"{missing[0]}: no per-frame visibility; only the phantom has it (use dataset='phantom')")
-    return [np.asarray(r.meta["visibility"])[idx] for r, idx in zip(preds.records, preds.frames)]
+    return [np.asarray(r.meta["visibility"])[idx] for r, idx in zip(preds.records, preds.native or preds.frames)]
 
 
 class VideoLogits(nn.Module):
@@ -132,7 +134,8 @@ def cam_frames(gradcam, record: VideoRecord, cache, view: FieldOfView, indices, 
     device = next(gradcam.model.parameters()).device
     x = view.crop(frames(cache.get(record), indices).to(device))  # (1, T, 1, H, W)
     cam = gradcam(x, target_class=target_class)[0]
-    return x[0, :, 0].cpu().numpy(), cam, boxes_in_view(record, indices, view)
+    native = cache.native(record)[np.asarray(indices, dtype=int)]  # boxes are numbered by the file's frames
+    return x[0, :, 0].cpu().numpy(), cam, boxes_in_view(record, native, view)
 
 
 def localisation(gradcam, records: Sequence[VideoRecord], cache, view: FieldOfView, classes: Sequence[str],
@@ -148,7 +151,7 @@ def localisation(gradcam, records: Sequence[VideoRecord], cache, view: FieldOfVi
     scores = {"pointing_game": [], "topk_iou": [], "chance_pointing": []}
     for record in records:
         idx = indices(len(cache.get(record)))[0]
-        if not any(record.boxes.get(int(i)) for i in idx):  # no box on these frames (no native frame read)
+        if not any(record.boxes.get(int(i)) for i in cache.native(record)[idx]):  # no box: no native frame read
             continue
         _, cam, boxes = cam_frames(gradcam, record, cache, view, idx, list(classes).index(record.label))
         scores["pointing_game"].append(pointing_game(cam, boxes))  # cam: (T, H, W)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from . import sampling
-from .cache import ClipCache
+from .cache import MAX_FRAMES, ClipCache
 from .data import ClipDataset, label_index
 from .datasets.records import VideoRecord
 from .view import FieldOfView
@@ -65,13 +65,15 @@ class LungData:
 
 
 def lung_data(clips: Mapping[str, list[VideoRecord]], classes: Sequence[str], size: int, fov: float = 1.0,
-              clip_norm: bool = False, dataset: str = "phantom", notes: Sequence[str] = ()) -> LungData:
+              clip_norm: bool = False, dataset: str = "phantom", notes: Sequence[str] = (),
+              max_clip_frames: int | None = MAX_FRAMES) -> LungData:
     """Clips by split -> LungData: labels checked, frames cached at size / fov, the intensity mean and std measured on
-    the training clips (every clip where there is no training split yet: POCUS, split by k-fold later)."""
+    the training clips (every clip where there is no training split yet: POCUS, split by k-fold later). A clip longer
+    than `max_clip_frames` is cached as that many frames spread evenly over it (None: every frame)."""
     for recs in clips.values():
         label_index(recs, classes)  # an unknown label fails here, naming the file
     side = FieldOfView(size, fov).cache_size
-    cache = ClipCache(size=(side, side), grayscale=True)
+    cache = ClipCache(size=(side, side), grayscale=True, max_frames=max_clip_frames)
     everything = [r for recs in clips.values() for r in recs]
     cache.prefill(everything)
     data = LungData(dict(clips), cache, tuple(classes), size, dataset=dataset, notes=list(notes), clip_norm=clip_norm)
@@ -88,7 +90,8 @@ def pocus_task(records: Sequence[VideoRecord]) -> list[VideoRecord]:
 
 
 def load_lung(dataset: str, size: int, fov: float = 1.0, clip_norm: bool = False, data_dir: str | Path | None = None,
-              phantom_clips: int = 300, phantom_seed: int = 0, phantom_test_clips: int | None = None) -> LungData:
+              phantom_clips: int = 300, phantom_seed: int = 0, phantom_test_clips: int | None = None,
+              max_clip_frames: int | None = MAX_FRAMES) -> LungData:
     """'phantom' (the lung phantom of `phantom_clips` clips, generated once) or 'pocus' (the 131 real POCUS clips at
     `data_dir`), cached for an encoder that sees the central `fov` of each frame at `size` px."""
     from .datasets.pocus import load_pocus
@@ -98,13 +101,14 @@ def load_lung(dataset: str, size: int, fov: float = 1.0, clip_norm: bool = False
         root = Path(data_dir) if data_dir else notebook_phantom("lung", phantom_clips, phantom_seed, phantom_test_clips)
         records = load_phantom(root)
         return lung_data({s: [r for r in records if r.split == s] for s in ("train", "val", "test")}, CLASSES, size,
-                         fov, clip_norm, dataset)
+                         fov, clip_norm, dataset, max_clip_frames=max_clip_frames)
     if dataset == "pocus":
         if data_dir is None:
             raise ValueError("dataset='pocus' needs data_dir: the folder holding pocus_videos/ "
                              "(e.g. ../shared/realdata/pocus from the repository root); see data_cards/pocus.md")
         return lung_data({"all": pocus_task(load_pocus(data_dir))}, POCUS_CLASSES, size, fov, clip_norm, dataset,
-                         ["frames resized to a square (3 of 131 clips are not square); split by patient with k-fold"])
+                         ["frames resized to a square (3 of 131 clips are not square); split by patient with k-fold"],
+                         max_clip_frames)
     raise ValueError(f"dataset must be 'phantom' or 'pocus', got {dataset!r}")
 
 
@@ -163,8 +167,9 @@ def clip_input(data: LungData, record: VideoRecord, frames: int) -> tuple[torch.
 
 
 def clip_boxes(record: VideoRecord, idx: np.ndarray, data: LungData, native: int) -> dict[int, list]:
-    """Ground-truth boxes of the frames `idx`, from the native frame (side `native`) to the encoder's pixels (cached
-    side, then the central crop): {t: [(x, y, w, h)]}."""
+    """Ground-truth boxes of the cached frames `idx`, from the native frame (side `native`) to the encoder's pixels
+    (cached side, then the central crop): {t: [(x, y, w, h)]}."""
     s, o = data.cache.size[0] / native, data.offset
+    frame = data.cache.native(record)[np.asarray(idx, dtype=int)]  # boxes are numbered by the file's frames
     return {t: [(x * s - o, y * s - o, w * s, h * s) for x, y, w, h in record.boxes[int(i)]]
-            for t, i in enumerate(idx) if record.boxes.get(int(i))}
+            for t, i in enumerate(frame) if record.boxes.get(int(i))}

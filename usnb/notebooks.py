@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .live import HEADLESS
 from .paths import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -71,7 +72,8 @@ def check_parameter_names(notebooks: list[Path], names: list[str], flags: dict[s
 def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None, log: Path | None = None) -> RunResult:
     """Execute `notebook` into `out_dir/<name>.ipynb` with papermill; `out_dir` is passed as a parameter.
 
-    With `log`, the notebook's stdout and stderr (progress bars included) go to that file as they come.
+    With `log`, the notebook's stdout and stderr (progress bars included) go to that file as they come. The notebook
+    runs headless (`usnb.live`): nobody watches it, so it draws no widgets.
     """
     import papermill as pm
 
@@ -84,6 +86,7 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict | None = None, 
     ours = str(Path(sys.prefix) / "share" / "jupyter")
     others = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p and p != ours]
     os.environ["JUPYTER_PATH"] = os.pathsep.join([ours, *others])
+    os.environ[HEADLESS] = "1"  # the kernel inherits it: text progress bars, static figures (usnb.live)
     with contextlib.ExitStack() as stack:
         stream = stack.enter_context(open(log, "w")) if log else None
         try:

@@ -3,8 +3,9 @@ attention over frames (results). Every function returns the matplotlib Figure (o
 `path`, saves a PNG."""
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import matplotlib
 
@@ -14,6 +15,7 @@ import matplotlib.patches as patches
 import matplotlib.pyplot as plt
 import numpy as np
 
+from . import io
 from .datasets.records import VideoRecord
 
 
@@ -37,11 +39,11 @@ def sweep_figure(records: Sequence[VideoRecord], n_frames: int = 8, path: str | 
     """One row per clip: `n_frames` frames spread over the sweep, lesion boxes and visibility in the titles."""
     fig, axes = plt.subplots(len(records), n_frames, figsize=(1.5 * n_frames, 1.7 * len(records)), squeeze=False)
     for row, record in zip(axes, records):
-        frames = record.read(grayscale=True)
-        idx = np.linspace(0, len(frames) - 1, n_frames).round().astype(int)
+        idx = np.linspace(0, io.clip_shape(record.path)[0] - 1, n_frames).round().astype(int)
+        frames = record.read(grayscale=True, indices=idx)  # only the frames shown: a clip may be an hour long
         vis = record.meta.get("visibility")
         titles = [f"t={i}" + (f" v={vis[i]:.2f}" if vis else "") for i in idx]
-        frame_grid(frames, idx, record.boxes, titles, ax_row=row)
+        frame_grid(frames, None, {k: record.boxes.get(int(i)) for k, i in enumerate(idx)}, titles, ax_row=row)
         row[0].text(-0.1, 0.5, f"{record.label}\n{record.video_id}", transform=row[0].transAxes, ha="right",
                     va="center", fontsize=8)
     fig.tight_layout()
@@ -50,8 +52,9 @@ def sweep_figure(records: Sequence[VideoRecord], n_frames: int = 8, path: str | 
 
 def readme_figure(path: str | Path) -> Path:
     """The README's example phantom frames: a benign and a malignant breast sweep and two lung clips."""
-    from .phantom import generate, load_phantom
     import tempfile
+
+    from .phantom import generate, load_phantom
 
     with tempfile.TemporaryDirectory() as tmp:
         breast = load_phantom(generate("breast", Path(tmp) / "b", n=8, seed=3, n_images=0, workers=1))
@@ -71,6 +74,37 @@ def _save(fig, path: str | Path | None):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=80, bbox_inches="tight")
     return fig
+
+
+def explorer(draw: Callable[..., "plt.Figure"], path: str | Path | None = None, **sliders) -> None:
+    """An interactive figure: `draw(**values)` returns a Figure; `sliders` are ipywidgets abbreviations of its
+    arguments (`alpha=(0.0, 0.9, 0.05)` a slider, a list a dropdown), starting at `draw`'s defaults.
+
+    `draw()` at its defaults is saved to `path` (the static figure a report shows). Live in JupyterLab: one figure
+    under the sliders, redrawn in place as they move. Headless (`usnb.live.headless()`): that figure alone, no
+    widget. Either way the notebook shows one figure, never a live one beside a stale copy.
+    """
+    from IPython.display import display
+
+    from .live import headless
+
+    fig = _save(draw(), path)
+    if headless():
+        display(fig)
+        plt.close(fig)
+        return
+    plt.close(fig)
+    import ipywidgets as widgets
+
+    def redraw(**values):  # returns None: interact shows nothing more than what is displayed here
+        figure = draw(**values)
+        display(figure)
+        plt.close(figure)
+
+    # the sliders start at draw's defaults: interact reads them from the signature it is given
+    params = inspect.signature(draw).parameters
+    redraw.__signature__ = inspect.Signature([params[name] for name in sliders])
+    display(widgets.interactive(redraw, **sliders))
 
 
 def _numpy(x) -> np.ndarray:

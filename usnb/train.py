@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from . import live
 from .checkpoints import ema_update, load_checkpoint, save_checkpoint
 
 
@@ -208,8 +209,6 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     With `config.ema`, the model ends with the moving average of its weights (Polyak averaging; the decay ramps
     up as min(ema, (1 + n) / (10 + n)) over the first steps n, so early weights do not linger).
     """
-    from tqdm.auto import tqdm
-
     init_distributed()
     rank, world = _world()
     device = device or pick_device()
@@ -249,8 +248,8 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
             warnings.warn(f"{checkpoint}: made with another TrainConfig; training from scratch, and the first "
                           "epoch overwrites it. Fix: pass another checkpoint path to keep it", stacklevel=2)
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
-    # one bar for the whole run (iterations): a live bar in JupyterLab, a line every 10 s in papermill logs
-    bar = tqdm(total=total, initial=start_epoch * len(loader), disable=not progress or rank != 0, mininterval=10.0,
+    # one bar for the whole run (iterations): a widget in JupyterLab, a text line every 10 s headless (usnb.live)
+    bar = live.progress(total=total, initial=start_epoch * len(loader), disable=not progress or rank != 0, mininterval=10.0,
                unit="it")
     for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cache import MAX_FRAMES
 from .. import baselines, paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast
 from ..data import ClipDataset, FeatureClips, FrameViews, label_index
@@ -205,11 +206,13 @@ def trained_rows(profile: Profile) -> dict[str, list[str]]:
 
 
 def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0, phantom_test_clips: int | None = None) -> BreastData:
+              phantom_seed: int = 0, phantom_test_clips: int | None = None,
+              max_clip_frames: int | None = MAX_FRAMES) -> BreastData:
     """'phantom' (the built-in breast sweeps, generated once) or 'manifest' (your videos: a manifest CSV or its
     folder with path,label,split columns, labels benign/malignant; see data_cards/ for the format)."""
     return load_breast(dataset, view, data_dir, phantom_clips=phantom_clips, phantom_seed=phantom_seed,
-                       phantom_test_clips=phantom_test_clips, sources=("phantom", "manifest"))
+                       phantom_test_clips=phantom_test_clips, sources=("phantom", "manifest"),
+                       max_clip_frames=max_clip_frames)
 
 
 # ---------------------------------------------------------------- Sec. 3.2: SimCLR pretraining on frames

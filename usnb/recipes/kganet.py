@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cache import MAX_FRAMES
 from .. import baselines, paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast
 from ..data import ClipDataset, ImageDataset, PairedDataset
@@ -148,12 +149,13 @@ def cam_layer(backbone: nn.Module) -> nn.Module:
 
 def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = None,
               image_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0, phantom_test_clips: int | None = None) -> BreastData:
+              phantom_seed: int = 0, phantom_test_clips: int | None = None,
+              max_clip_frames: int | None = MAX_FRAMES) -> BreastData:
     """'phantom' (the breast phantom of `phantom_clips` sweeps and its stills, generated once) or 'busv' (BUSV
     videos + every BUSI benign/malignant image). Clips keep their split; the paper trains on every still image
     (BUSI has no patients in common with BUSV)."""
     return load_breast(dataset, view, data_dir, image_dir, phantom_clips, phantom_seed, phantom_test_clips,
-                       sources=("phantom", "busv"), images=True)
+                       sources=("phantom", "busv"), images=True, max_clip_frames=max_clip_frames)
 
 
 def train_dataset(data: BreastData, profile: Profile, row: Row):

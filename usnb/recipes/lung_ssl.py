@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cache import MAX_FRAMES
 from .. import paper_claims, params
 from ..augment_st import SpatioTemporalAugment
 from ..data import PairedDataset, Repeated, label_index
@@ -138,11 +139,12 @@ def build_ssl(algorithm: str, profile: Profile) -> BYOL | VideoSimCLR:
 
 
 def load_data(dataset: str, profile: Profile, data_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0, phantom_test_clips: int | None = None) -> LungData:
+              phantom_seed: int = 0, phantom_test_clips: int | None = None,
+              max_clip_frames: int | None = MAX_FRAMES) -> LungData:
     """'phantom' (the lung phantom: consolidation present/absent with per-frame boxes; its own patient split) or
     'pocus' (the 131 real POCUS clips at `data_dir`, pathology vs regular, split later by k-fold over patients)."""
     return load_lung(dataset, profile.size, profile.fov, profile.clip_norm, data_dir, phantom_clips, phantom_seed,
-                     phantom_test_clips)
+                     phantom_test_clips, max_clip_frames)
 
 
 # ---------------------------------------------------------------- training

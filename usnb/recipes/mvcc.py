@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..cache import MAX_FRAMES
 from .. import paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast
 from ..data import ClipDataset
@@ -178,11 +179,12 @@ def build_pretrainer(profile: Profile) -> MaskedVideoModel:
 
 
 def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0, phantom_test_clips: int | None = None) -> BreastData:
+              phantom_seed: int = 0, phantom_test_clips: int | None = None,
+              max_clip_frames: int | None = MAX_FRAMES) -> BreastData:
     """'phantom' (the built-in breast phantom, generated once), 'manifest' (your videos listed in a CSV
     `path,label,split,patient_id`, labels benign/malignant: data_cards/inhouse.md) or 'busv' (public BUSV)."""
     return load_breast(dataset, view, data_dir, phantom_clips=phantom_clips, phantom_seed=phantom_seed,
-                       phantom_test_clips=phantom_test_clips)
+                       phantom_test_clips=phantom_test_clips, max_clip_frames=max_clip_frames)
 
 
 def train_dataset(data: BreastData, profile: Profile) -> tuple[ClipDataset, object]:
