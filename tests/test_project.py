@@ -196,3 +196,37 @@ def test_run_passes_data_dir_resolved_against_the_callers_folder(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     assert main(["run", "data_tour", "--out", str(tmp_path / "o"), "--data-dir", "data/pocus"]) == 0
     assert seen[0].parameters["data_dir"] == str(tmp_path / "data" / "pocus")
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")  # a Markdown link's target
+
+
+def _markdown_documents() -> list[tuple[str, object, str]]:
+    """(name, folder its links are relative to, text) of the README, docs/, data_cards/ and every notebook's
+    Markdown cells."""
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "data_cards").glob("*.md"))]
+    docs = [(p.name, p.parent, p.read_text()) for p in files]
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        docs.append((path.name, path.parent, "\n".join(c.source for c in cells if c.cell_type == "markdown")))
+    return docs
+
+
+def test_every_relative_markdown_link_resolves():
+    checked, dead = 0, []
+    for name, folder, text in _markdown_documents():
+        for target in LINK.findall(text):
+            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address (cited with its DOI / arXiv) or a heading of the same page
+            checked += 1
+            if not (folder / target.split("#")[0]).exists():
+                dead.append(f"{name}: {target}")
+    assert checked > 10 and not dead, dead
+
+
+def test_each_paper_notebook_cites_its_paper_with_a_link_a_user_can_open():
+    for path in sorted((REPO / "notebooks").glob("0[1-4]_*.ipynb")):
+        first = nbformat.read(path, as_version=4).cells[0].source
+        assert re.search(r"\]\(https://(doi\.org|arxiv\.org)/", first), path.name
+    for name, _, text in _markdown_documents():
+        assert "shared/papers" not in text, f"{name} cites a path that exists only beside the development checkout"

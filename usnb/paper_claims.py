@@ -9,8 +9,8 @@ from .claims import Claim
 
 # Each Claim: the paper says `better` scores higher than `worse` on `metric` (kind "greater"), or the two rows score
 # about the same within `margin` (kind "close"). Metrics are fractions (0.02 = 2 percentage points). Quotes are
-# verbatim from /work/shared/papers/*.md; "..." marks a cut (also used where the markdown breaks a sentence across a
-# table or page).
+# verbatim from the papers (each notebook's first cell cites its paper with a DOI / arXiv link); "..." marks a cut
+# (also used where the markdown breaks a sentence across a table or page).
 
 _MVCC_SCL = ("The SCL helped to further increase the accuracy and specificity (row 2, Table. 1), which may result "
              "from its ability to constraint representations in the embedding space.")
