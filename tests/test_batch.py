@@ -169,7 +169,11 @@ def test_a_failing_run_is_named_the_others_complete_and_the_batch_fails(tmp_path
     assert sorted(ledger.read_text().split()) == ["0", "1"]  # the good notebook ran for both seeds
     statuses = {(r.notebook, r.seed): r.status["ok"] for r in collect_runs(tmp_path / "b")}
     assert statuses == {("01_good", 0): True, ("01_good", 1): True, ("02_bad", 0): False, ("02_bad", 1): False}
-    assert "Failed runs" in (tmp_path / "b" / "report.md").read_text()
+    report = (tmp_path / "b" / "report.md").read_text()
+    assert "## 02_bad, seed 0: FAILED\n\nIt stopped at cell 4: ValueError" in report
+    assert "the notebook as far as it ran: [02_bad/seed0/02_bad.html]" in report
+    assert report.index("## 02_bad, seed 0: FAILED") > report.index("## kganet: phantom")  # notebook order
+    assert (tmp_path / "b" / "02_bad" / "seed0" / "02_bad.html").read_text().startswith("<!DOCTYPE html>")
     log = (tmp_path / "b" / "02_bad" / "seed0" / "run.log").read_text()
     assert "FAILED at cell 4" in log
 
@@ -230,9 +234,10 @@ def test_report_puts_our_mean_std_beside_the_papers_numbers(tmp_path):
     # the paper's AUC with the CI its 39 test videos allow (Hanley-McNeil), AUC first as in the paper's table
     assert "| KGA-Net | 85.00(7.07) | 94.67 [87.9, 100.0] |" in text
     assert "| w/o image guidance | - | 85.21 [73.4, 97.0] |" in text  # a paper row we did not train
-    assert "AUC ours (phantom, small, 2 seeds)" in text and "AUC paper (BUSV, paper)" in text
+    assert "*ours: phantom, small, 2 seeds; paper: BUSV (public), its own runs*" in text  # said once per table
+    assert "|  | AUC ours | AUC paper | ACC ours | ACC paper |" in text
     assert "| R(2+1)D | 65.00(7.07) | 86.46 [75.2, 97.7] |" in text
-    assert "seed 2: cell 4: boom" in text
+    assert "## 03_kganet, seed 2: FAILED\n\nIt stopped at cell 4: boom." in text
     assert "<table>" in html.read_text() and "94.67" in html.read_text()
     index = (tmp_path / "index.html").read_text()
     assert index.count("<tr>") == 4 and "03_kganet/seed1/metrics.json" in index and "FAILED: cell 4: boom" in index

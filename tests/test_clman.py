@@ -263,3 +263,20 @@ def test_every_paper_row_has_a_network_and_paper_numbers_are_fractions():
     small = C.trained_rows(C.get_profile("small"))
     assert set(small["frozen heads"]) == set(C.PAPER_TABLE3) and C.FULL_ROW in small["fine-tuned"]
     assert C.trained_rows(C.get_profile("paper"))["frozen heads"] == []
+
+
+def test_model_summary_lists_blocks_with_output_shapes_and_leaves_the_model_as_it_was():
+    from usnb.models.summary import model_summary
+    from usnb.recipes import clman as C
+
+    torch.manual_seed(0)
+    model = C.build_model(C.get_profile("small"))
+    x = torch.randn(1, 4, 1, 64, 64)
+    before = model(x)["logits"]
+    s = model_summary(model, x, depth=2)
+    rows = {name: (kind, shape, n) for name, kind, shape, n in s.rows}
+    assert rows["backbone"][0] == "DeformedResNet18" and rows["backbone"][1] == "4x64"  # 4 frames, 64 features
+    assert rows["head.classifier"][1:] == ("1x2", 130) and rows["head"][1] == "logits 1x2, video_feature 1x64"
+    assert s.total == sum(p.numel() for p in model.parameters()) == rows["backbone"][2] + rows["head"][2]
+    assert torch.equal(model(x)["logits"], before) and model.training  # no hook left, mode restored
+    assert s.to_markdown().splitlines()[-1] == f"| **total** | | | **{s.total:,}** ({s.total:,} trainable) |"

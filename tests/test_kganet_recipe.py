@@ -111,7 +111,8 @@ def test_paper_vs_ours_puts_the_papers_number_beside_ours():
     ours = {"KGA-Net": [{"auc": 0.9, "acc": 0.8}, {"auc": 0.8, "acc": 0.7}], "extra": {"auc": 0.5, "acc": 0.5}}
     table = paper_vs_ours(ours, {"KGA-Net": {"auc": 0.9467, "acc": 0.8974}}, "phantom", "BUSV", keys=("auc", "acc"))
     header, row, extra = table.header(), *table.cells()
-    assert header[1:3] == ["AUC ours (phantom)", "AUC paper (BUSV)"]
+    assert header[1:3] == ["AUC ours", "AUC paper"] and table.caption == "ours: phantom; paper: BUSV"
+    assert table.to_markdown().startswith("*ours: phantom; paper: BUSV*\n\n|  | AUC ours | AUC paper |")
     assert row[:3] == ["KGA-Net", "85.00(7.07)", "94.67"] and extra[2] == "nan"
 
 

@@ -5,6 +5,7 @@ live below both: no model imports the training loop.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the file and the fix
         detail = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:200]}"
-        objects = _pickled_objects(path)
+        objects = _pickled_objects(path) or re.findall(r"GLOBAL ([\w.]+)", str(err))  # torch < 2.5: from the message
         if objects or "Weights only load failed" in str(err):
             raise RuntimeError(
                 f"{path}: checkpoint holds pickled Python objects ({', '.join(objects[:3]) or detail}); "

@@ -202,6 +202,7 @@ class MetricsTable:
     digits: int = 2
     labels: dict = field(default_factory=dict)  # column header per key, default key.upper()
     cis: list[list[list]] | None = None  # [row][key] -> one [low, high] (or None) per seed
+    caption: str = ""  # said once above the table, e.g. which data the 'ours' and the 'paper' columns are on
 
     def header(self) -> list[str]:
         return ["", *(self.labels.get(k, k.upper()) for k in self.keys)]
@@ -214,7 +215,8 @@ class MetricsTable:
 
     def to_markdown(self) -> str:
         lines = [self.header(), ["---"] * len(self.header()), *self.cells()]
-        return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+        table = "\n".join("| " + " | ".join(line) + " |" for line in lines)
+        return f"*{self.caption}*\n\n{table}" if self.caption else table
 
     def _repr_markdown_(self) -> str:  # Jupyter shows the table rendered
         return self.to_markdown()
@@ -257,7 +259,8 @@ def paper_vs_ours(ours: Mapping[str, dict | Sequence[dict]], paper: Mapping[str,
                   paper_size: tuple[int, int] | None = None) -> MetricsTable:
     """One table, a row per method: our mean(std) over seeds [95 % CI] and, beside each, the paper's number.
 
-    Columns read 'AUC ours (<ours_label>)' and 'AUC paper (<paper_label>)'; a row the paper lacks shows nan.
+    Columns read 'AUC ours' and 'AUC paper'; the caption says once which data each is on ('ours: <ours_label>;
+    paper: <paper_label>'). A row the paper lacks shows nan.
     paper_size: the paper's test split as (positives, negatives): its AUC, ACC, SEN and SPE then get the 95 % CI
     that size allows (`usnb.stats.paper_cis`; Hanley-McNeil, Wilson).
     """
@@ -266,7 +269,7 @@ def paper_vs_ours(ours: Mapping[str, dict | Sequence[dict]], paper: Mapping[str,
     names, values, labels, cis = [], [], {}, []
     cols = [c for k in keys for c in (k, f"paper_{k}")]
     for k in keys:
-        labels[k], labels[f"paper_{k}"] = f"{k.upper()} ours ({ours_label})", f"{k.upper()} paper ({paper_label})"
+        labels[k], labels[f"paper_{k}"] = f"{k.upper()} ours", f"{k.upper()} paper"
     for name, runs in ours.items():
         runs = _runs(name, runs)
         reported = paper.get(name, {})
@@ -278,4 +281,5 @@ def paper_vs_ours(ours: Mapping[str, dict | Sequence[dict]], paper: Mapping[str,
             row_cis += [[_ci_of(r, k) for r in runs], [reported_cis.get(f"{k}_ci")]]
         values.append(row)
         cis.append(row_cis)
-    return MetricsTable(names, tuple(cols), values, labels=labels, cis=cis)
+    return MetricsTable(names, tuple(cols), values, labels=labels, cis=cis,
+                        caption=f"ours: {ours_label}; paper: {paper_label}")

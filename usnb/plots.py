@@ -30,7 +30,7 @@ def frame_grid(frames: np.ndarray, indices: Sequence[int] | None = None, boxes: 
         frame = frames[i]
         ax.imshow(frame[..., 0] if frame.shape[-1] == 1 else frame, cmap=cmap, vmin=0, vmax=255)
         _draw_boxes(ax, (boxes or {}).get(int(i)))
-        ax.set_title(titles[k] if titles else f"t={i}", fontsize=7)
+        ax.set_title(titles[k] if titles else f"t={i}", fontsize=8)
         ax.axis("off")
     return ax_row
 
@@ -147,7 +147,7 @@ def training_curves(history: Sequence[Mapping], keys: Sequence[str] | None = Non
             ax.plot(epochs, [row.get(k, np.nan) for row in history], marker=".", label=k)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -163,7 +163,7 @@ def roc_curves(rows: Mapping[str, tuple | Mapping], path: str | Path | None = No
         ax.plot(roc["fpr"], roc["tpr"], label=f"{name} (AUC={roc['auc']:.3f})")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
     ax.set(xlabel="1 - specificity (FPR)", ylabel="sensitivity (TPR)", xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -221,7 +221,7 @@ def cam_overlay(frames, cam, boxes: Mapping | None = None, indices: Sequence[int
         ax.imshow(cam[i], cmap="jet", alpha=alpha, vmin=0, vmax=1)
         _draw_boxes(ax, (boxes or {}).get(int(i)))
         title = titles[i] if titles and len(titles) == len(frames) else titles[k] if titles else f"t={i}"
-        ax.set_title(title, fontsize=7)  # titles: one per frame, or one per shown frame
+        ax.set_title(title, fontsize=8)  # titles: one per frame, or one per shown frame
         ax.axis("off")
     fig.tight_layout()
     return _save(fig, path)
@@ -238,8 +238,10 @@ def gradcam_strip(gradcam, record: VideoRecord, data, indices, target_class: int
 
 
 def attention_strip(frames, weights, indices: Sequence[int] | None = None, max_frames: int = 8,
-                    path: str | Path | None = None, title: str = "attention over frames"):
-    """Frames `(T, H, W)` in a row with the per-frame weights `(T,)` as a bar plot beneath (shown frames darker)."""
+                    path: str | Path | None = None, title: str = "attention over frames", name: str = "weight",
+                    short: str = "w"):
+    """Frames `(T, H, W)` in a row with a per-frame value `(T,)` as a bar plot beneath (shown frames darker): the
+    model's attention weights, or another per-frame quantity (`name` on the axis, `short` in the frame titles)."""
     frames, weights = _numpy(frames), _numpy(weights).reshape(-1)
     if len(weights) != len(frames):
         raise ValueError(f"{len(weights)} weights for {len(frames)} frames; pass one weight per frame")
@@ -249,12 +251,12 @@ def attention_strip(frames, weights, indices: Sequence[int] | None = None, max_f
     for k, i in enumerate(shown):
         ax = fig.add_subplot(grid[0, k])
         ax.imshow(_grey(frames[i]), cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"t={i}  w={weights[i]:.2f}", fontsize=7)
+        ax.set_title(f"t={i}  {short}={weights[i]:.2f}", fontsize=8)
         ax.axis("off")
     bars = fig.add_subplot(grid[1, :])
     colours = ["tab:blue" if t in shown else "lightsteelblue" for t in range(len(weights))]
     bars.bar(np.arange(len(weights)), weights, color=colours)
-    bars.set(xlabel="frame", ylabel="weight", xlim=(-0.5, len(weights) - 0.5))
+    bars.set(xlabel="frame", ylabel=name, xlim=(-0.5, len(weights) - 0.5))
     bars.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
@@ -300,11 +302,11 @@ def image_rows(rows: Mapping[str, np.ndarray], titles: Sequence[str] | None = No
             if boxes is not None:
                 _draw_boxes(ax, boxes[j])
             if r == 0 and titles:
-                ax.set_title(titles[j], fontsize=7)
+                ax.set_title(titles[j], fontsize=8)
             ax.set_xticks([]), ax.set_yticks([])
-        axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+        axes[r, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     if caption:
-        fig.text(0.01, 0.0, caption, fontsize=6, va="top", wrap=True)
+        fig.text(0.01, 0.0, caption, fontsize=8, va="top", wrap=True)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -320,7 +322,7 @@ def fraction_curves(curves: Mapping[str, Mapping[float, Mapping]], keys: Sequenc
         ax.set(xscale="log", xlabel="labelled training clips (%)", ylabel=key.upper(), ylim=(0.3, 1.02))
         ax.set_xticks([5, 10, 30, 50, 100], labels=["5", "10", "30", "50", "100"])
         ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=7)
+    axes[0, -1].legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

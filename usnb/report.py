@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paths import atomic_write
+
 METRIC_KEYS = ("acc", "sen", "spe", "pre", "f1", "auc", "ap")
 
 
@@ -63,7 +65,7 @@ def json_safe(value):
 
 # ---------------------------------------------------------------- the batch report (usnb run --seeds ...)
 
-FIGURES = ("roc", "table", "tsne", "gradcam", "occlusion", "fraction", "reconstruction", "attention")  # shown first
+FIGURES = ("roc", "tsne", "gradcam", "occlusion", "fraction", "reconstruction", "attention")  # shown first
 
 
 @dataclass
@@ -191,6 +193,8 @@ def pooled_claims(module, runs: list[RunRecord]) -> list[dict]:
 
 
 def _key_figures(figures: list[Path], limit: int = 4) -> list[Path]:
+    """Up to `limit` figures, the kinds in FIGURES first; never a picture of a table (the report has the table)."""
+    figures = [p for p in figures if not re.fullmatch(r"table\d*", p.stem)]
     ranked = sorted(figures, key=lambda p: next((i for i, f in enumerate(FIGURES) if f in p.stem), len(FIGURES)))
     return ranked[:limit]
 
@@ -227,30 +231,71 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def export_html(notebook: Path) -> Path | None:
+    """The executed notebook as HTML beside it (nbconvert; a browser cannot show .ipynb), made once per version."""
+    target = notebook.with_suffix(".html")
+    if not notebook.is_file():
+        return None
+    if not target.exists() or target.stat().st_mtime < notebook.stat().st_mtime:
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_filename(str(notebook))
+        with atomic_write(target) as tmp:
+            tmp.write_text(body, encoding="utf-8")
+    return target
+
+
+INTRO = ("Our numbers: mean(std) over seeds [95 % CI on the test clips, mean of each bound over seeds], in percent. "
+         "The papers' numbers are theirs, on their own (often private) data, with the 95 % CI their own test size "
+         "allows (AUC: Hanley-McNeil; ACC, SEN, SPE: Wilson). Above each table: which data each column group is on.")
+STYLE = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 12px}"
+         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+         ".caption{font-style:italic;margin:4px 0}figure{display:inline-block;margin:6px;vertical-align:top}"
+         "figure img{max-width:560px;width:100%;border:1px solid #eee}figcaption{font-size:12px}"
+         ".failed{color:#a00}</style>")
+
+
 def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Path, Path]:
-    """report.md and report.html (each paper's tables, ours beside the paper's, key figures) and index.html
-    (every run with its status, time and files) in `out`. Returns (report.html, report.md)."""
+    """report.md and report.html (each paper's tables, ours beside the paper's, its claims, key figures; a section
+    for each failed run saying where it failed) and index.html (every run with its status, time and files; each
+    executed notebook also as HTML) in `out`. Returns (report.html, report.md)."""
     import html
 
     out = Path(out).resolve()
     records = collect_runs(out)
+    pages = {r.folder: export_html(r.folder / f"{r.notebook}.ipynb") for r in records}
     sections = paper_sections(records)
     failed = [r for r in records if not r.status.get("ok")]
-    md = [f"# {title}", "",
-          f"{len(records)} runs, {len(failed)} failed. Our numbers: mean(std) over seeds [95 % CI on the test clips, "
-          "mean of each bound over seeds], in percent, on the data named "
-          "in each column. The papers' numbers are theirs, on their own (often private) data: a column label says "
-          "which; beside them the 95 % CI their own test size allows (AUC: Hanley-McNeil; ACC, SEN, SPE: Wilson). "
-          "Every run: [index.html](index.html).", ""]
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(md[2])} Every run: <a href='index.html'>index</a>.</p>"]
-    for s in sections:
+    counts = f"{len(records)} runs, {len(failed)} failed."
+    md = [f"# {title}", "", f"{counts} {INTRO} Every run: [index.html](index.html).", ""]
+    body = [f"<h1>{html.escape(title)}</h1>",
+            f"<p>{html.escape(counts)} {html.escape(INTRO)} Every run: <a href='index.html'>index</a>.</p>"]
+    # notebook order: a failed run's section stands where its notebook's would
+    entries = [(s["notebook"], 0, s) for s in sections] + [(r.notebook, 1, r) for r in failed]
+    for _, kind, entry in sorted(entries, key=lambda e: (e[0], e[1])):
+        if kind == 1:
+            r = entry
+            heading = f"{r.notebook}, seed {r.seed}: FAILED"
+            where = f"It stopped at {r.status.get('error')}."
+            log, page = (r.folder / "run.log").relative_to(out), pages.get(r.folder)
+            md += [f"## {heading}", "", f"{where} Its log: [{log}]({log})"
+                   + (f"; the notebook as far as it ran: [{page.relative_to(out)}]({page.relative_to(out)})"
+                      if page else "") + ".", ""]
+            body += [f"<h2 class='failed'>{html.escape(heading)}</h2>",
+                     f"<p>{html.escape(where)} Its {_link(log, 'log')}"
+                     + (f"; the {_link(page.relative_to(out), 'notebook as far as it ran')}" if page else "") + ".</p>"]
+            continue
+        s = entry
         heading = f"{s['paper']}: {s['dataset']}, {s['profile']} profile, seeds {', '.join(map(str, s['seeds']))}"
         md += [f"## {heading}", ""]
         body.append(f"<h2>{html.escape(heading)}</h2>")
         for name, table in s["tables"]:
             cells = [[("-" if c == "nan" else c) for c in row] for row in table.cells()]
-            md += [f"### {name}", "", _md_table(table.header(), cells), ""]
-            body += [f"<h3>{html.escape(name)}</h3>", _html_table(table.header(), cells)]
+            caption = [f"*{table.caption}*", ""] if table.caption else []
+            md += [f"### {name}", "", *caption, _md_table(table.header(), cells), ""]
+            body += [f"<h3>{html.escape(name)}</h3>",
+                     f"<p class='caption'>{html.escape(table.caption)}</p>" if table.caption else "",
+                     _html_table(table.header(), cells)]
         for name, reason in s["not_trained"].items():
             md += [f"*{name}*: not trained here. {reason}.", ""]
             body.append(f"<p><em>{html.escape(name)}</em>: not trained here. {html.escape(reason)}.</p>")
@@ -272,33 +317,33 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
         figs = _key_figures(s["figures"])
         if figs:
             rel = [f.relative_to(out) for f in figs]
-            md += [f"Figures of {s['folder'].relative_to(out)}:", "", *[f"![{p.stem}]({p})" for p in rel], ""]
-            body += ["<p>" + "".join(f"<img src='{_href(p)}' alt='{html.escape(p.stem)}' "
-                                     "style='max-width:45%;margin:4px'>" for p in rel) + "</p>"]
-    if failed:
-        md += ["## Failed runs", "", *[f"* {r.notebook} seed {r.seed}: {r.status.get('error')} "
-                                      f"([log]({(r.folder / 'run.log').relative_to(out)}))" for r in failed], ""]
-        body += ["<h2>Failed runs</h2><ul>" + "".join(f"<li>{html.escape(f'{r.notebook} seed {r.seed}: ')}"
-                                                      f"{html.escape(str(r.status.get('error')))}</li>" for r in failed)
-                 + "</ul>"]
-    style = "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;font-size:13px}" \
-            "td,th{border:1px solid #ccc;padding:3px 6px}</style>"
+            page = pages.get(s["folder"])
+            where = s["folder"].relative_to(out)
+            md += [f"Figures of {where} (every figure: its notebook, {page.relative_to(out) if page else where}):", "",
+                   *[f"![{p.stem}]({p})" for p in rel], ""]
+            body += [f"<p>Figures of {html.escape(str(where))}"
+                     + (f" (every figure: its {_link(page.relative_to(out), 'notebook')})" if page else "") + "</p>",
+                     "<div>" + "".join(f"<figure><a href='{_href(p)}'><img src='{_href(p)}' alt='{html.escape(p.stem)}'>"
+                                       f"</a><figcaption>{html.escape(p.stem)}</figcaption></figure>" for p in rel)
+                     + "</div>"]
     report_md, report_html = out / "report.md", out / "report.html"
     report_md.write_text("\n".join(md) + "\n")
-    report_html.write_text(f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>{style}"
+    report_html.write_text(f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}"
                            + "\n".join(body))
     rows = []
     for r in records:
         link = lambda p, text: _link(p.relative_to(out), text)  # noqa: E731
-        files = [link(r.folder / f"{r.notebook}.ipynb", "notebook"), link(r.folder / "parameters.json", "parameters"),
-                 link(r.folder / "environment.json", "environment"), link(r.folder / "run.log", "log")]
+        page = pages.get(r.folder)
+        files = ([link(page, "notebook")] if page else []) + [
+            link(r.folder / f"{r.notebook}.ipynb", "ipynb"), link(r.folder / "parameters.json", "parameters"),
+            link(r.folder / "environment.json", "environment"), link(r.folder / "run.log", "log")]
         if r.metrics:
             files.append(link(r.folder / "metrics.json", "metrics"))
         files += [link(f, f.stem) for f in r.figures()]
         rows.append([r.notebook, str(r.seed), "ok" if r.status.get("ok") else f"FAILED: {r.status.get('error')}",
                      f"{r.status.get('seconds', 0):.0f}", _Html(" ".join(files))])
     (out / "index.html").write_text(
-        f"<!doctype html><meta charset='utf-8'><title>runs</title>{style}<h1>Every run</h1>"
+        f"<!doctype html><meta charset='utf-8'><title>runs</title>{STYLE}<h1>Every run</h1>"
         f"<p><a href='report.html'>report</a></p>"
         + _html_table(["notebook", "seed", "status", "seconds", "files"], rows))
     return report_html, report_md

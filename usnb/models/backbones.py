@@ -33,7 +33,8 @@ class SmallCNN(nn.Module):
 def resnet_backbone(depth: int = 50, in_channels: int = 1, weights: str | Path | None = None) -> nn.Module:
     """torchvision ResNet-18/50 without its classifier; `weights`: None, 'imagenet' or a local .pth file.
 
-    'imagenet' downloads torchvision's weights; without network it warns and keeps random weights.
+    'imagenet' downloads torchvision's weights; without network it warns and keeps random weights (zero-initialised
+    residual branches).
     Grayscale input uses the mean of the pretrained RGB filters.
     """
     from torchvision import models
@@ -43,7 +44,10 @@ def resnet_backbone(depth: int = 50, in_channels: int = 1, weights: str | Path |
     if depth not in builders:
         raise ValueError(f"ResNet depth must be 18 or 50, got {depth}")
     build, imagenet = builders[depth]
-    net = build(weights=None)
+    # random weights: each residual block starts as the identity (its last BN scale 0; Goyal et al. 2017,
+    # arXiv:1706.02677), so that activations do not grow block by block before BN's running statistics settle;
+    # loaded weights replace this
+    net = build(weights=None, zero_init_residual=True)
     state = None
     if weights == "imagenet":
         try:

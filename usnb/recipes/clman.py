@@ -29,7 +29,7 @@ from ..train import TrainConfig, learned_fields, train_once
 from ..transforms import simclr_augment
 from ..view import FieldOfView, clip_augment
 
-PAPER_DATA = "private breast US videos (paper)"  # 268 sequences, 107 test (Sec. 4.1); not released
+PAPER_DATA = "its private breast US videos"  # 268 sequences, 107 test (Sec. 4.1); not released
 
 # The paper's numbers (percent in the paper, fractions here), on its private test set: not our data.
 _KEYS = ("acc", "ap", "sen", "spe", "f1", "auc")

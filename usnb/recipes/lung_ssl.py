@@ -31,7 +31,7 @@ from ..train import TrainConfig, learned_fields, seed_everything, train_once
 
 
 # 27,063 multi-center videos of 528 patients, 1,669 labelled for consolidation (1,296 train / 120 val / 253 test)
-PAPER_DATA = "private lung US videos (paper)"
+PAPER_DATA = "its private lung US videos"
 # Table 3 of the paper (their lung ultrasound data, not ours): fractions.
 PAPER_TABLE3 = {
     "BYOL: SSL feature extractor": {"acc": 0.78, "sen": 0.69, "spe": 0.86, "auc": 0.86},

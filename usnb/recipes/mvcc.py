@@ -27,7 +27,7 @@ from ..models.timesformer import TimeSformer, TimeSformerClassifier, load_pretra
 from ..train import TrainConfig, learned_fields, train_once
 from ..view import FieldOfView, clip_augment, frames
 
-PAPER_DATA = "private breast US videos (paper)"  # 3,854 in-house videos, 2,697 / 385 / 772 train / val / test
+PAPER_DATA = "its private breast US videos"  # 3,854 in-house videos, 2,697 / 385 / 772 train / val / test
 # Table 1 of the paper (mean of 4 seeds; percent there, fractions here). The copy of the paper we have lost most
 # cells of the table in extraction: only the numbers legible in it (or quoted in the text, Baseline ACC) are here;
 # the others show as nan, not guessed. The paper reports no AUC.
@@ -323,9 +323,9 @@ def mask_figure(x: torch.Tensor, masks: dict[str, torch.Tensor], patch: int, fra
             ax.set_xticks([]), ax.set_yticks([])
             if c == 0:
                 share = "" if name == "original" else f"\n{float(masks[name].float().mean()):.0%} masked"
-                ax.set_ylabel(name + share, fontsize=7)
+                ax.set_ylabel(name + share, fontsize=8)
             if r == 0:
-                ax.set_title(f"t={i}", fontsize=7)
+                ax.set_title(f"t={i}", fontsize=8)
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=80, bbox_inches="tight")
