@@ -78,9 +78,9 @@ def test_correlation_scatter_reports_pearson_and_spearman(tmp_path):
         plots.correlation_scatter([1, 2], [1, 2, 3], "a", "b")
 
 
-def _draw(alpha=0.25, k=3):
+def _draw(alpha=0.25, k=3, draw=0):  # a slider may be called `draw` (notebook 04's random draw)
     fig, ax = plt.subplots(figsize=(2, 2))
-    ax.set_title(f"alpha={alpha} k={k}")
+    ax.set_title(f"alpha={alpha} k={k}" + (f" draw={draw}" if draw else ""))
     return fig
 
 
@@ -113,3 +113,13 @@ def test_explorer_live_is_one_widget_whose_sliders_start_at_the_defaults_and_red
     shown.clear()
     slider.value = 0.5  # moving it redraws: one figure, closed after it is shown
     assert [f.axes[0].get_title() for f in shown] == ["alpha=0.5 k=3"] and not plt.get_fignums()
+
+
+def test_explorer_takes_a_slider_named_like_its_own_arguments(tmp_path, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    monkeypatch.setenv("USNB_HEADLESS", "1")
+    plots.explorer(_draw, tmp_path / "fig.png", draw=(0, 20))
+    assert [f.axes[0].get_title() for f in shown] == ["alpha=0.25 k=3"]

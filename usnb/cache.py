@@ -40,7 +40,8 @@ class ClipCache:
                  grayscale: bool = True, max_frames: int | None = MAX_FRAMES):
         if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
                                        or max_frames < 1):
-            raise ValueError(f"max_frames (a notebook's max_clip_frames) must be a whole number >= 1 or None (every frame), got {max_frames!r}")
+            raise ValueError("max_frames (a notebook's max_clip_frames) must be a whole number >= 1 or None (every "
+                             f"frame), got {max_frames!r}")
         self.root = Path(root) if root else cache_dir()
         self.size, self.grayscale, self.max_frames = (tuple(size) if size else None), grayscale, max_frames
         try:

@@ -77,7 +77,7 @@ def lung_data(clips: Mapping[str, list[VideoRecord]], classes: Sequence[str], si
     everything = [r for recs in clips.values() for r in recs]
     cache.prefill(everything)
     data = LungData(dict(clips), cache, tuple(classes), size, dataset=dataset, notes=list(notes), clip_norm=clip_norm)
-    pixels = torch.cat([data.view(torch.from_numpy(np.ascontiguousarray(cache.get(r)[::4]))[None].permute(0, 1, 4, 2, 3))
+    pixels = torch.cat([data.view(torch.from_numpy(np.array(cache.get(r)[::4]))[None].permute(0, 1, 4, 2, 3))
                         .reshape(-1) for r in clips.get("train", everything)])
     data.mean, data.std = float(pixels.mean()), float(pixels.std())
     return data

@@ -76,7 +76,7 @@ def _save(fig, path: str | Path | None):
     return fig
 
 
-def explorer(draw: Callable[..., "plt.Figure"], path: str | Path | None = None, **sliders) -> None:
+def explorer(draw: Callable[..., "plt.Figure"], path: str | Path | None = None, /, **sliders) -> None:
     """An interactive figure: `draw(**values)` returns a Figure; `sliders` are ipywidgets abbreviations of its
     arguments (`alpha=(0.0, 0.9, 0.05)` a slider, a list a dropdown), starting at `draw`'s defaults.
 

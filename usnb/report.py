@@ -161,7 +161,8 @@ def paper_sections(records: list[RunRecord]) -> list[dict]:
         sections.append({"paper": paper, "profile": profile, "dataset": dataset, "seeds": seeds, "tables": blocks,
                          "paper_data": paper_data, "figures": runs[0].figures(), "folder": runs[0].folder,
                          "claims": pooled_claims(module, runs), "notebook": runs[0].notebook,
-                         "warnings": Counter(w for r in runs for w in dict.fromkeys(r.data_warnings())), "runs": len(runs),
+                         "warnings": Counter(w for r in runs for w in dict.fromkeys(r.data_warnings())),
+                         "runs": len(runs),
                          "not_trained": getattr(module, "OUT_OF_SCOPE", {}) if module else {}})
     return sorted(sections, key=lambda s: (s["notebook"], s["profile"], s["dataset"]))  # notebook order: 01_, 02_, ...
 
@@ -323,8 +324,9 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
                    *[f"![{p.stem}]({p})" for p in rel], ""]
             body += [f"<p>Figures of {html.escape(str(where))}"
                      + (f" (every figure: its {_link(page.relative_to(out), 'notebook')})" if page else "") + "</p>",
-                     "<div>" + "".join(f"<figure><a href='{_href(p)}'><img src='{_href(p)}' alt='{html.escape(p.stem)}'>"
-                                       f"</a><figcaption>{html.escape(p.stem)}</figcaption></figure>" for p in rel)
+                     "<div>" + "".join(f"<figure><a href='{_href(p)}'><img src='{_href(p)}' "
+                                       f"alt='{html.escape(p.stem)}'></a><figcaption>{html.escape(p.stem)}"
+                                       "</figcaption></figure>" for p in rel)
                      + "</div>"]
     report_md, report_html = out / "report.md", out / "report.html"
     report_md.write_text("\n".join(md) + "\n")
