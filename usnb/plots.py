@@ -72,7 +72,7 @@ _NOT_CURVES = ("epoch", "lr", "seconds")
 def _save(fig, path: str | Path | None):
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=80, bbox_inches="tight")
+        fig.savefig(path, dpi=110, bbox_inches="tight")  # 8 pt text: 12 px
     return fig
 
 
