@@ -8,20 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .datasets import load_busi, load_busv, load_manifest, load_pocus
+from .datasets import load_busi, load_busv, load_folders, load_manifest, load_pocus
 from .datasets.records import Record
 from .errors import DataError
 from .io import check_readable, unreadable
 from .paths import data_dir, dataset_root
 from .phantom import ensure_phantom, load_phantom
 
-CARDS = {"manifest": "inhouse.md"}  # data card of a source, where not <source>.md
+CARDS = {"manifest": "inhouse.md", "folders": "inhouse.md"}  # data card of a source, where not <source>.md
 SOURCES: dict[str, Callable] = {
     "phantom": load_phantom,
     "busv": load_busv,
     "busi": load_busi,
     "pocus": load_pocus,
     "manifest": load_manifest,
+    "folders": load_folders,
 }
 
 
