@@ -962,3 +962,42 @@ def test_pocus_sheets_are_checked_and_a_stale_manifest_hash_is_said(tmp_path):
     (root / "MANIFEST.csv").write_bytes("relpath,sha256\nx,\xe9\n".encode("latin-1"))
     with pytest.raises(DataError, match="sheet is not UTF-8 text"):
         load_pocus(root)
+
+
+# ======================================================================================= two-class task
+def _labelled(*labels: str) -> list[VideoRecord]:
+    return [VideoRecord(f"v{i}", Path(f"v{i}.mp4"), label, f"p{i}", split="train" if i % 2 else "test")
+            for i, label in enumerate(labels)]
+
+
+def test_binary_task_maps_positive_labels_drops_others_and_keeps_the_source_label():
+    from usnb.sources import binary_task, task_mapping
+
+    records = _labelled("covid", "regular", "pneumonia", "uncertain", "viral", "regular")
+    task = binary_task(records, ["covid", "pneumonia", "viral"], drop="uncertain", classes=("regular", "pathology"))
+    assert [(r.video_id, r.label, r.meta["source_label"]) for r in task] == [
+        ("v0", "pathology", "covid"), ("v1", "regular", "regular"), ("v2", "pathology", "pneumonia"),
+        ("v4", "pathology", "viral"), ("v5", "regular", "regular")]
+    assert records[0].label == "covid"  # the source's records are left as they were
+    assert task_mapping(task).splitlines() == ["pathology <- covid 1, pneumonia 1, viral 1 | test 3",
+                                               "regular <- regular 2 | train 2"]
+    assert [r.label for r in binary_task(_labelled("low", "high"), "high")] == ["negative", "positive"]
+
+
+@pytest.mark.bad_input
+def test_binary_task_refuses_a_label_the_records_do_not_have():
+    from usnb.sources import binary_task
+
+    with pytest.raises(ValueError, match=r"label\(s\) \['Covid'\] in positive/drop are not labels of these records; "
+                                         r"they have \['covid', 'regular'\]"):
+        binary_task(_labelled("covid", "regular"), ["Covid"])
+    with pytest.raises(ValueError, match="both positive and dropped"):
+        binary_task(_labelled("covid", "regular"), ["covid"], drop=["covid"])
+
+
+def test_pocus_task_is_the_binary_task_of_the_lung_notebook():
+    from usnb.lung import POCUS_CLASSES, pocus_task
+
+    task = pocus_task(_labelled("covid", "regular", "uncertain", "viral", "pneumonia"))
+    assert [r.label for r in task] == ["pathology", "regular", "pathology", "pathology"]
+    assert POCUS_CLASSES[1] == "pathology"  # index 1 is the positive class

@@ -55,9 +55,14 @@ def test_data_check_missing_folder(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not POCUS.is_dir(), reason="../shared/realdata/pocus not present")
-def test_data_check_pocus_loads_all_131(capsys):
-    assert main(["data", "check", "pocus", str(POCUS)]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "loaded 131/131 items"
+def test_data_check_pocus_loads_all_131_and_shows_the_task(capsys):
+    assert main(["data", "check", "pocus", str(POCUS), "--positive", "covid", "pneumonia", "viral",
+                 "--drop", "uncertain"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == "loaded 131/131 items"
+    assert "  negative <- regular 59 | - 59" in out and "  positive <- covid 29, pneumonia 37, viral 5 | - 71" in out
+    assert main(["data", "check", "pocus", str(POCUS), "--positive", "COVID"]) == 1
+    assert "task: label(s) ['COVID'] in positive/drop are not labels" in capsys.readouterr().out
 
 
 def test_phantom_command(tmp_path, capsys):

@@ -30,7 +30,7 @@ def _phantom(args) -> int:
 def _data_check(args) -> int:
     from .data_check import data_check
 
-    return 1 if data_check(args.source, args.root) else 0
+    return 1 if data_check(args.source, args.root, positive=args.positive, drop=args.drop) else 0
 
 
 def _value(text: str):
@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     c = data_sub.add_parser("check", help="load every item and report what fails")
     c.add_argument("source", choices=sorted(SOURCES))
     c.add_argument("root", help="data set folder (manifest: the CSV or its folder)")
+    c.add_argument("--positive", nargs="+", help="labels that form the positive class (every other: negative); "
+                   "prints the mapping and the class counts per split")
+    c.add_argument("--drop", nargs="+", default=[], help="labels left out (with --positive)")
     c.set_defaults(func=_data_check)
 
     p = sub.add_parser("demo", help="the main job: every notebook headless, then the report")

@@ -7,7 +7,6 @@ a classifier over T evenly spread frames of each clip.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -85,8 +84,9 @@ def lung_data(clips: Mapping[str, list[VideoRecord]], classes: Sequence[str], si
 
 def pocus_task(records: Sequence[VideoRecord]) -> list[VideoRecord]:
     """POCUS clips relabelled pathology (covid, pneumonia, viral) vs regular; the one `uncertain` clip left out."""
-    return [dataclasses.replace(r, label="regular" if r.label == "regular" else "pathology")
-            for r in records if r.label != "uncertain"]
+    from .sources import binary_task
+
+    return binary_task(records, positive=["covid", "pneumonia", "viral"], drop=["uncertain"], classes=POCUS_CLASSES)
 
 
 def load_lung(dataset: str, size: int, fov: float = 1.0, clip_norm: bool = False, data_dir: str | Path | None = None,
