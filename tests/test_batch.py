@@ -58,13 +58,19 @@ def test_repeated_seeds_are_refused(tmp_path):
         plan([str(nb)], tmp_path / "b", seeds=[0, 0])
 
 
-@pytest.mark.bad_input
-def test_a_run_folder_in_use_is_not_run_twice_and_a_stale_lock_is_taken_over(tmp_path):
+def _locked_run(tmp_path, holder: dict):
+    """A planned run whose folder holds run.lock written by `holder` ({pid, host})."""
     nb = _notebook(tmp_path / "01_a.ipynb", "Path(out_dir, 'ran').write_text('yes')")
     run = plan([str(nb)], tmp_path / "one", seeds=[0])[0]
     Path(run.out_dir).mkdir(parents=True)
     lock = Path(run.out_dir) / "run.lock"
-    lock.write_text(json.dumps({"pid": os.getpid(), "host": __import__("platform").node()}))  # a live process
+    lock.write_text(json.dumps(holder))
+    return run, lock
+
+
+@pytest.mark.bad_input
+def test_a_run_folder_in_use_is_not_run_twice_and_a_stale_lock_is_taken_over(tmp_path):
+    run, lock = _locked_run(tmp_path, {"pid": os.getpid(), "host": __import__("platform").node()})  # a live process
     [outcome] = run_batch([run], echo=lambda *_: None)
     assert not outcome.ok and f"another usnb run (pid {os.getpid()} on " in outcome.error
     assert not (Path(run.out_dir) / "ran").exists() and lock.exists()
@@ -77,11 +83,7 @@ def test_a_run_folder_in_use_is_not_run_twice_and_a_stale_lock_is_taken_over(tmp
 
 @pytest.mark.bad_input
 def test_a_lock_of_another_host_holds_while_its_heartbeat_is_recent(tmp_path):
-    nb = _notebook(tmp_path / "01_a.ipynb", "Path(out_dir, 'ran').write_text('yes')")
-    run = plan([str(nb)], tmp_path / "one", seeds=[0])[0]
-    Path(run.out_dir).mkdir(parents=True)
-    lock = Path(run.out_dir) / "run.lock"
-    lock.write_text(json.dumps({"pid": 1, "host": "node-17.cluster"}))  # a pid this host cannot check
+    run, lock = _locked_run(tmp_path, {"pid": 1, "host": "node-17.cluster"})  # a pid this host cannot check
     [outcome] = run_batch([run], echo=lambda *_: None)
     assert not outcome.ok and "pid 1 on node-17.cluster" in outcome.error and lock.exists()
     old = time.time() - batch.LOCK_STALE - 5

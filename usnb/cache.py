@@ -49,7 +49,7 @@ class ClipCache:
         except OSError as err:
             raise self._unwritable(err) from err
         self._checked: set[str] = set()  # entries verified by this process
-        self._native: dict[str, np.ndarray | None] = {}  # entry -> the file's frame of each cached frame
+        self._native: dict[str, np.ndarray] = {}  # entry -> the file's frame of each cached frame
 
     def key(self, path: str | Path) -> str:
         path = io.check_readable(path).resolve()
@@ -107,14 +107,13 @@ class ClipCache:
         """The file's frame index of each cached frame of `record` (0, 1, 2, ... unless the clip was thinned)."""
         target = self.file(record)
         if target.name not in self._native:
-            self.get(record)
+            frames = self.get(record)
             try:
                 kept = json.loads(target.with_suffix(".json").read_text()).get("frames")
             except (OSError, ValueError):
                 kept = None
-            self._native[target.name] = None if kept is None else np.asarray(kept, dtype=int)
-        kept = self._native[target.name]
-        return np.arange(len(self.get(record))) if kept is None else kept
+            self._native[target.name] = np.arange(len(frames)) if kept is None else np.asarray(kept, dtype=int)
+        return self._native[target.name]
 
     def _unwritable(self, err: OSError) -> DataError:
         return DataError(self.root, f"cannot write the clip cache ({err.strerror or err})",
@@ -169,7 +168,7 @@ class ClipCache:
             for _ in live.progress(pool.map(self.get, todo), total=len(todo), disable=not progress or not todo,
                           desc="decoding clips into the cache"):
                 pass
-        thinned = [r for r in records if len(self.native(r)) and self.native(r)[-1] + 1 > len(self.native(r))]
+        thinned = [r for r in records if self.native(r)[-1] + 1 > len(self.native(r))]  # native() is memoised
         if thinned:
             warnings.warn(f"{len(thinned)} of {len(records)} clips are longer than {self.max_frames} frames (e.g. "
                           f"{thinned[0].path}): each is cached as {self.max_frames} frames spread evenly over it; "

@@ -284,10 +284,7 @@ def read_clip(path: str | Path, grayscale: bool = False, indices: Sequence[int] 
 
 def count_frames(path: str | Path) -> int:
     """Number of frames of a video file or frame folder (decodes the file if the container lies)."""
-    path = Path(path)
-    if path.is_dir():
-        return len(frame_files(path))
-    return video_info(path)["frames"]
+    return clip_shape(path)[0]
 
 
 def clip_shape(path: str | Path) -> tuple[int, int, int]:
