@@ -34,7 +34,7 @@ def test_every_method_runs_on_the_same_split(phantom16, tmp_path):
     assert list(TINY) == list(B.METHODS) == list(B.RUNNERS)
     split = None
     for name in B.METHODS:
-        result, this_split = B.run_method(name, "small", 0, tmp_path, data_dir=phantom16, reference_split=split,
+        result, this_split = B.run_method(name, "small", 0, tmp_path, source={"data_dir": phantom16}, reference_split=split,
                                           **TINY[name])
         split = split or this_split
         n_test = len(split["test"])
@@ -53,7 +53,7 @@ def test_byol_runs_without_a_validation_split(phantom16, tmp_path):
     manifest = (root / "manifest.csv").read_text()
     assert ",val," in manifest
     (root / "manifest.csv").write_text(manifest.replace(",val,", ",train,"))
-    result, split = B.run_method("BYOL (lung paper)", "small", 0, tmp_path / "out", data_dir=root,
+    result, split = B.run_method("BYOL (lung paper)", "small", 0, tmp_path / "out", source={"data_dir": root},
                                  **TINY["BYOL (lung paper)"])
     assert "val" not in split and set(result.probs) == {"test"}
     assert any("not chosen (c = 1)" in note for note in result.notes)

@@ -247,8 +247,9 @@ def test_recipe_names_bad_choices():
         C.get_profile("huge")
     with pytest.raises(ValueError, match="table3 must be 'full' or 'frozen'"):
         C.get_profile("small", table3="half")
-    with pytest.raises(ValueError, match="dataset must be 'phantom' or 'manifest'"):
-        C.load_data("busv", C.FieldOfView(64))
+    with pytest.raises(ValueError, match="dataset must be one of .* got 'busi' .BUSI holds still images: give it to "
+                                         "KGA-Net as images='busi'"):
+        C.load_data("busi", C.FieldOfView(64))
 
 
 def test_every_paper_row_has_a_network_and_paper_numbers_are_fractions():

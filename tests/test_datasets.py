@@ -971,7 +971,7 @@ def _labelled(*labels: str) -> list[VideoRecord]:
 
 
 def test_binary_task_maps_positive_labels_drops_others_and_keeps_the_source_label():
-    from usnb.sources import binary_task, task_mapping
+    from usnb.task import binary_task, task_mapping
 
     records = _labelled("covid", "regular", "pneumonia", "uncertain", "viral", "regular")
     task = binary_task(records, ["covid", "pneumonia", "viral"], drop="uncertain", classes=("regular", "pathology"))
@@ -979,14 +979,14 @@ def test_binary_task_maps_positive_labels_drops_others_and_keeps_the_source_labe
         ("v0", "pathology", "covid"), ("v1", "regular", "regular"), ("v2", "pathology", "pneumonia"),
         ("v4", "pathology", "viral"), ("v5", "regular", "regular")]
     assert records[0].label == "covid"  # the source's records are left as they were
-    assert task_mapping(task).splitlines() == ["pathology <- covid 1, pneumonia 1, viral 1 | test 3",
-                                               "regular <- regular 2 | train 2"]
+    assert task_mapping(task).splitlines() == ["pathology <- covid 1, pneumonia 1, viral 1 | test 3 | 3 patients",
+                                               "regular <- regular 2 | train 2 | 2 patients"]
     assert [r.label for r in binary_task(_labelled("low", "high"), "high")] == ["negative", "positive"]
 
 
 @pytest.mark.bad_input
 def test_binary_task_refuses_a_label_the_records_do_not_have():
-    from usnb.sources import binary_task
+    from usnb.task import binary_task
 
     with pytest.raises(ValueError, match=r"label\(s\) \['Covid'\] in positive/drop are not labels of these records; "
                                          r"they have \['covid', 'regular'\]"):
@@ -995,9 +995,19 @@ def test_binary_task_refuses_a_label_the_records_do_not_have():
         binary_task(_labelled("covid", "regular"), ["covid"], drop=["covid"])
 
 
-def test_pocus_task_is_the_binary_task_of_the_lung_notebook():
-    from usnb.lung import POCUS_CLASSES, pocus_task
+def test_task_labels_uses_the_notebook_classes_a_public_sets_usual_task_or_the_users_positive():
+    from usnb.task import task_labels
 
-    task = pocus_task(_labelled("covid", "regular", "uncertain", "viral", "pneumonia"))
+    task, names = task_labels(_labelled("covid", "regular", "uncertain", "viral", "pneumonia"), "pocus", ("a", "b"))
     assert [r.label for r in task] == ["pathology", "regular", "pathology", "pathology"]
-    assert POCUS_CLASSES[1] == "pathology"  # index 1 is the positive class
+    assert names == ("regular", "pathology")  # index 1 is the positive class
+    same, names = task_labels(_labelled("benign", "malignant"), "manifest", ("benign", "malignant"))
+    assert [r.label for r in same] == ["benign", "malignant"] and names == ("benign", "malignant")
+    two, names = task_labels(_labelled("regular", "pathology", "regular"), "folders", ("benign", "malignant"),
+                             positive="pathology")
+    assert names == ("regular", "pathology") and [r.label for r in two] == ["regular", "pathology", "regular"]
+    many, names = task_labels(_labelled("a", "b", "c"), "folders", ("benign", "malignant"), positive=["b", "c"])
+    assert names == ("not b/c", "b/c") and [r.label for r in many] == ["not b/c", "b/c", "b/c"]
+    with pytest.raises(ValueError, match=r"folders: labels \['high', 'low'\] are not this notebook's classes .*"
+                                         r"-p positive '\[\"low\"\]'"):
+        task_labels(_labelled("low", "high"), "folders", ("benign", "malignant"))

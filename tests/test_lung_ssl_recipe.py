@@ -37,9 +37,8 @@ def test_study_produces_every_row_with_counts_and_reuses_checkpoints(tiny_lung, 
     assert study.params["BYOL: SSL fine-tuned"]["trainable"] == study.params["BYOL: SSL fine-tuned"]["total"]
     assert set(study.models) == set(L.KINDS)
     assert set(study.curves["Fully supervised"]) == {1.0, 0.5}
-    native = data.clips["test"][0].read(indices=[0]).shape[1]
     boxed = [r for recs in data.clips.values() for r in recs if r.boxes][:2]
-    loc = L.localisation(study.models["SSL fine-tuned"], data, boxed, P, native)
+    loc = L.localisation(study.models["SSL fine-tuned"], data, boxed, P)
     assert 0 <= loc["weighted_iou"] <= 1 and loc["clips"] >= 1
     again = L.run_study(data, data.clips, P, 0, tmp_path, fractions=(1.0, 0.5), progress=False, echo=lambda *a: None)
     assert np.allclose(again.probs["BYOL: SSL fine-tuned"], study.probs["BYOL: SSL fine-tuned"])  # loaded, not retrained

@@ -60,9 +60,10 @@ def test_data_check_pocus_loads_all_131_and_shows_the_task(capsys):
                  "--drop", "uncertain"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1] == "loaded 131/131 items"
-    assert "  negative <- regular 59 | - 59" in out and "  positive <- covid 29, pneumonia 37, viral 5 | - 71" in out
+    assert "  not covid/pneumonia/viral <- regular 59 | - 59 | 31 patients" in out
+    assert "  covid/pneumonia/viral <- covid 29, pneumonia 37, viral 5 | - 71 | 49 patients" in out
     assert main(["data", "check", "pocus", str(POCUS), "--positive", "COVID"]) == 1
-    assert "task: label(s) ['COVID'] in positive/drop are not labels" in capsys.readouterr().out
+    assert "task: a notebook would stop here: label(s) ['COVID'] in positive/drop are not labels" in capsys.readouterr().out
 
 
 def test_phantom_command(tmp_path, capsys):

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from usnb.io import fit_boxes
 from usnb.view import FieldOfView, frames, standardise
 
 
@@ -22,7 +23,7 @@ def test_field_of_view_crops_the_centre_and_maps_boxes():
     z = view(x, dims=2)
     assert abs(float(z.mean())) < 1e-6 and abs(float(z.std()) - 1) < 1e-5
     # a native 16 x 32 (H x W) frame is cached at 8 x 8: x / 4, y / 2; the view starts at (2, 2)
-    assert view.boxes([(12, 6, 8, 4)], native_hw=(16, 32)) == [(1.0, 1.0, 2.0, 2.0)]
+    assert view.boxes(fit_boxes([(12, 6, 8, 4)], (16, 32), (8, 8), "stretch")) == [(1.0, 1.0, 2.0, 2.0)]
     whole = FieldOfView(size=8)
     assert whole.cache_size == 8 and torch.equal(whole.crop(x), x)
     with pytest.raises(ValueError, match="field of view"):

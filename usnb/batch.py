@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .notebooks import find_notebooks, run_notebook
+from .notebooks import find_notebooks, notebook_parameters, run_notebook
 from .paths import atomic_write
 
 
@@ -72,9 +72,14 @@ def plan(notebooks: Sequence[str] | None, out: str | Path, seeds: Sequence[int] 
     single = len(paths) == 1 and len(seeds) == 1
     runs = []
     for nb in paths:
+        own = set(notebook_parameters(nb)) or set(parameters or {})  # each notebook gets the parameters it has
+        given = {k: v for k, v in (parameters or {}).items() if k in own}
+        left = sorted(set(parameters or {}) - own)
+        if left:
+            print(f"usnb run: {nb.stem} has no parameter {', '.join(left)}: not passed to it")
         for seed in seeds:
             folder = Path(out) if single else Path(out) / nb.stem / f"seed{seed}"
-            runs.append(Run(str(nb), str(Path(folder).resolve()), {**(parameters or {}), "seed": int(seed)}, gpus))
+            runs.append(Run(str(nb), str(Path(folder).resolve()), {**given, "seed": int(seed)}, gpus))
             made_by = _made_by(Path(folder))
             if made_by not in (None, nb.name):
                 raise FileExistsError(f"{folder} holds a run of {made_by}, not of {nb.name}; pass another --out "

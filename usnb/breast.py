@@ -1,20 +1,22 @@
 """The breast video sources, loaded once for MVCC, CLMAN, KGA-Net and the benchmark.
 
-`load_breast` reads the phantom, a manifest of your own videos or BUSV (with BUSI's still images), keeps each clip's
-split, checks the labels and fills the uint8 clip cache at the field of view's cache size.
+`load_breast` reads any video source (the phantom, BUSV, POCUS, a manifest or class folders of your own videos), maps
+its labels to the two classes (`usnb.task`: `positive`, `drop`), keeps the source's split or splits by patient, loads
+KGA-Net's still images from any still-image source and fills the uint8 clip cache at the field of view's cache size.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
-from .cache import MAX_FRAMES, ClipCache
+from .cache import FIT, MAX_FRAMES, ClipCache
 from .data import label_index
 from .datasets.records import ImageRecord, VideoRecord
 from .view import FieldOfView
 
 CLASSES = ("benign", "malignant")  # index 1 is the positive class: SEN is the recall of malignant
-SOURCES = ("phantom", "manifest", "busv")
+COMPANION_IMAGES = {"phantom": "phantom", "busv": "busi"}  # the still images that go with a video source by default
 
 
 @dataclass
@@ -28,55 +30,74 @@ class BreastData:
     images: list[ImageRecord] = field(default_factory=list)
     dataset: str = "phantom"
     notes: list[str] = field(default_factory=list)
+    classes: tuple[str, str] = CLASSES  # (negative, positive) of this task; the papers' names on breast data
 
     def counts(self) -> dict:
-        out = {s: {c: sum(r.label == c for r in recs) for c in CLASSES} for s, recs in self.clips.items()}
+        out = {s: {c: sum(r.label == c for r in recs) for c in self.classes} for s, recs in self.clips.items()}
         if self.images:
-            out["images"] = {c: sum(r.label == c for r in self.images) for c in CLASSES}
+            out["images"] = {c: sum(r.label == c for r in self.images) for c in self.classes}
         return out
+
+    def mapping(self) -> str:
+        """Each class: the source labels it holds, clips per split, patients (`usnb.task.task_mapping`)."""
+        from .task import task_mapping
+
+        return task_mapping([r for recs in self.clips.values() for r in recs])
 
 
 def load_breast(dataset: str, view: FieldOfView, data_dir: str | Path | None = None,
                 image_dir: str | Path | None = None, phantom_clips: int = 300, phantom_seed: int = 0,
-                phantom_test_clips: int | None = None, sources: tuple[str, ...] = SOURCES,
-                images: bool = False, max_clip_frames: int | None = MAX_FRAMES) -> BreastData:
-    """'phantom' (the built-in breast sweeps of `phantom_clips` clips, generated once), 'manifest' (your videos: a
-    manifest CSV or its folder with path,label,split columns, labels benign/malignant; data_cards/inhouse.md) or
-    'busv' (public BUSV; with `images`, every BUSI benign/malignant still image from `image_dir`).
+                phantom_test_clips: int | None = None, images: str | bool | None = False,
+                positive: str | Sequence[str] | None = None, drop: str | Sequence[str] | None = None,
+                folds: int | None = None, fold: int = 0, patient_pattern: str | None = None,
+                max_clip_frames: int | None = MAX_FRAMES, frame_fit: str = FIT) -> BreastData:
+    """Clips by split of any video source (`usnb.sources.VIDEO_SOURCES`): 'phantom' (the built-in breast sweeps of
+    `phantom_clips` clips, generated once; `data_dir` another phantom folder), 'busv', 'pocus', 'manifest' (a CSV
+    path,label,split,patient_id) or 'folders' (ROOT/<label>/<clip>; `patient_pattern`); `data_dir` None:
+    USNB_DATA_DIR/<dataset>. See data_cards/.
 
-    `sources` are the datasets the calling notebook accepts; `images` loads still images too (KGA-Net); a clip longer
-    than `max_clip_frames` is cached as that many frames spread evenly over it (None: every frame; `usnb.cache`).
+    The task: `positive` labels (and `drop`, labels left out) -> (negative, positive) classes (`usnb.task`); the
+    source's own split where it has one, else by patient (fractions, or fold `fold` of `folds`). `images`: the still
+    images of KGA-Net's image branch: an image source (`usnb.sources.IMAGE_SOURCES`) read at `image_dir`, True for
+    the video source's companion (the phantom's stills, BUSI with BUSV), False/None for none. A clip longer than
+    `max_clip_frames` is cached as that many frames spread evenly over it; `frame_fit` keeps the aspect ratio of
+    non-square frames ('pad', 'crop') or stretches them ('stretch'; `usnb.cache`).
     """
-    from .phantom import load_phantom, load_phantom_images, notebook_phantom
-    from .sources import load
+    from .phantom import load_phantom, notebook_phantom
+    from .sources import VIDEO_SOURCES, load
+    from .task import check_task, task_labels, task_splits
 
-    if dataset not in sources:
-        names = " or ".join([", ".join(map(repr, sources[:-1])), repr(sources[-1])] if len(sources) > 1 else [repr(*sources)])
-        raise ValueError(f"dataset must be {names}, got {dataset!r}")
-    stills: list[ImageRecord] = []
+    if dataset not in VIDEO_SOURCES:
+        hint = " (BUSI holds still images: give it to KGA-Net as images='busi')" if dataset == "busi" else ""
+        raise ValueError(f"dataset must be one of {list(VIDEO_SOURCES)}, got {dataset!r}{hint}")
     if dataset == "phantom":
         root = Path(data_dir) if data_dir else notebook_phantom("breast", phantom_clips, phantom_seed,
                                                                 phantom_test_clips)
         clips = load_phantom(root)
-        stills = load_phantom_images(root) if images else []
-    elif dataset == "manifest":
-        if images:
-            raise ValueError("this notebook trains on still images too, which a manifest does not list; "
-                             "use dataset='busv' with image_dir (BUSI) or the phantom")
-        clips = load("manifest", data_dir, labels=CLASSES)  # data_dir None: USNB_DATA_DIR/manifest
     else:
-        clips = load("busv", data_dir)
-        stills = load("busi", image_dir) if images else []
-    label_index(clips, CLASSES), label_index(stills, CLASSES)  # an unknown label fails here, naming the file
-    by_split = {s: [c for c in clips if c.split == s] for s in ("train", "val", "test")}
-    if not by_split["train"] or not by_split["test"]:
-        raise ValueError(f"{dataset}: needs clips in the train and test splits, got "
-                         f"{ {s: len(v) for s, v in by_split.items()} }; fill the split column of the manifest "
-                         "(or check the annotation files)")
-    notes = []
+        kwargs = {"patient_pattern": patient_pattern} if dataset == "folders" and patient_pattern else {}
+        clips = load(dataset, data_dir, **kwargs)
+        root = data_dir
+    clips, classes = task_labels(clips, dataset, CLASSES, positive, drop)
+    by_split, notes = task_splits(clips, folds, fold)
+    notes = ([] if notes == ["the source's own split"] else notes) + check_task(by_split, classes, str(data_dir or root))
     if not by_split["val"]:
         del by_split["val"]
-        notes.append("no validation split: Youden thresholds are chosen on the test split")
-    cache = ClipCache(size=(view.cache_size, view.cache_size), grayscale=True, max_frames=max_clip_frames)
-    cache.prefill(clips)
-    return BreastData(by_split, cache, view, stills, dataset, notes)
+    stills = []
+    if images:
+        source = COMPANION_IMAGES.get(dataset) if images is True else images
+        if source is None:
+            raise ValueError(f"{dataset} has no still images of its own; pass images (one of busi, folders, "
+                             "manifest, phantom) and image_dir")
+        folder = image_dir or (root if dataset == "phantom" else None)  # None: USNB_DATA_DIR/<source>
+        stills, names = task_labels(load(source, folder, images=True), source, CLASSES, positive, drop, strict=False)
+        label_index(stills, names)  # an unknown label fails here, naming the file
+        stills = [replace(r, label=classes[names.index(r.label)]) for r in stills]  # named as the clips' classes
+        notes.append(f"still images: {len(stills)} from {source} ({folder or 'its default folder'})")
+    for recs in by_split.values():
+        label_index(recs, classes)
+    cache = ClipCache(size=(view.cache_size, view.cache_size), grayscale=True, max_frames=max_clip_frames,
+                      fit=frame_fit)
+    cache.prefill([r for recs in by_split.values() for r in recs])
+    return BreastData(by_split, cache, view, stills, dataset, notes, classes)
+

@@ -11,6 +11,10 @@ shorter) is cached as `max_frames` frames spread evenly over it, decoded by inde
 that an hour-long recording costs megabytes, not gigabytes; `native(record)` maps each cached frame back to its
 frame in the file (boxes and keyframes are numbered by the file's frames), and `prefill` counts such clips in a
 warning.
+
+Frames of any shape become `size` frames by `fit` (`usnb.io.fit_geometry`): 'pad' (the default: the whole frame,
+aspect kept, black bars), 'crop' (the centre, aspect kept) or 'stretch'; `boxes(record, boxes)` maps a clip's boxes
+from its file's pixels to the cached frame's.
 """
 from __future__ import annotations
 
@@ -31,25 +35,29 @@ from .sampling import uniform_indices
 
 CACHE_VERSION = 1
 MAX_FRAMES = 1024
+FIT = "pad"  # non-square frames keep their aspect ratio, letterboxed (io.fit_geometry); square frames are unchanged
 
 
 class ClipCache:
     """Decoded clips at one frame size: `cache.get(record)` -> read-only uint8 memmap `(T, H, W, C)`."""
 
     def __init__(self, root: str | Path | None = None, size: tuple[int, int] | None = (112, 112),
-                 grayscale: bool = True, max_frames: int | None = MAX_FRAMES):
+                 grayscale: bool = True, max_frames: int | None = MAX_FRAMES, fit: str = FIT):
         if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
                                        or max_frames < 1):
             raise ValueError("max_frames (a notebook's max_clip_frames) must be a whole number >= 1 or None (every "
                              f"frame), got {max_frames!r}")
         self.root = Path(root) if root else cache_dir()
         self.size, self.grayscale, self.max_frames = (tuple(size) if size else None), grayscale, max_frames
+        io.fit_geometry((1, 1), (1, 1), fit)  # an unknown fit fails here, naming the choices
+        self.fit = fit
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise self._unwritable(err) from err
         self._checked: set[str] = set()  # entries verified by this process
         self._native: dict[str, np.ndarray] = {}  # entry -> the file's frame of each cached frame
+        self._shape: dict[str, tuple[int, int, int]] = {}  # entry -> the file's (frames, H, W)
 
     def key(self, path: str | Path) -> str:
         path = io.check_readable(path).resolve()
@@ -59,7 +67,8 @@ class ClipCache:
         else:
             stat = path.stat()
             extra, mtime = stat.st_size, stat.st_mtime_ns
-        text = f"{CACHE_VERSION}|{path}|{extra}|{mtime}|{self.size}|{self.grayscale}|{self.max_frames}"
+        text = f"{CACHE_VERSION}|{path}|{extra}|{mtime}|{self.size}|{self.grayscale}|{self.max_frames}" + \
+            (f"|{self.fit}" if self.fit != "stretch" else "")  # stretch: the keys of before fit existed
         return hashlib.sha1(text.encode()).hexdigest()[:20]
 
     def file(self, record: VideoRecord) -> Path:
@@ -87,8 +96,20 @@ class ClipCache:
 
     def _decode(self, record: VideoRecord) -> tuple[np.ndarray, list[int] | None]:
         """(frames, None) for a whole clip; (frames, the file's frame of each) for one longer than max_frames."""
-        read = dict(grayscale=self.grayscale, size=self.size)
-        n = io.clip_shape(record.path)[0] if self.max_frames is not None else 0
+        frames, kept = self._read(record)
+        if self.size is not None and self.fit != "stretch":
+            hw, corner = io.fit_geometry(self.shape(record)[1:], self.size, self.fit)
+            if hw != self.size:
+                frames = io.place(frames, self.size, corner)
+        return frames, kept
+
+    def _read(self, record: VideoRecord) -> tuple[np.ndarray, list[int] | None]:
+        """Decoded at the cached size (aspect kept unless stretched), every frame or `max_frames` of them."""
+        size = self.size
+        if size is not None and self.fit != "stretch":
+            size = io.fit_geometry(self.shape(record)[1:], size, self.fit)[0]
+        read = dict(grayscale=self.grayscale, size=size)
+        n = self.shape(record)[0] if self.max_frames is not None else 0
         if n <= (self.max_frames or 0):
             frames = record.read(**read)
             if self.max_frames is None or len(frames) <= self.max_frames:
@@ -102,6 +123,18 @@ class ClipCache:
             frames = record.read(**read)
             kept = uniform_indices(len(frames), min(self.max_frames, len(frames)))
             return np.ascontiguousarray(frames[kept]), kept.tolist()
+
+    def shape(self, record: VideoRecord) -> tuple[int, int, int]:
+        """The file's (frames, height, width), from its container (`usnb.io.clip_shape`), read once."""
+        key = str(record.path)
+        if key not in self._shape:
+            self._shape[key] = io.clip_shape(record.path)
+        return self._shape[key]
+
+    def boxes(self, record: VideoRecord, boxes) -> list[tuple[float, float, float, float]]:
+        """Boxes (x, y, w, h) in the file's pixels -> the cached frame's pixels (the same resize, pad or crop)."""
+        native = self.shape(record)[1:]
+        return io.fit_boxes(boxes, native, self.size or native, self.fit)
 
     def native(self, record: VideoRecord) -> np.ndarray:
         """The file's frame index of each cached frame of `record` (0, 1, 2, ... unless the clip was thinned)."""

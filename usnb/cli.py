@@ -30,7 +30,7 @@ def _phantom(args) -> int:
 def _data_check(args) -> int:
     from .data_check import data_check
 
-    return 1 if data_check(args.source, args.root, positive=args.positive, drop=args.drop) else 0
+    return 1 if data_check(args.source, args.root, positive=args.positive, drop=args.drop, folds=args.folds) else 0
 
 
 def _value(text: str):
@@ -70,6 +70,14 @@ def _run(args) -> int:
         return 2
     params = {"profile": args.profile}
     if args.dataset:
+        from .sources import VIDEO_SOURCES
+
+        if args.dataset not in VIDEO_SOURCES:
+            why = ("BUSI holds still images, and every notebook trains on videos; give BUSI to KGA-Net as its "
+                   "image branch: usnb run kganet --dataset busv -p images busi -p image_dir DIR"
+                   if args.dataset == "busi" else f"the notebooks read {', '.join(VIDEO_SOURCES)}")
+            print(f"usnb run: --dataset {args.dataset}: no notebook can train on it; {why}", file=sys.stderr)
+            return 2
         params["dataset"] = args.dataset
     if args.data_dir:  # absolute: papermill runs the notebook in notebooks/, not in the caller's folder
         params["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
@@ -162,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--positive", nargs="+", help="labels that form the positive class (every other: negative); "
                    "prints the mapping and the class counts per split")
     c.add_argument("--drop", nargs="+", default=[], help="labels left out (with --positive)")
+    c.add_argument("--folds", type=int, help="a source without a split: k-fold by patient (default: the breast "
+                   "notebooks' 60/20/20 split; notebook 04: 5 folds)")
     c.set_defaults(func=_data_check)
 
     p = sub.add_parser("demo", help="the main job: every notebook headless, then the report")
@@ -178,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="every notebook under notebooks/")
     p.add_argument("--profile", choices=["small", "paper"], default="small")
     p.add_argument("--out", required=True, help="output folder (executed notebook, metrics.json, figures)")
-    p.add_argument("--dataset", help="data set name the notebook understands (default: the phantom)")
-    p.add_argument("--data-dir", help="folder of the data set")
+    p.add_argument("--dataset", help="the videos every notebook trains on: phantom (default), folders (ROOT/<label>/"
+                   "<clip>), manifest (a CSV), busv or pocus; the task: -p positive '[\"LABEL\"]' -p drop '[...]'")
+    p.add_argument("--data-dir", help="folder of the data set (class folders, manifest CSV, BUSV or POCUS root)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", help="several seeds, e.g. --seeds 0 1 2 3 (the papers' mean(std))")
     p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import sampling
-from .cache import ClipCache
+from .cache import FIT, ClipCache
 from .datasets.records import ImageRecord, VideoRecord
 from .errors import DataWarning
 
@@ -60,10 +60,10 @@ class ImageDataset(Dataset):
     """(image uint8 (C, H, W), label), all decoded once into memory."""
 
     def __init__(self, records: Sequence[ImageRecord], classes: Sequence[str], size: tuple[int, int],
-                 grayscale: bool = True, transform: Callable | None = None):
+                 grayscale: bool = True, transform: Callable | None = None, fit: str = FIT):
         self.records = list(records)
         self.labels = label_index(self.records, classes)
-        self.images = torch.from_numpy(np.stack([r.read(grayscale=grayscale, size=size) for r in self.records]))
+        self.images = torch.from_numpy(np.stack([r.read(grayscale=grayscale, size=size, fit=fit) for r in self.records]))
         self.images = self.images.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
         self.transform = transform
 

@@ -118,13 +118,11 @@ def frame_gradcam(model: nn.Module, layer: nn.Module):
     return GradCAM(VideoLogits(model), layer, kind="frames")
 
 
-def boxes_in_view(record: VideoRecord, indices, view: FieldOfView) -> dict[int, list]:
-    """The lesion boxes of the frames `indices` of a clip, from its native frames to the model's pixels:
-    {position in indices: [(x, y, w, h)]}; parts outside the field of view fall off."""
-    if not any(record.boxes.get(int(i)) for i in indices):
-        return {}
-    native = record.read(indices=[0]).shape[1:3]
-    return {j: view.boxes(record.boxes[int(i)], native) for j, i in enumerate(indices) if record.boxes.get(int(i))}
+def boxes_in_view(record: VideoRecord, indices, cache, view: FieldOfView) -> dict[int, list]:
+    """The lesion boxes of the file's frames `indices` of a clip, from the file's pixels to the model's (through the
+    cache's resize and pad or crop): {position in indices: [(x, y, w, h)]}; parts outside the field of view fall off."""
+    return {j: view.boxes(cache.boxes(record, record.boxes[int(i)])) for j, i in enumerate(indices)
+            if record.boxes.get(int(i))}
 
 
 def cam_frames(gradcam, record: VideoRecord, cache, view: FieldOfView, indices, target_class: int
@@ -135,7 +133,7 @@ def cam_frames(gradcam, record: VideoRecord, cache, view: FieldOfView, indices, 
     x = view.crop(frames(cache.get(record), indices).to(device))  # (1, T, 1, H, W)
     cam = gradcam(x, target_class=target_class)[0]
     native = cache.native(record)[np.asarray(indices, dtype=int)]  # boxes are numbered by the file's frames
-    return x[0, :, 0].cpu().numpy(), cam, boxes_in_view(record, native, view)
+    return x[0, :, 0].cpu().numpy(), cam, boxes_in_view(record, native, cache, view)
 
 
 def localisation(gradcam, records: Sequence[VideoRecord], cache, view: FieldOfView, classes: Sequence[str],

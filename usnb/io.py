@@ -298,10 +298,48 @@ def clip_shape(path: str | Path) -> tuple[int, int, int]:
     return info["frames"], info["height"], info["width"]
 
 
+# ---------------------------------------------------------------------------------- square frames of any shape
+FITS = ("pad", "crop", "stretch")
+
+
+def fit_geometry(native_hw: tuple[int, int], size: tuple[int, int], fit: str = "pad"
+                 ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where a native (H, W) frame lands in a `size` frame: (its resized (h, w), the (top, left) of its corner).
+
+    'pad' (letterbox) fits the whole frame inside, aspect kept, zeros around it; 'crop' fills the frame, aspect kept,
+    cutting the centre out of the longer side; 'stretch' resizes each side on its own (the aspect changes).
+    """
+    if fit not in FITS:
+        raise ValueError(f"frame_fit must be one of {list(FITS)}, got {fit!r}")
+    (h, w), (H, W) = native_hw, size
+    if fit == "stretch":
+        return (H, W), (0, 0)
+    s = (min if fit == "pad" else max)(H / h, W / w)
+    hw = (max(1, round(h * s)), max(1, round(w * s)))
+    return hw, ((H - hw[0]) // 2, (W - hw[1]) // 2)
+
+
+def place(frames: np.ndarray, size: tuple[int, int], corner: tuple[int, int]) -> np.ndarray:
+    """(..., h, w, C) frames put at `corner` (top, left; negative: cut off) of a zero (..., H, W, C) frame."""
+    out = np.zeros((*frames.shape[:-3], *size, frames.shape[-1]), frames.dtype)
+    (top, left), (h, w) = corner, frames.shape[-3:-1]
+    ys, xs = slice(max(0, top), min(size[0], top + h)), slice(max(0, left), min(size[1], left + w))
+    out[..., ys, xs, :] = frames[..., ys.start - top:ys.stop - top, xs.start - left:xs.stop - left, :]
+    return out
+
+
+def fit_boxes(boxes, native_hw: tuple[int, int], size: tuple[int, int], fit: str = "pad") -> list:
+    """Boxes (x, y, w, h) in a native frame's pixels -> the same boxes in the `size` frame (`fit_geometry`)."""
+    (h, w), (top, left) = fit_geometry(native_hw, size, fit)
+    sy, sx = h / native_hw[0], w / native_hw[1]
+    return [(x * sx + left, y * sy + top, bw * sx, bh * sy) for x, y, bw, bh in boxes]
+
+
 # ---------------------------------------------------------------------------------- still images
 def read_image(path: str | Path, grayscale: bool = False, size: tuple[int, int] | None = None,
-               resample: int = Image.BILINEAR) -> np.ndarray:
-    """A still image as uint8 `(H, W, C)`; alpha is dropped.
+               resample: int = Image.BILINEAR, fit: str = "stretch") -> np.ndarray:
+    """A still image as uint8 `(H, W, C)`; alpha is dropped. `size=(H, W)` resizes it: `fit` 'stretch', or keeping
+    its aspect ratio 'pad' / 'crop' (`fit_geometry`).
 
     16-bit images keep their high byte (value >> 8), whatever their content: every frame of a
     16-bit clip is scaled alike, as `_to_layout` scales uint16 arrays.
@@ -310,8 +348,10 @@ def read_image(path: str | Path, grayscale: bool = False, size: tuple[int, int] 
     try:
         with Image.open(path) as im:
             im.load()
+            corner = None
             if size:
-                im = im.resize((size[1], size[0]), resample)
+                hw, corner = fit_geometry((im.height, im.width), size, fit)
+                im = im.resize((hw[1], hw[0]), resample)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # "I": 16-bit PNG in older Pillow
                 arr = (np.clip(np.asarray(im).astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
             elif im.mode == "P":
@@ -322,7 +362,8 @@ def read_image(path: str | Path, grayscale: bool = False, size: tuple[int, int] 
                 arr = np.asarray(im.convert("RGB"))
     except (OSError, SyntaxError, ValueError) as err:
         raise DataError(path, f"cannot read image ({err})", "re-export the image as PNG") from err
-    return _to_layout(arr[None], grayscale)[0]
+    arr = _to_layout(arr[None], grayscale)[0]
+    return arr if corner is None or arr.shape[:2] == tuple(size) else place(arr, size, corner)
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:

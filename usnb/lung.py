@@ -1,8 +1,9 @@
 """The lung video sources and what the 3-D encoder sees of them, for the lung SSL recipe and the benchmark's BYOL row.
 
-`load_lung` reads the lung phantom (consolidation present/absent, per-frame boxes, its own patient split) or the real
-POCUS clips (pathology vs regular, split later by k-fold over patients); `lung_data` caches any clips at the encoder's
-field of view and measures the intensity normalisation on the training clips; `embed` and `predict` run an encoder or
+`load_lung` reads any video source: the lung phantom (consolidation present/absent, per-frame boxes, its own patient
+split), the real POCUS clips (pathology vs regular), BUSV, a manifest or class folders, with the task's labels
+(`usnb.task`); a source without a split is split later by k-fold over patients. `lung_data` caches any clips at the
+encoder's field of view and measures the intensity normalisation on the training clips; `embed` and `predict` run an encoder or
 a classifier over T evenly spread frames of each clip.
 """
 from __future__ import annotations
@@ -16,18 +17,17 @@ import torch
 from torch import nn
 
 from . import sampling
-from .cache import MAX_FRAMES, ClipCache
+from .cache import FIT, MAX_FRAMES, ClipCache
 from .data import ClipDataset, label_index
 from .datasets.records import VideoRecord
 from .view import FieldOfView
 
 CLASSES = ("normal", "consolidation")  # phantom task; index 1 is the positive class
-POCUS_CLASSES = ("regular", "pathology")  # POCUS task: covid, pneumonia and viral clips are "pathology"
 
 
 @dataclass
 class LungData:
-    """Clips by split ('train', 'val', 'test'; POCUS: 'all', split by k-fold later), the uint8 cache, the classes and
+    """Clips by split ('train', 'val', 'test'; a source without a split: 'all', split by k-fold later), the uint8 cache, the classes and
     the intensity mean/std (of the training frames, in [0, 1]) used to normalise the encoder's input."""
 
     clips: dict[str, list[VideoRecord]]
@@ -65,14 +65,15 @@ class LungData:
 
 def lung_data(clips: Mapping[str, list[VideoRecord]], classes: Sequence[str], size: int, fov: float = 1.0,
               clip_norm: bool = False, dataset: str = "phantom", notes: Sequence[str] = (),
-              max_clip_frames: int | None = MAX_FRAMES) -> LungData:
+              max_clip_frames: int | None = MAX_FRAMES, frame_fit: str = FIT) -> LungData:
     """Clips by split -> LungData: labels checked, frames cached at size / fov, the intensity mean and std measured on
-    the training clips (every clip where there is no training split yet: POCUS, split by k-fold later). A clip longer
-    than `max_clip_frames` is cached as that many frames spread evenly over it (None: every frame)."""
+    the training clips (every clip where there is no training split yet: split by k-fold later). A clip longer
+    than `max_clip_frames` is cached as that many frames spread evenly over it (None: every frame); `frame_fit`: how a
+    non-square frame becomes square (`usnb.cache`)."""
     for recs in clips.values():
         label_index(recs, classes)  # an unknown label fails here, naming the file
     side = FieldOfView(size, fov).cache_size
-    cache = ClipCache(size=(side, side), grayscale=True, max_frames=max_clip_frames)
+    cache = ClipCache(size=(side, side), grayscale=True, max_frames=max_clip_frames, fit=frame_fit)
     everything = [r for recs in clips.values() for r in recs]
     cache.prefill(everything)
     data = LungData(dict(clips), cache, tuple(classes), size, dataset=dataset, notes=list(notes), clip_norm=clip_norm)
@@ -82,34 +83,45 @@ def lung_data(clips: Mapping[str, list[VideoRecord]], classes: Sequence[str], si
     return data
 
 
-def pocus_task(records: Sequence[VideoRecord]) -> list[VideoRecord]:
-    """POCUS clips relabelled pathology (covid, pneumonia, viral) vs regular; the one `uncertain` clip left out."""
-    from .sources import binary_task
-
-    return binary_task(records, positive=["covid", "pneumonia", "viral"], drop=["uncertain"], classes=POCUS_CLASSES)
-
-
 def load_lung(dataset: str, size: int, fov: float = 1.0, clip_norm: bool = False, data_dir: str | Path | None = None,
               phantom_clips: int = 300, phantom_seed: int = 0, phantom_test_clips: int | None = None,
-              max_clip_frames: int | None = MAX_FRAMES) -> LungData:
-    """'phantom' (the lung phantom of `phantom_clips` clips, generated once) or 'pocus' (the 131 real POCUS clips at
-    `data_dir`), cached for an encoder that sees the central `fov` of each frame at `size` px."""
-    from .datasets.pocus import load_pocus
+              positive: str | Sequence[str] | None = None, drop: str | Sequence[str] | None = None,
+              patient_pattern: str | None = None, max_clip_frames: int | None = MAX_FRAMES,
+              frame_fit: str = FIT) -> LungData:
+    """Any video source (`usnb.sources.VIDEO_SOURCES`), cached for an encoder that sees the central `fov` of each
+    frame at `size` px: 'phantom' (the lung phantom of `phantom_clips` clips, generated once; its own split), 'pocus'
+    (the real POCUS clips at `data_dir`: covid, pneumonia and viral are pathology), 'busv', 'manifest' or 'folders'.
+    The task: `positive` and `drop` (`usnb.task`). A source with its own split keeps it; one without comes as 'all'
+    (the notebook splits it by k-fold over patients)."""
     from .phantom import load_phantom, notebook_phantom
+    from .sources import VIDEO_SOURCES, load
+    from .splits import stable_order
+    from .task import check_task, task_labels
 
+    if dataset not in VIDEO_SOURCES:
+        raise ValueError(f"dataset must be one of {list(VIDEO_SOURCES)}, got {dataset!r}")
     if dataset == "phantom":
         root = Path(data_dir) if data_dir else notebook_phantom("lung", phantom_clips, phantom_seed, phantom_test_clips)
         records = load_phantom(root)
-        return lung_data({s: [r for r in records if r.split == s] for s in ("train", "val", "test")}, CLASSES, size,
-                         fov, clip_norm, dataset, max_clip_frames=max_clip_frames)
-    if dataset == "pocus":
-        if data_dir is None:
+    else:
+        if dataset == "pocus" and data_dir is None:
             raise ValueError("dataset='pocus' needs data_dir: the folder holding pocus_videos/ "
                              "(e.g. ../shared/realdata/pocus from the repository root); see data_cards/pocus.md")
-        return lung_data({"all": pocus_task(load_pocus(data_dir))}, POCUS_CLASSES, size, fov, clip_norm, dataset,
-                         ["frames resized to a square (3 of 131 clips are not square); split by patient with k-fold"],
-                         max_clip_frames)
-    raise ValueError(f"dataset must be 'phantom' or 'pocus', got {dataset!r}")
+        kwargs = {"patient_pattern": patient_pattern} if dataset == "folders" and patient_pattern else {}
+        records = load(dataset, data_dir, **kwargs)
+    records, classes = task_labels(records, dataset, CLASSES, positive, drop)
+    notes = []
+    if all(r.split for r in records):
+        clips = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
+        notes = check_task(clips, classes, str(data_dir or root))
+        clips = {s: v for s, v in clips.items() if v}
+    elif any(r.split for r in records):
+        raise ValueError(f"{dataset}: some clips have a split and some do not; fill the split for every clip or none")
+    else:
+        clips = {"all": sorted(records, key=stable_order)}  # the same clips in one order, however listed
+        notes = ["no split in the source: split by patient with k-fold"]
+    return lung_data(clips, classes, size, fov, clip_norm, dataset, notes, max_clip_frames, frame_fit)
+
 
 
 def clip_dataset(data: LungData, records: Sequence[VideoRecord], frames: int, train: bool = True) -> ClipDataset:
@@ -166,10 +178,10 @@ def clip_input(data: LungData, record: VideoRecord, frames: int) -> tuple[torch.
     return data.view(ds[0][0][None])[0], idx
 
 
-def clip_boxes(record: VideoRecord, idx: np.ndarray, data: LungData, native: int) -> dict[int, list]:
-    """Ground-truth boxes of the cached frames `idx`, from the native frame (side `native`) to the encoder's pixels
-    (cached side, then the central crop): {t: [(x, y, w, h)]}."""
-    s, o = data.cache.size[0] / native, data.offset
+def clip_boxes(record: VideoRecord, idx: np.ndarray, data: LungData) -> dict[int, list]:
+    """Ground-truth boxes of the cached frames `idx`, from the file's pixels to the encoder's (the cache's resize and
+    pad or crop, then the central crop): {t: [(x, y, w, h)]}."""
+    o = data.offset
     frame = data.cache.native(record)[np.asarray(idx, dtype=int)]  # boxes are numbered by the file's frames
-    return {t: [(x * s - o, y * s - o, w * s, h * s) for x, y, w, h in record.boxes[int(i)]]
+    return {t: [(x - o, y - o, w, h) for x, y, w, h in data.cache.boxes(record, record.boxes[int(i)])]
             for t, i in enumerate(frame) if record.boxes.get(int(i))}

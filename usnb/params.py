@@ -77,3 +77,31 @@ def profile(profiles: Mapping, name: str, **overrides):
                 raise _bad(key, value, "a list")
             given[key] = tuple(value)
     return dataclasses.replace(base, **given)
+
+
+def source(dataset: str, data_dir=None, positive=None, drop=None, patient_pattern=None, frame_fit: str = "pad",
+           max_clip_frames=1024, phantom_clips: int = 300, folds=None, fold: int = 0, **more) -> dict:
+    """The data parameters every notebook shares, checked, as the keyword arguments of its recipe's `load_data`
+    (`usnb.breast.load_breast`, `usnb.lung.load_lung`): None values are left out (the loader's default). `more`
+    (image_dir, images, ...) passes through as given."""
+    from .io import FITS
+    from .sources import VIDEO_SOURCES
+
+    choice("dataset", dataset, VIDEO_SOURCES)
+    choice("frame_fit", frame_fit, FITS)
+    number("phantom_clips", phantom_clips, low=8, integer=True)
+    for name, value in (("positive", positive), ("drop", drop)):
+        if value is not None and not (isinstance(value, str) or
+                                      (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))):
+            raise _bad(name, value, "a label or a list of labels")
+    if max_clip_frames is not None:
+        number("max_clip_frames", max_clip_frames, low=1, integer=True)
+    if folds is not None:
+        number("folds", folds, low=2, high=20, integer=True)
+        number("fold", fold, low=0, high=folds - 1, integer=True)
+    if patient_pattern is not None and dataset != "folders":
+        raise _bad("patient_pattern", patient_pattern, "used with dataset='folders' only; leave it None")
+    out = dict(data_dir=data_dir, positive=positive, drop=drop, patient_pattern=patient_pattern, frame_fit=frame_fit,
+               max_clip_frames=max_clip_frames, phantom_clips=phantom_clips, folds=folds, fold=fold if folds else None,
+               **more)
+    return {k: v for k, v in out.items() if v is not None or k == "max_clip_frames"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -60,9 +61,11 @@ def _checked(by: str) -> tuple[str, ...]:
 
 
 def kfold(records: Sequence[Record], k: int = 5, by: str = "patient", seed: int = 0) -> list[tuple[list, list]]:
-    """Stratified group k-fold: [(train_records, test_records)] with no group in both."""
+    """Stratified group k-fold: [(train_records, test_records)] with no group in both. The folds depend on the
+    records, not on their order (the same clips listed by a manifest or found in class folders split alike)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
+    records = sorted(records, key=stable_order)
     groups = [_group(r, by) for r in records]
     labels = [r.label for r in records]
     folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
@@ -72,6 +75,11 @@ def kfold(records: Sequence[Record], k: int = 5, by: str = "patient", seed: int 
         check_leakage({"train": pair[0], "test": pair[1]}, content=False, keys=_checked(by))
         out.append(pair)
     return out
+
+
+def stable_order(record: Record) -> tuple[str, str]:
+    """A sort key that does not depend on how a source names or lists its clips: patient, then file name."""
+    return record.patient_id, Path(record.path).name
 
 
 def check_leakage(parts: Sequence[Record] | Mapping[str, Sequence[Record]], content: bool = True,

@@ -20,7 +20,7 @@ class FieldOfView:
     """What the model sees of a frame: the central `fraction` of the cached frame's side, resized to `size` pixels.
 
     Frames are cached (and augmented) at `cache_size`; `crop` cuts the centre and resizes, `__call__` also
-    standardises. Boxes drawn on the native frames map into the model's pixels with `boxes`.
+    standardises. Boxes in the cached frame's pixels map into the model's pixels with `boxes`.
     """
 
     size: int
@@ -53,13 +53,13 @@ class FieldOfView:
         """Crop, resize and standardise over the last `dims` dims: the model's input."""
         return standardise(self.crop(x), dims)
 
-    def boxes(self, boxes, native_hw: tuple[int, int]) -> list[tuple[float, float, float, float]]:
-        """Boxes (x, y, w, h) on a native (H, W) frame -> the model's pixels (parts outside the view fall off)."""
+    def boxes(self, boxes) -> list[tuple[float, float, float, float]]:
+        """Boxes (x, y, w, h) in the cached frame's pixels (`ClipCache.boxes`) -> the model's pixels (parts outside
+        the view fall off)."""
         c = self.cache_size
         (top, h), (left, w) = self._window(c), self._window(c)
-        sx, sy = c / native_hw[1] * self.size / w, c / native_hw[0] * self.size / h
-        return [((x * c / native_hw[1] - left) * self.size / w, (y * c / native_hw[0] - top) * self.size / h,
-                 bw * sx, bh * sy) for x, y, bw, bh in boxes]
+        sx, sy = self.size / w, self.size / h
+        return [((x - left) * sx, (y - top) * sy, bw * sx, bh * sy) for x, y, bw, bh in boxes]
 
 
 def field_of_view(profile) -> FieldOfView:

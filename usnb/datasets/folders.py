@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import DataError, DataWarning
 from ..io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_readable, frame_files
-from .records import VideoRecord
+from .records import ImageRecord, VideoRecord
 
 PATIENTS = "patients.csv"
 
@@ -111,4 +111,22 @@ def load_folders(root: str | Path, patients: str | Path | None = None, patient_p
     if extra:
         warnings.warn(f"{table_path}: {len(extra)} listed clip(s) are not in the class folders (e.g. {extra[:3]})",
                       DataWarning, stacklevel=2)
+    return records
+
+
+def load_image_folders(root: str | Path, source: str = "folders") -> list[ImageRecord]:
+    """Still images under `root/<label>/` (KGA-Net's image branch), labelled by their folder's name; each image is its
+    own patient (the image branch trains on every image and is never scored)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "not a folder", "pass the folder that holds one subfolder of images per class")
+    records = []
+    for folder in sorted(p for p in check_readable(root).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for image in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            name = f"{folder.name}/{image.name}"
+            records.append(ImageRecord(image_id=name, path=image.resolve(), label=folder.name, patient_id=name,
+                                       source=source))
+    if not records:
+        raise DataError(root, "no still images in class folders",
+                        f"put images ({', '.join(sorted(IMAGE_SUFFIXES))}) in ROOT/<label>/")
     return records

@@ -48,9 +48,9 @@ class ImageRecord:
     licence: str = ""
     meta: dict = field(default_factory=dict)
 
-    def read(self, grayscale: bool = False, size: tuple[int, int] | None = None) -> np.ndarray:
-        """The image as uint8 `(H, W, C)`."""
-        return io.read_image(self.path, grayscale=grayscale, size=size)
+    def read(self, grayscale: bool = False, size: tuple[int, int] | None = None, fit: str = "stretch") -> np.ndarray:
+        """The image as uint8 `(H, W, C)`; `size` with `fit` as in `usnb.io.read_image`."""
+        return io.read_image(self.path, grayscale=grayscale, size=size, fit=fit)
 
     def read_mask(self, merge: bool = True, size: tuple[int, int] | None = None) -> np.ndarray:
         """Lesion masks: merged into one bool `(H, W)` (union), or stacked per lesion `(K, H, W)`."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..breast import CLASSES
+from ..cache import FIT
 from ..data import label_index
 from ..datasets.records import VideoRecord
 from ..evaluate import split_metrics
@@ -57,38 +57,40 @@ def same_split(split_a: dict[str, list[VideoRecord]], split_b: dict[str, list[Vi
                              "needs one split: load every method from the same data folder")
 
 
-def _kganet(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
+def _kganet(profile: str, dataset: str, source: dict, seed: int, out: Path, device, **overrides):
     from . import kganet as K
 
     P = K.get_profile(profile, **overrides)
-    data = K.load_data(dataset, field_of_view(P), data_dir=data_dir, image_dir=image_dir)
-    model, _ = K.train_row("KGA-Net", data, P, seed, out, device=device)
+    data = K.load_data(dataset, field_of_view(P), **source)
+    row = K.rows(data)[-1]  # the whole of KGA-Net; without still images its row without image guidance
+    model, _ = K.train_row(row, data, P, seed, out, device=device)
     _, preds = K.evaluate(model, data, P.eval_frames, device=device)
-    return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
+    notes = [] if row == "KGA-Net" else [f"no still images in {dataset}: KGA-Net's row '{row}'"]
+    return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, notes
 
 
-def _mvcc(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
+def _mvcc(profile: str, dataset: str, source: dict, seed: int, out: Path, device, **overrides):
     from . import mvcc as M
 
     P = M.get_profile(profile, **overrides)
-    data = M.load_data(dataset, field_of_view(P), data_dir=data_dir)
+    data = M.load_data(dataset, field_of_view(P), **_videos(source))
     model, _ = M.train_row("MVCC", data, P, seed, out, device=device)
     _, preds = M.evaluate(model, data, P, device=device)
     return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
 
 
-def _clman(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
+def _clman(profile: str, dataset: str, source: dict, seed: int, out: Path, device, **overrides):
     from . import clman as C
 
     P = C.get_profile(profile, **overrides)
-    data = C.load_data(dataset, field_of_view(P), data_dir=data_dir)
+    data = C.load_data(dataset, field_of_view(P), **_videos(source))
     simclr, _, simclr_config = C.pretrain(data, P, seed, out, device=device)
     model, _ = C.train_row(C.FULL_ROW, data, P, seed, out, pretrained=(simclr, simclr_config), device=device)
     _, preds = C.evaluate(model, data, P.eval_frames, device=device)
     return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
 
 
-def _byol(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path, device, **overrides):
+def _byol(profile: str, dataset: str, source: dict, seed: int, out: Path, device, **overrides):
     """The lung paper's BYOL + fine-tuning on breast sweeps: its encoder, augmentations and schedule (its profile)."""
     from ..breast import load_breast
     from ..lung import embed, lung_data, predict
@@ -96,9 +98,11 @@ def _byol(profile: str, dataset: str, data_dir, image_dir, seed: int, out: Path,
     from . import lung_ssl as L
 
     P = L.get_profile(profile, **overrides)
-    clips = load_breast(dataset, FieldOfView(FieldOfView(P.size, P.fov).cache_size), data_dir, image_dir).clips  # whole frames at the cache size
-    data = lung_data(clips, CLASSES, P.size, P.fov, P.clip_norm, dataset)
-    y = {s: label_index(r, CLASSES) for s, r in clips.items()}
+    breast = load_breast(dataset, FieldOfView(FieldOfView(P.size, P.fov).cache_size), **_videos(source))  # whole frames
+    clips = breast.clips
+    data = lung_data(clips, breast.classes, P.size, P.fov, P.clip_norm, dataset,
+                     frame_fit=source.get("frame_fit", FIT))
+    y = {s: label_index(r, breast.classes) for s, r in clips.items()}
     ssl, _ = L.pretrain("BYOL", data, clips["train"], P, seed, out, tag="benchmark", device=device)
     # the probe's L2 strength is chosen on the validation videos; without them (BUSV) it is c = 1
     val = (embed(ssl.encoder, data, clips["val"], P.frames, device), y["val"]) if "val" in clips else None
@@ -125,10 +129,16 @@ OVERRIDES = {"small": {"BYOL (lung paper)": {"size": 48, "fov": 0.75}}, "paper":
 RUNNERS = {"KGA-Net": _kganet, "MVCC": _mvcc, "CLMAN": _clman, "BYOL (lung paper)": _byol}
 
 
+def _videos(source: dict) -> dict:
+    """The source's settings without the still images (only KGA-Net reads them)."""
+    return {k: v for k, v in source.items() if k not in ("image_dir", "images")}
+
+
 def run_method(name: str, profile: str, seed: int, out_dir: str | Path, dataset: str = "phantom",
-               data_dir: str | Path | None = None, image_dir: str | Path | None = None,
-               device: torch.device | None = None, reference_split: dict | None = None, **overrides) -> tuple[Result, dict]:
-    """Train method `name` by its own recipe (profile `profile`, fields overridden by `overrides`) and score it.
+               source: dict | None = None, device: torch.device | None = None, reference_split: dict | None = None,
+               **overrides) -> tuple[Result, dict]:
+    """Train method `name` by its own recipe (profile `profile`, fields overridden by `overrides`) and score it on
+    `dataset` read with `source` (`usnb.breast.load_breast`'s settings: data_dir, image_dir, positive, drop, ...).
 
     Returns (Result, the split it used); pass a previous method's split as `reference_split` to check it is the same.
     """
@@ -137,7 +147,7 @@ def run_method(name: str, profile: str, seed: int, out_dir: str | Path, dataset:
     overrides = {**OVERRIDES.get(profile, {}).get(name, {}), **overrides}
     t0 = time.perf_counter()
     out = Path(out_dir) / name.split(" ")[0].lower().replace("-", "")
-    split, probs, labels, notes = RUNNERS[name](profile, dataset, data_dir, image_dir, seed, out, device, **overrides)
+    split, probs, labels, notes = RUNNERS[name](profile, dataset, dict(source or {}), seed, out, device, **overrides)
     if reference_split is not None:
         same_split(reference_split, split)
     result = Result(score(labels, probs), probs, labels, round(time.perf_counter() - t0, 1), notes,

@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cache import MAX_FRAMES
 from .. import baselines, paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast
 from ..data import ClipDataset, FeatureClips, FrameViews, label_index
 from ..datasets.records import VideoRecord
-from ..evaluate import Predictions, all_frames, evaluate_splits, frame_gradcam, frame_localisation
-from ..evaluate import predict as predict_videos, split_metrics, visibility_of
+from ..evaluate import (Predictions, all_frames, evaluate_splits, frame_gradcam, frame_localisation, split_metrics,
+                        visibility_of)
+from ..evaluate import predict as predict_videos
 from ..models.clman import CLMAN, DeformedResNet18, FrameSimCLR, VideoHead
 from ..models.contrastive import nt_xent
 from ..train import TrainConfig, learned_fields, train_once
@@ -205,14 +205,10 @@ def trained_rows(profile: Profile) -> dict[str, list[str]]:
 # ---------------------------------------------------------------- data
 
 
-def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0, phantom_test_clips: int | None = None,
-              max_clip_frames: int | None = MAX_FRAMES) -> BreastData:
-    """'phantom' (the built-in breast sweeps, generated once) or 'manifest' (your videos: a manifest CSV or its
-    folder with path,label,split columns, labels benign/malignant; see data_cards/ for the format)."""
-    return load_breast(dataset, view, data_dir, phantom_clips=phantom_clips, phantom_seed=phantom_seed,
-                       phantom_test_clips=phantom_test_clips, sources=("phantom", "manifest"),
-                       max_clip_frames=max_clip_frames)
+def load_data(dataset: str, view: FieldOfView, **source) -> BreastData:
+    """Clips by split of any video source, the task mapped and split (`usnb.breast.load_breast`: data_dir, positive,
+    drop, folds, fold, patient_pattern, frame_fit, max_clip_frames, phantom_clips; data_cards/ for each source)."""
+    return load_breast(dataset, view, **source)
 
 
 # ---------------------------------------------------------------- Sec. 3.2: SimCLR pretraining on frames
@@ -265,7 +261,7 @@ def train_dataset(data: BreastData, profile: Profile) -> tuple[ClipDataset, obje
     the model's input from a uint8 batch; one random crop + flip per clip, in the loader or on the device as
     `profile.augment_on` says (decided once, by `clip_augment`)."""
     augment, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
-    return ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.train_frames, mode="segments",
+    return ClipDataset(data.clips["train"], data.cache, data.classes, num_frames=profile.train_frames, mode="segments",
                        transform=augment), prepare
 
 
@@ -349,7 +345,7 @@ def predict(model: CLMAN, records: Sequence[VideoRecord], data: BreastData, max_
             device: torch.device | None = None) -> Predictions:
     """Every frame of each video (any length; subsampled to `max_frames`) through the model; keeps the multi-meta
     attention A of Eq. (5), (T_i, m) per clip (`outputs["attention"]`, None for other aggregators)."""
-    return predict_videos(model, records, data.cache, data.view, CLASSES, all_frames(max_frames), device=device,
+    return predict_videos(model, records, data.cache, data.view, data.classes, all_frames(max_frames), device=device,
                           keep=("attention",))
 
 
@@ -367,7 +363,7 @@ def train_head(name: str, features: dict[str, list[np.ndarray]], data: BreastDat
                progress: bool = False) -> tuple[dict, VideoHead, dict]:
     """A Table 3 aggregator + classifier on frozen frame features: (test metrics, head, {split: P(malignant)})."""
     row = ROWS[name]
-    labels = {s: label_index(data.clips[s], CLASSES) for s in features}
+    labels = {s: label_index(data.clips[s], data.classes) for s in features}
     dataset = FeatureClips(features["train"], labels["train"], profile.train_frames)
     config = TrainConfig(epochs=max(1, math.ceil(profile.head_iterations / (len(dataset) // profile.clips_per_batch))),
                          batch_size=profile.clips_per_batch, lr=profile.head_lr, optimizer="adamw", weight_decay=1e-4,
@@ -420,7 +416,7 @@ def gradcam(model: CLMAN):
 def localisation(model: CLMAN, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
                  k: float = 0.1) -> dict:
     """Pointing game and top-k IoU of Grad-CAM on every boxed frame (`usnb.evaluate.localisation`)."""
-    return frame_localisation(model, cam_layer(model.backbone), records, data, CLASSES, max_frames, k)
+    return frame_localisation(model, cam_layer(model.backbone), records, data, data.classes, max_frames, k)
 
 
 # ---------------------------------------------------------------- Table 4 video baselines (torchvision, optional)
@@ -434,6 +430,6 @@ def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out
         raise ValueError(f"baseline must be one of {list(BASELINES)}, got {name!r}")
     dataset, prepare = train_dataset(data, profile)
     config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, baseline=name, dataset=data.dataset)
-    metrics, history, _ = baselines.train_baseline(name, dataset, prepare, config, data, CLASSES, profile.train_frames,
+    metrics, history, _ = baselines.train_baseline(name, dataset, prepare, config, data, data.classes, profile.train_frames,
                                                    out_dir, weights, device=device)
     return metrics, history

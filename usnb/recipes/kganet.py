@@ -15,9 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cache import MAX_FRAMES
 from .. import baselines, paper_claims, params
-from ..breast import CLASSES, BreastData, load_breast
+from ..breast import CLASSES, COMPANION_IMAGES, BreastData, load_breast
 from ..data import ClipDataset, ImageDataset, PairedDataset
 from ..datasets.records import VideoRecord
 from ..evaluate import Predictions, all_frames, evaluate_splits, frame_gradcam, frame_localisation
@@ -147,15 +146,20 @@ def cam_layer(backbone: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------- data
 
 
-def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = None,
-              image_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0, phantom_test_clips: int | None = None,
-              max_clip_frames: int | None = MAX_FRAMES) -> BreastData:
-    """'phantom' (the breast phantom of `phantom_clips` sweeps and its stills, generated once) or 'busv' (BUSV
-    videos + every BUSI benign/malignant image). Clips keep their split; the paper trains on every still image
-    (BUSI has no patients in common with BUSV)."""
-    return load_breast(dataset, view, data_dir, image_dir, phantom_clips, phantom_seed, phantom_test_clips,
-                       sources=("phantom", "busv"), images=True, max_clip_frames=max_clip_frames)
+def load_data(dataset: str, view: FieldOfView, images: str | bool | None = True, **source) -> BreastData:
+    """Clips of any video source with still images for the image branch (`usnb.breast.load_breast`: data_dir,
+    image_dir, positive, drop, folds, fold, ...): `images` True takes the source's own (the phantom's stills, BUSI with
+    BUSV; none with the other sources: `rows` then leaves out the rows that need them), or an image source by name
+    (busi, folders, manifest, phantom) at `image_dir`. The paper trains on every still image (BUSI has no patients in
+    common with BUSV)."""
+    if images is True:
+        images = COMPANION_IMAGES.get(dataset)
+    return load_breast(dataset, view, images=images or None, **source)
+
+
+def rows(data: BreastData) -> list[str]:
+    """Table 2's rows this data can train: those with the image branch need still images."""
+    return [name for name, row in TABLE2_ROWS.items() if data.images or not row.images]
 
 
 def train_dataset(data: BreastData, profile: Profile, row: Row):
@@ -164,11 +168,11 @@ def train_dataset(data: BreastData, profile: Profile, row: Row):
     decided once (`clip_augment`): in the loader (the datasets' transform) or on the device (in `prepare`)."""
     size = data.view.cache_size
     augment, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
-    clips = ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.train_frames, mode=profile.train_sampling,
+    clips = ClipDataset(data.clips["train"], data.cache, data.classes, num_frames=profile.train_frames, mode=profile.train_sampling,
                         transform=augment)
     if not row.images:
         return clips, prepare
-    return PairedDataset(clips, ImageDataset(data.images, CLASSES, size=(size, size), transform=augment)), prepare
+    return PairedDataset(clips, ImageDataset(data.images, data.classes, size=(size, size), transform=augment, fit=data.cache.fit)), prepare
 
 
 def make_step(row: Row, view: FieldOfView, lam: float = 1.0, prepare=None):
@@ -204,7 +208,7 @@ def predict(model: KGANet, records: Sequence[VideoRecord], data: BreastData, max
             device: torch.device | None = None) -> Predictions:
     """The video network alone (Sec. 3.3): every frame of each video, uniformly subsampled to `max_frames`; keeps
     each frame's attention weight (`outputs["weights"]`)."""
-    return predict_videos(model, records, data.cache, data.view, CLASSES, all_frames(max_frames), device=device,
+    return predict_videos(model, records, data.cache, data.view, data.classes, all_frames(max_frames), device=device,
                           keep=("weights",))
 
 
@@ -230,7 +234,7 @@ def gradcam(model: KGANet):
 def localisation(model: KGANet, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
                  k: float = 0.1) -> dict:
     """Pointing game and top-k IoU of Grad-CAM on every boxed frame (`usnb.evaluate.localisation`)."""
-    return frame_localisation(model, cam_layer(model.backbone), records, data, CLASSES, max_frames, k)
+    return frame_localisation(model, cam_layer(model.backbone), records, data, data.classes, max_frames, k)
 
 
 # ---------------------------------------------------------------- Table 1 video baselines (torchvision)
@@ -247,6 +251,6 @@ def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out
                          "use the paper profile (profile='paper') or another baseline")
     dataset, prepare = train_dataset(data, profile, Row())
     config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, baseline=name, dataset=data.dataset)
-    metrics, history, _ = baselines.train_baseline(name, dataset, prepare, config, data, CLASSES, profile.train_frames,
+    metrics, history, _ = baselines.train_baseline(name, dataset, prepare, config, data, data.classes, profile.train_frames,
                                                    out_dir, weights, images=True, device=device)
     return metrics, history

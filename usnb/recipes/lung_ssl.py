@@ -17,18 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cache import MAX_FRAMES
 from .. import paper_claims, params
 from ..augment_st import SpatioTemporalAugment
 from ..data import PairedDataset, Repeated, label_index
 from ..datasets.records import VideoRecord
-from ..lung import LungData, Normalised, clip_boxes, clip_dataset, clip_input, embed, load_lung, predict
 from ..evaluate import split_metrics
+from ..lung import LungData, Normalised, clip_boxes, clip_dataset, clip_input, embed, load_lung, predict
 from ..models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR, darknet53_3d, trainable_parameters
 from ..probe import Probe, fit_probe
 from ..splits import fraction_subset
 from ..train import TrainConfig, learned_fields, seed_everything, train_once
-
 
 # 27,063 multi-center videos of 528 patients, 1,669 labelled for consolidation (1,296 train / 120 val / 253 test)
 PAPER_DATA = "its private lung US videos"
@@ -138,13 +136,12 @@ def build_ssl(algorithm: str, profile: Profile) -> BYOL | VideoSimCLR:
 # ---------------------------------------------------------------- data
 
 
-def load_data(dataset: str, profile: Profile, data_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0, phantom_test_clips: int | None = None,
-              max_clip_frames: int | None = MAX_FRAMES) -> LungData:
-    """'phantom' (the lung phantom: consolidation present/absent with per-frame boxes; its own patient split) or
-    'pocus' (the 131 real POCUS clips at `data_dir`, pathology vs regular, split later by k-fold over patients)."""
-    return load_lung(dataset, profile.size, profile.fov, profile.clip_norm, data_dir, phantom_clips, phantom_seed,
-                     phantom_test_clips, max_clip_frames)
+def load_data(dataset: str, profile: Profile, **source) -> LungData:
+    """Clips of any video source for the 3-D encoder (`usnb.lung.load_lung`: data_dir, positive, drop,
+    patient_pattern, frame_fit, max_clip_frames, phantom_clips): the lung phantom (consolidation present/absent with
+    per-frame boxes; its own patient split), POCUS (pathology vs regular), BUSV, a manifest or class folders; a source
+    without its own split comes as 'all', split later by k-fold over patients."""
+    return load_lung(dataset, profile.size, profile.fov, profile.clip_norm, **source)
 
 
 # ---------------------------------------------------------------- training
@@ -262,7 +259,7 @@ def saliency(model: nn.Module, data: LungData, record: VideoRecord, profile: Pro
     return x[0].numpy(), sal.sum(0).cpu().numpy(), idx
 
 
-def localisation(model: nn.Module, data: LungData, records: Sequence[VideoRecord], profile: Profile, native: int,
+def localisation(model: nn.Module, data: LungData, records: Sequence[VideoRecord], profile: Profile,
                  k: float = 0.1, device: torch.device | None = None) -> dict:
     """The paper's weighted IoU (top 10 % of pixels, a box per connected region) on every boxed frame, mean over clips;
     `chance` is the score of a random saliency map (uniform noise) on the same frames."""
@@ -274,7 +271,7 @@ def localisation(model: nn.Module, data: LungData, records: Sequence[VideoRecord
         if not record.boxes:
             continue
         _, sal, idx = saliency(model, data, record, profile, device)
-        boxes = clip_boxes(record, idx, data, native)
+        boxes = clip_boxes(record, idx, data)
         if boxes:
             scores.append(weighted_iou(sal, boxes, k))
             chance.append(weighted_iou(rng.random(sal.shape), boxes, k))

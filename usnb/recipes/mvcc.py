@@ -15,13 +15,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..cache import MAX_FRAMES
 from .. import paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast
 from ..data import ClipDataset
 from ..datasets.records import VideoRecord
-from ..evaluate import Predictions, VideoLogits, evaluate_splits, predict as predict_videos
+from ..evaluate import Predictions, VideoLogits, evaluate_splits
 from ..evaluate import localisation as gradcam_localisation
+from ..evaluate import predict as predict_videos
 from ..models.mvcc import MaskedVideoModel, dual_level_mask, mvcc_loss, strategy_ratios
 from ..models.timesformer import TimeSformer, TimeSformerClassifier, load_pretrained, patchify, unpatchify
 from ..train import TrainConfig, learned_fields, train_once
@@ -178,13 +178,10 @@ def build_pretrainer(profile: Profile) -> MaskedVideoModel:
 # ---------------------------------------------------------------- data
 
 
-def load_data(dataset: str, view: FieldOfView, data_dir: str | Path | None = None, phantom_clips: int = 300,
-              phantom_seed: int = 0, phantom_test_clips: int | None = None,
-              max_clip_frames: int | None = MAX_FRAMES) -> BreastData:
-    """'phantom' (the built-in breast phantom, generated once), 'manifest' (your videos listed in a CSV
-    `path,label,split,patient_id`, labels benign/malignant: data_cards/inhouse.md) or 'busv' (public BUSV)."""
-    return load_breast(dataset, view, data_dir, phantom_clips=phantom_clips, phantom_seed=phantom_seed,
-                       phantom_test_clips=phantom_test_clips, max_clip_frames=max_clip_frames)
+def load_data(dataset: str, view: FieldOfView, **source) -> BreastData:
+    """Clips by split of any video source, the task mapped and split (`usnb.breast.load_breast`: data_dir, positive,
+    drop, folds, fold, patient_pattern, frame_fit, max_clip_frames, phantom_clips; data_cards/ for each source)."""
+    return load_breast(dataset, view, **source)
 
 
 def train_dataset(data: BreastData, profile: Profile) -> tuple[ClipDataset, object]:
@@ -192,7 +189,7 @@ def train_dataset(data: BreastData, profile: Profile) -> tuple[ClipDataset, obje
     model's input from a uint8 batch; a random crop (scaling + cropping, aspect kept) and a horizontal flip drawn once
     per clip (Sec. 3), in the loader or on the device as `profile.augment_on` says (decided once, `clip_augment`)."""
     augment, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
-    return ClipDataset(data.clips["train"], data.cache, CLASSES, num_frames=profile.frames, mode="segments",
+    return ClipDataset(data.clips["train"], data.cache, data.classes, num_frames=profile.frames, mode="segments",
                        transform=augment), prepare
 
 
@@ -275,7 +272,7 @@ def encoder_outputs(model: TimeSformerClassifier, x: torch.Tensor) -> dict:
 def predict(model: TimeSformerClassifier, records: Sequence[VideoRecord], data: BreastData, profile: Profile,
             device: torch.device | None = None) -> Predictions:
     """P(malignant) and q = En(x) per video, each the mean over `profile.eval_views` T-frame views spread over it."""
-    return predict_videos(model, records, data.cache, data.view, CLASSES,
+    return predict_videos(model, records, data.cache, data.view, data.classes,
                           lambda n: view_indices(n, profile.frames, profile.eval_views), encoder_outputs, device)
 
 
@@ -356,7 +353,7 @@ def localisation(model: TimeSformerClassifier, records: Sequence[VideoRecord], d
     """Grad-CAM for each clip's true class on its boxed frames among the T frames of the first view
     (`usnb.evaluate.localisation`)."""
     with gradcam(model, profile) as cam:
-        return gradcam_localisation(cam, records, data.cache, data.view, CLASSES,
+        return gradcam_localisation(cam, records, data.cache, data.view, data.classes,
                                     lambda n: view_indices(n, profile.frames, 1), k)
 
 
