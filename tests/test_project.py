@@ -2,6 +2,7 @@
 import json
 import os
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -236,3 +237,43 @@ def test_each_paper_notebook_cites_its_paper_with_a_link_a_user_can_open():
         assert re.search(r"\]\(https://(doi\.org|arxiv\.org)/", first), path.name
     for name, _, text in _markdown_documents():
         assert "shared/papers" not in text, f"{name} cites a path that exists only beside the development checkout"
+
+
+def test_run_all_on_your_data_passes_each_notebook_the_parameters_it_has(tmp_path, capsys):
+    """`usnb run --all --dataset folders -p positive ... -p folds 5`: every notebook gets dataset, data_dir and
+    positive; `folds` goes to those that have it, and the batch says which do not."""
+    from usnb.batch import plan
+
+    runs = plan([], tmp_path / "all", parameters={"profile": "small", "dataset": "folders", "data_dir": "/d",
+                                                  "positive": ["pathology"], "folds": 5})
+    got = {Path(r.notebook).stem: r.parameters for r in runs}
+    assert sorted(got) == ["00_data_tour", "01_mvcc", "02_clman", "03_kganet", "04_lung_ssl", "05_benchmark"]
+    assert all(p["dataset"] == "folders" and p["data_dir"] == "/d" and p["positive"] == ["pathology"]
+               for p in got.values())
+    assert "folds" not in got["00_data_tour"] and all(got[n]["folds"] == 5 for n in got if n != "00_data_tour")
+    assert "usnb run: 00_data_tour has no parameter folds: not passed to it" in capsys.readouterr().out
+
+
+@pytest.mark.bad_input
+def test_run_names_why_no_notebook_trains_on_still_images(tmp_path, capsys):
+    assert main(["run", "--all", "--dataset", "busi", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert ("--dataset busi: no notebook can train on it; BUSI holds still images, and every notebook trains on "
+            "videos; give BUSI to KGA-Net as its image branch") in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.bad_input
+def test_every_notebooks_data_parameters_are_checked_in_one_place():
+    from usnb import params
+
+    assert params.source("folders", "/d", positive="x", patient_pattern="^(p)") == {
+        "data_dir": "/d", "positive": "x", "patient_pattern": "^(p)", "frame_fit": "pad", "max_clip_frames": 1024,
+        "phantom_clips": 300}
+    assert params.source("phantom", folds=5, fold=4)["fold"] == 4
+    for kwargs, message in (({"dataset": "busi"}, "dataset = 'busi'"),
+                            ({"dataset": "folders", "frame_fit": "fill"}, "frame_fit = 'fill'"),
+                            ({"dataset": "folders", "positive": 1}, "positive = 1 .* is not a label or a list"),
+                            ({"dataset": "pocus", "patient_pattern": "x"}, "used with dataset='folders' only"),
+                            ({"dataset": "folders", "folds": 5, "fold": 5}, r"fold = 5 .* in \[0, 4\]")):
+        with pytest.raises(ValueError, match=message):
+            params.source(**kwargs)

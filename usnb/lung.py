@@ -43,6 +43,12 @@ class LungData:
     def counts(self) -> dict:
         return {s: {c: sum(r.label == c for r in recs) for c in self.classes} for s, recs in self.clips.items()}
 
+    def mapping(self) -> str:
+        """Each class: the source labels it holds, clips per split, patients (`usnb.task.task_mapping`)."""
+        from .task import task_mapping
+
+        return task_mapping([r for recs in self.clips.values() for r in recs])
+
     @property
     def offset(self) -> int:
         """Pixels cut from each side of the cached frames (the central field of view)."""
