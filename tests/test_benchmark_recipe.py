@@ -34,7 +34,8 @@ def test_every_method_runs_on_the_same_split(phantom16, tmp_path):
     assert list(TINY) == list(B.METHODS) == list(B.RUNNERS)
     split = None
     for name in B.METHODS:
-        result, this_split = B.run_method(name, "small", 0, tmp_path, source={"data_dir": phantom16}, reference_split=split,
+        result, this_split = B.run_method(name, "small", 0, tmp_path, source={"data_dir": phantom16},
+                                          reference_split=split,
                                           **TINY[name])
         split = split or this_split
         n_test = len(split["test"])

@@ -1008,6 +1008,9 @@ def test_task_labels_uses_the_notebook_classes_a_public_sets_usual_task_or_the_u
     assert names == ("regular", "pathology") and [r.label for r in two] == ["regular", "pathology", "regular"]
     many, names = task_labels(_labelled("a", "b", "c"), "folders", ("benign", "malignant"), positive=["b", "c"])
     assert names == ("not b/c", "b/c") and [r.label for r in many] == ["not b/c", "b/c", "b/c"]
+    for source in ("phantom", "busv"):  # labelled as the notebook's classes already
+        kept, names = task_labels(_labelled("malignant", "benign"), source, ("benign", "malignant"))
+        assert [r.label for r in kept] == ["malignant", "benign"] and names == ("benign", "malignant")
     with pytest.raises(ValueError, match=r"folders: labels \['high', 'low'\] are not this notebook's classes .*"
                                          r"-p positive '\[\"low\"\]'"):
         task_labels(_labelled("low", "high"), "folders", ("benign", "malignant"))

@@ -52,8 +52,8 @@ def test_load_data_splits_and_refuses_an_unknown_dataset(tiny, phantom16):
     data, profile = tiny
     assert set(data.clips) == {"train", "val", "test"} and sum(map(len, data.clips.values())) == 16
     assert data.images == [] and data.view.cache_size == round(16 / 0.75)
-    with pytest.raises(ValueError, match=r"dataset must be one of \['phantom', 'busv', 'pocus', 'manifest', 'folders'\], "
-                                         "got 'kinetics'"):
+    with pytest.raises(ValueError, match=r"dataset must be one of \['phantom', 'busv', 'pocus', 'manifest', "
+                                         r"'folders'\], got 'kinetics'"):
         M.load_data("kinetics", field_of_view(profile), data_dir=phantom16)
 
 

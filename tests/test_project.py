@@ -64,7 +64,8 @@ def test_data_check_pocus_loads_all_131_and_shows_the_task(capsys):
     assert "  not covid/pneumonia/viral <- regular 59 | - 59 | 31 patients" in out
     assert "  covid/pneumonia/viral <- covid 29, pneumonia 37, viral 5 | - 71 | 49 patients" in out
     assert main(["data", "check", "pocus", str(POCUS), "--positive", "COVID"]) == 1
-    assert "task: a notebook would stop here: label(s) ['COVID'] in positive/drop are not labels" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "task: a notebook would stop here: label(s) ['COVID'] in positive/drop are not labels" in out
 
 
 def test_phantom_command(tmp_path, capsys):

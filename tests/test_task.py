@@ -33,8 +33,8 @@ def test_without_a_split_patients_are_split_by_fraction_stratified_and_never_sha
     patients = [{r.patient_id for r in part} for part in parts.values()]
     assert not (patients[0] & patients[1]) and not (patients[0] & patients[2]) and not (patients[1] & patients[2])
     assert notes == ["split by patient, stratified by class: train 60%, val 20%, test 20% (split seed 0)"]
-    assert task_splits(list(reversed(_records(20))))[0]["test"] != [] and \
-        {r.video_id for r in task_splits(list(reversed(_records(20))))[0]["test"]} == {r.video_id for r in parts["test"]}
+    reversed_test = task_splits(list(reversed(_records(20))))[0]["test"]  # the same patients, listed backwards
+    assert {r.video_id for r in reversed_test} == {r.video_id for r in parts["test"]}
 
 
 def test_k_fold_tests_each_patient_once_and_keeps_a_validation_part_in_training():
@@ -79,6 +79,9 @@ def test_data_that_cannot_be_split_or_scored_is_refused_with_the_fix():
         task_splits(_records(4))
     with pytest.raises(ValueError, match=r"too few patients of class\(es\) \{'high': 3, 'low': 3\} to split into 5"):
         task_splits(_records(6), folds=5)
+    with pytest.raises(ValueError, match=r"5-fold by patient needs at least 5 patients of each class; class\(es\) "
+                                         r"\{'high': 3, 'low': 3\} have fewer. Fix: fewer folds"):
+        kfold(_records(6), 5)  # notebook 04's folds
     one_class = [r for r in _records(8) if r.label == "low"]
     with pytest.raises(ValueError, match=r"only one class \(\['low'\]\) after the task's mapping"):
         task_splits(one_class)
@@ -97,7 +100,8 @@ def test_fit_geometry_pads_crops_or_stretches():
     assert io.fit_geometry((50, 100), (32, 32), "pad") == ((16, 32), (8, 0))
     assert io.fit_geometry((50, 100), (32, 32), "crop") == ((32, 64), (0, -16))
     assert io.fit_geometry((50, 100), (32, 32), "stretch") == ((32, 32), (0, 0))
-    assert io.fit_geometry((64, 64), (32, 32), "pad") == io.fit_geometry((64, 64), (32, 32), "crop") == ((32, 32), (0, 0))
+    square = ((32, 32), (0, 0))  # a square frame: every fit is the same resize
+    assert io.fit_geometry((64, 64), (32, 32), "pad") == io.fit_geometry((64, 64), (32, 32), "crop") == square
     frame = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4, 1)
     padded = io.place(frame, (5, 4), (1, 0))
     assert np.array_equal(padded[:, 1:4], frame) and not padded[:, 0].any() and not padded[:, 4].any()

@@ -80,7 +80,8 @@ def load_breast(dataset: str, view: FieldOfView, data_dir: str | Path | None = N
         root = data_dir
     clips, classes = task_labels(clips, dataset, CLASSES, positive, drop)
     by_split, notes = task_splits(clips, folds, fold)
-    notes = ([] if notes == ["the source's own split"] else notes) + check_task(by_split, classes, str(data_dir or root))
+    notes = [] if notes == ["the source's own split"] else notes
+    notes += check_task(by_split, classes, str(data_dir or root))
     if not by_split["val"]:
         del by_split["val"]
     stills = []

@@ -63,7 +63,8 @@ class ImageDataset(Dataset):
                  grayscale: bool = True, transform: Callable | None = None, fit: str = FIT):
         self.records = list(records)
         self.labels = label_index(self.records, classes)
-        self.images = torch.from_numpy(np.stack([r.read(grayscale=grayscale, size=size, fit=fit) for r in self.records]))
+        images = [r.read(grayscale=grayscale, size=size, fit=fit) for r in self.records]  # aspect kept unless stretch
+        self.images = torch.from_numpy(np.stack(images))
         self.images = self.images.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
         self.transform = transform
 

@@ -70,8 +70,8 @@ def notebook_view(records, source: str, positive, drop, folds: int | None, echo=
         return False
 
     def line(name, recs):
-        per = ", ".join(f"{c} {sum(r.label == c for r in recs)} clips / {len({r.patient_id for r in recs if r.label == c})}"
-                        " patients" for c in classes)
+        per = ", ".join(f"{c} {sum(r.label == c for r in recs)} clips / "
+                        f"{len({r.patient_id for r in recs if r.label == c})} patients" for c in classes)
         return f"  {name:<7} {per}"
 
     echo("notebooks 01-03, 05 (" + "; ".join(notes or ["the source's own split"]) + "):")

@@ -3,8 +3,8 @@
 `load_lung` reads any video source: the lung phantom (consolidation present/absent, per-frame boxes, its own patient
 split), the real POCUS clips (pathology vs regular), BUSV, a manifest or class folders, with the task's labels
 (`usnb.task`); a source without a split is split later by k-fold over patients. `lung_data` caches any clips at the
-encoder's field of view and measures the intensity normalisation on the training clips; `embed` and `predict` run an encoder or
-a classifier over T evenly spread frames of each clip.
+encoder's field of view and measures the intensity normalisation on the training clips; `embed` and `predict` run an
+encoder or a classifier over T evenly spread frames of each clip.
 """
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ CLASSES = ("normal", "consolidation")  # phantom task; index 1 is the positive c
 
 @dataclass
 class LungData:
-    """Clips by split ('train', 'val', 'test'; a source without a split: 'all', split by k-fold later), the uint8 cache, the classes and
-    the intensity mean/std (of the training frames, in [0, 1]) used to normalise the encoder's input."""
+    """Clips by split ('train', 'val', 'test'; a source without a split: 'all', split by k-fold later), the uint8
+    cache, the classes and the intensity mean/std (of the training frames, in [0, 1]) used to normalise the encoder's
+    input."""
 
     clips: dict[str, list[VideoRecord]]
     cache: ClipCache

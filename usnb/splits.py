@@ -66,6 +66,12 @@ def kfold(records: Sequence[Record], k: int = 5, by: str = "patient", seed: int 
     from sklearn.model_selection import StratifiedGroupKFold
 
     records = sorted(records, key=stable_order)
+    per_class = _group_labels(records, by)
+    few = {label: n for label in sorted(set(per_class.values()))
+           if (n := sum(v == label for v in per_class.values())) < k}
+    if few:
+        raise ValueError(f"{k}-fold by {by} needs at least {k} {by}s of each class; class(es) {few} have fewer. "
+                         "Fix: fewer folds (folds=...), or more clips of other patients")
     groups = [_group(r, by) for r in records]
     labels = [r.label for r in records]
     folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)

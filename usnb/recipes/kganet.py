@@ -168,11 +168,12 @@ def train_dataset(data: BreastData, profile: Profile, row: Row):
     decided once (`clip_augment`): in the loader (the datasets' transform) or on the device (in `prepare`)."""
     size = data.view.cache_size
     augment, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
-    clips = ClipDataset(data.clips["train"], data.cache, data.classes, num_frames=profile.train_frames, mode=profile.train_sampling,
-                        transform=augment)
+    clips = ClipDataset(data.clips["train"], data.cache, data.classes, num_frames=profile.train_frames,
+                        mode=profile.train_sampling, transform=augment)
     if not row.images:
         return clips, prepare
-    return PairedDataset(clips, ImageDataset(data.images, data.classes, size=(size, size), transform=augment, fit=data.cache.fit)), prepare
+    images = ImageDataset(data.images, data.classes, size=(size, size), transform=augment, fit=data.cache.fit)
+    return PairedDataset(clips, images), prepare
 
 
 def make_step(row: Row, view: FieldOfView, lam: float = 1.0, prepare=None):
