@@ -31,3 +31,16 @@ def test_clips_only_step_and_prediction():
     loss, _ = baselines.make_step(FieldOfView(32))(net, batch, torch.device("cpu"))
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert baselines.as_rgb_video(torch.zeros(2, 4, 1, 8, 8)).shape == (2, 3, 4, 8, 8)
+
+
+def test_our_table4_baselines_build_small_or_full_and_say_they_have_no_kinetics_weights():
+    torch.manual_seed(0)
+    small = baselines.video_baseline("TIN Res18", frames=4, small=True)
+    assert small(torch.randn(1, 3, 4, 32, 32)).shape == (1, 2)
+    full = baselines.video_baseline("TSM", num_classes=2, frames=8)
+    assert sum(p.numel() for p in full.parameters()) == 23_512_130  # ResNet-50 + a 2-class head
+    with pytest.warns(UserWarning, match="TSM: no Kinetics weights are available to usnb here; training from random"):
+        baselines.video_baseline("TSM", weights="kinetics", frames=4, small=True)
+    batch = (torch.randint(0, 255, (2, 4, 1, 32, 32), dtype=torch.uint8), torch.tensor([0, 1]))
+    loss, _ = baselines.make_step(FieldOfView(32))(small, batch, torch.device("cpu"))
+    assert loss.ndim == 0 and torch.isfinite(loss)

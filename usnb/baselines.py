@@ -21,18 +21,30 @@ from .evaluate import split_metrics
 from .train import TrainConfig, train_once
 from .view import FieldOfView, frames
 
-BASELINES = {"R(2+1)D": "r2plus1d_18", "R3D": "r3d_18", "MC3": "mc3_18", "MViT": "mvit_v2_s", "S3D": "s3d"}
+TORCHVISION = {"R(2+1)D": "r2plus1d_18", "R3D": "r3d_18", "MC3": "mc3_18", "MViT": "mvit_v2_s", "S3D": "s3d"}
+OURS = {"TSM": ("tsm", 50), "TIN Res18": ("tin", 18), "TIN Res34": ("tin", 34), "TIN Res50": ("tin", 50)}
+BASELINES = {**TORCHVISION, **OURS}
 
 
-def video_baseline(name: str, num_classes: int = 2, weights: str | None = None) -> nn.Module:
-    """A torchvision video classifier with a `num_classes` head; input (B, 3, T, H, W).
-
-    weights='kinetics' loads torchvision's Kinetics-400 weights (needs the internet); MViT needs T=16, 224 px.
+def video_baseline(name: str, num_classes: int = 2, weights: str | None = None, frames: int = 16,
+                   small: bool = False) -> nn.Module:
+    """A video classifier with a `num_classes` head; input (B, 3, T, H, W): torchvision's (weights='kinetics' loads
+    its Kinetics-400 weights, which needs the internet; MViT needs T=16, 224 px) or ours (`usnb.models`; TSM and TIN
+    on ResNets, built for `frames` frames; `small`: every stage 1/4 as wide, a CPU-sized network of the same shape;
+    random weights, said in a warning if Kinetics weights were asked for).
     """
     from torchvision.models import video
 
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {sorted(BASELINES)}, got {name!r}")
+    if name in OURS:
+        from .models.temporal_shift import temporal_shift_resnet
+
+        if weights:
+            warnings.warn(f"{name}: no Kinetics weights are available to usnb here; training from random weights",
+                          stacklevel=2)
+        kind, depth = OURS[name]
+        return temporal_shift_resnet(kind, depth, num_classes, frames, width=16 if small else 64)
     builder = getattr(video, BASELINES[name])
     net = builder(weights=None)
     if weights == "kinetics":
@@ -89,10 +101,12 @@ def predict(model: nn.Module, records: Sequence[VideoRecord], cache, view: Field
 
 def train_baseline(name: str, dataset, prepare, config: TrainConfig, data, classes: Sequence[str],
                    frames_per_clip: int, out_dir: str | Path, weights: str | None = None, images: bool = False,
-                   device: torch.device | None = None) -> tuple[dict, list[dict], dict[str, np.ndarray]]:
+                   device: torch.device | None = None, small: bool = False
+                   ) -> tuple[dict, list[dict], dict[str, np.ndarray]]:
     """Train a baseline on the paper method's `dataset` and `prepare` (its augmentation) with `config` (or load it):
     (test metrics at Youden's threshold, history, {split: P(class 1)}). `data` has `clips`, `cache` and `view`."""
-    model, history = train_once(lambda: video_baseline(name, len(classes), weights), f"baseline {name}", dataset,
+    model, history = train_once(lambda: video_baseline(name, len(classes), weights, frames_per_clip, small),
+                                f"baseline {name}", dataset,
                                 make_step(prepare, images), config, out_dir, device=device, progress=True)
     probs = {s: predict(model, recs, data.cache, data.view, frames_per_clip, device)
              for s, recs in data.clips.items() if s in ("val", "test")}

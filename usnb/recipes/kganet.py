@@ -240,7 +240,7 @@ def localisation(model: KGANet, records: Sequence[VideoRecord], data: BreastData
 
 # ---------------------------------------------------------------- Table 1 video baselines (torchvision)
 
-BASELINES = tuple(baselines.BASELINES)
+BASELINES = tuple(baselines.TORCHVISION)  # Table 1 rows in torchvision (I3D, SlowFast, CSN: not yet)
 
 
 def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
