@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 from .datasets.records import Record
 from .errors import DataError
-from .splits import assign_splits, check_leakage, kfold
+from .splits import assign_splits, check_leakage, kfold, stable_order
 
 # A public set's usual two-class task: (positive labels, dropped labels).
 DEFAULT_TASKS = {
@@ -100,7 +100,8 @@ def task_labels(records: Sequence[Record], source: str, classes: tuple[str, str]
 def task_splits(records: Sequence[Record], folds: int | None = None, fold: int = 0,
                 fractions: Mapping[str, float] | None = None, seed: int = 0) -> tuple[dict[str, list], list[str]]:
     """({'train', 'val', 'test'} -> records, notes). The split does not depend on the training seed (`seed` here is
-    the split's own seed, 0 unless a notebook asks): every seed of a batch trains on the same patients."""
+    the split's own seed, 0 unless a notebook asks): every seed of a batch trains on the same patients. Nor on the
+    order a source lists its clips: a split made here lists each part by patient, then file name."""
     own = [r for r in records if r.split]
     if folds is None and own:
         if len(own) < len(records):
@@ -113,6 +114,7 @@ def task_splits(records: Sequence[Record], folds: int | None = None, fold: int =
         parts = {s: [r for r in records if r.split == s] for s in PARTS}
         return parts, ["the source's own split"]
     _enough_patients(records, folds or 3)
+    records = sorted(records, key=stable_order)  # the same clips listed in any order split and train alike
     if folds is None:
         fractions = dict(fractions or FRACTIONS)
         split = assign_splits(records, fractions, by="patient", seed=seed)
