@@ -81,21 +81,23 @@ def out_dir(tmp_path):
 
 @pytest.fixture(scope="module")
 def breast(tmp_path_factory):
-    """8 breast sweeps of 16 frames at 64 px (6 train, 2 val) + 2 test clips (`extra_test`: n=8 alone leaves the
-    test split empty at this seed), half malignant, 4 stills; the recipes resize them to 224 px."""
+    """8 breast sweeps of 16 frames at 64 px + 2 test clips (`extra_test`: n=8 alone leaves the test split empty), half
+    malignant, 4 stills; both classes in train and test at this seed (a data loader refuses a test split without a
+    class); the recipes resize them to 224 px."""
     from usnb.phantom import generate
 
-    return generate("breast", tmp_path_factory.mktemp("paper_shapes") / "breast", n=8, size=64, frames=16, seed=1,
+    return generate("breast", tmp_path_factory.mktemp("paper_shapes") / "breast", n=8, size=64, frames=16, seed=2,
                     positive_fraction=0.5, n_images=4, extra_test=2, workers=1)
 
 
 @pytest.fixture(scope="module")
 def lung(tmp_path_factory):
-    """8 lung clips of 16 frames at 64 px, both classes in the training split; the recipe resizes them to 112 px."""
+    """8 lung clips of 16 frames at 64 px + 2 test clips, both classes in train and test at this seed; the recipe
+    resizes them to 112 px."""
     from usnb.phantom import generate
 
     return generate("lung", tmp_path_factory.mktemp("paper_shapes") / "lung", n=8, size=64, frames=16, seed=1,
-                    workers=1)
+                    extra_test=2, workers=1)
 
 
 # ---------------------------------------------------------------- KGA-Net (Sun et al. 2023)

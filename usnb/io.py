@@ -117,7 +117,7 @@ def read_video(path: str | Path, grayscale: bool = False, indices: Sequence[int]
             errors.append(f"decord: {err}".strip())
     try:
         frames = _read_pyav(path, indices, size, grayscale)
-    except DataError:
+    except (DataError, IndexError):  # IndexError: its container overcounted (the cache then decodes it whole)
         raise
     except Exception as err:  # noqa: BLE001
         errors.append(f"PyAV: {err}".strip())
