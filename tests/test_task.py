@@ -268,3 +268,16 @@ def test_lung_study_on_pocus_a_manifest_and_class_folders_of_it_gives_the_same_s
         results.append(({s: [Path(r.path).name for r in v] for s, v in split.items()}, (data.mean, data.std),
                         {n: round(m["auc"], 6) for n, m in study.rows.items()}))
     assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("family", ["breast", "lung"])
+def test_a_source_without_a_folder_names_the_fix_in_every_notebook_family(family):
+    """data_dir None and nothing at USNB_DATA_DIR/<dataset>: one message, whichever notebook reads it."""
+    from usnb.breast import load_breast
+    from usnb.lung import load_lung
+    from usnb.view import FieldOfView
+
+    with pytest.raises(ValueError, match=r"dataset='folders' needs data_dir: the folder holding the data \(or put it "
+                                         r"at .*usnb_data/folders\)"):
+        load_breast("folders", FieldOfView(16)) if family == "breast" else load_lung("folders", 16)

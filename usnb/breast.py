@@ -63,25 +63,16 @@ def load_breast(dataset: str, view: FieldOfView, data_dir: str | Path | None = N
     `max_clip_frames` is cached as that many frames spread evenly over it; `frame_fit` keeps the aspect ratio of
     non-square frames ('pad', 'crop') or stretches them ('stretch'; `usnb.cache`).
     """
-    from .phantom import load_phantom, notebook_phantom
-    from .sources import VIDEO_SOURCES, load
-    from .task import check_task, task_labels, task_splits
+    from .phantom import notebook_phantom
+    from .sources import load
+    from .task import check_task, load_task, task_labels, task_splits
 
-    if dataset not in VIDEO_SOURCES:
-        hint = " (BUSI holds still images: give it to KGA-Net as images='busi')" if dataset == "busi" else ""
-        raise ValueError(f"dataset must be one of {list(VIDEO_SOURCES)}, got {dataset!r}{hint}")
-    if dataset == "phantom":
-        root = Path(data_dir) if data_dir else notebook_phantom("breast", phantom_clips, phantom_seed,
-                                                                phantom_test_clips)
-        clips = load_phantom(root)
-    else:
-        kwargs = {"patient_pattern": patient_pattern} if dataset == "folders" and patient_pattern else {}
-        clips = load(dataset, data_dir, **kwargs)
-        root = data_dir
-    clips, classes = task_labels(clips, dataset, CLASSES, positive, drop)
+    root = data_dir
+    if dataset == "phantom" and root is None:
+        root = notebook_phantom("breast", phantom_clips, phantom_seed, phantom_test_clips)
+    clips, classes = load_task(dataset, root, CLASSES, positive, drop, patient_pattern)
     by_split, notes = task_splits(clips, folds, fold)
-    notes = [] if notes == ["the source's own split"] else notes
-    notes += check_task(by_split, classes, str(data_dir or root))
+    notes += check_task(by_split, classes, str(root or dataset))
     if not by_split["val"]:
         del by_split["val"]
     stills = []

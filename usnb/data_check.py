@@ -74,7 +74,7 @@ def notebook_view(records, source: str, positive, drop, folds: int | None, echo=
                         f"{len({r.patient_id for r in recs if r.label == c})} patients" for c in classes)
         return f"  {name:<7} {per}"
 
-    echo("notebooks 01-03, 05 (" + "; ".join(notes or ["the source's own split"]) + "):")
+    echo("notebooks 01-03, 05 (" + "; ".join(notes) + "):")
     for name, recs in parts.items():
         echo(line(name, recs))
     if not all(r.split for r in task):

@@ -100,30 +100,18 @@ def load_lung(dataset: str, size: int, fov: float = 1.0, clip_norm: bool = False
     (the real POCUS clips at `data_dir`: covid, pneumonia and viral are pathology), 'busv', 'manifest' or 'folders'.
     The task: `positive` and `drop` (`usnb.task`). A source with its own split keeps it; one without comes as 'all'
     (the notebook splits it by k-fold over patients)."""
-    from .phantom import load_phantom, notebook_phantom
-    from .sources import VIDEO_SOURCES, load
+    from .phantom import notebook_phantom
     from .splits import stable_order
-    from .task import check_task, task_labels
+    from .task import check_task, load_task, own_split
 
-    if dataset not in VIDEO_SOURCES:
-        raise ValueError(f"dataset must be one of {list(VIDEO_SOURCES)}, got {dataset!r}")
-    if dataset == "phantom":
-        root = Path(data_dir) if data_dir else notebook_phantom("lung", phantom_clips, phantom_seed, phantom_test_clips)
-        records = load_phantom(root)
-    else:
-        if dataset == "pocus" and data_dir is None:
-            raise ValueError("dataset='pocus' needs data_dir: the folder holding pocus_videos/ "
-                             "(e.g. ../shared/realdata/pocus from the repository root); see data_cards/pocus.md")
-        kwargs = {"patient_pattern": patient_pattern} if dataset == "folders" and patient_pattern else {}
-        records = load(dataset, data_dir, **kwargs)
-    records, classes = task_labels(records, dataset, CLASSES, positive, drop)
-    notes = []
-    if all(r.split for r in records):
-        clips = {s: [r for r in records if r.split == s] for s in ("train", "val", "test")}
-        notes = check_task(clips, classes, str(data_dir or root))
+    root = data_dir
+    if dataset == "phantom" and root is None:
+        root = notebook_phantom("lung", phantom_clips, phantom_seed, phantom_test_clips)
+    records, classes = load_task(dataset, root, CLASSES, positive, drop, patient_pattern)
+    clips = own_split(records)
+    if clips is not None:
+        notes = check_task(clips, classes, str(root or dataset))
         clips = {s: v for s, v in clips.items() if v}
-    elif any(r.split for r in records):
-        raise ValueError(f"{dataset}: some clips have a split and some do not; fill the split for every clip or none")
     else:
         clips = {"all": sorted(records, key=stable_order)}  # the same clips in one order, however listed
         notes = ["no split in the source: split by patient with k-fold"]

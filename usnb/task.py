@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from .datasets.records import Record
 from .errors import DataError
 from .splits import assign_splits, check_leakage, kfold, stable_order
 
-# A public set's usual two-class task: (positive labels, dropped labels).
+# A public set's usual two-class task: (positive labels, dropped labels, class names; None: the notebook's own).
 DEFAULT_TASKS = {
-    "pocus": (("covid", "pneumonia", "viral"), ("uncertain",)),
-    "busi": (("malignant",), ("normal",)),
+    "pocus": (("covid", "pneumonia", "viral"), ("uncertain",), ("regular", "pathology")),
+    "busi": (("malignant",), ("normal",), None),
 }
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 PARTS = ("train", "val", "test")
@@ -89,12 +90,46 @@ def task_labels(records: Sequence[Record], source: str, classes: tuple[str, str]
             raise ValueError(f"{source}: labels {labels} are not this notebook's classes {list(classes)}; say which "
                              f"label(s) form the positive class, e.g. -p positive '[\"{labels[-1]}\"]' (every other "
                              "label is negative; -p drop '[...]' leaves labels out)")
-        positive, default_drop = map(list, DEFAULT_TASKS[source])
-        drop = drop or default_drop
-        names = {"pocus": ("regular", "pathology")}.get(source, classes)
+        positive, default_drop, names = DEFAULT_TASKS[source]
+        positive, drop, names = list(positive), drop or list(default_drop), names or classes
     else:
         names = class_names(records, positive, drop)
     return binary_task(records, positive, drop, names, strict=strict), names
+
+
+def load_task(dataset: str, data_dir: str | Path | None, classes: tuple[str, str],
+              positive: str | Sequence[str] | None = None, drop: str | Sequence[str] | None = None,
+              patient_pattern: str | None = None) -> tuple[list[Record], tuple[str, str]]:
+    """Clips of any video source (`usnb.sources.VIDEO_SOURCES`) with the task's labels (`task_labels`): the one way
+    every notebook reads its videos. `data_dir` None: USNB_DATA_DIR/<dataset> (the phantom: the default one; a
+    notebook passes the folder of its own phantom); `patient_pattern`: the `folders` source's patient ids."""
+    from .paths import dataset_root
+    from .sources import VIDEO_SOURCES, load
+
+    if dataset not in VIDEO_SOURCES:
+        hint = " (BUSI holds still images: give it to KGA-Net as images='busi')" if dataset == "busi" else ""
+        raise ValueError(f"dataset must be one of {list(VIDEO_SOURCES)}, got {dataset!r}{hint}")
+    if dataset != "phantom" and data_dir is None and not dataset_root(dataset).exists():
+        raise ValueError(f"dataset={dataset!r} needs data_dir: the folder holding the data (or put it at "
+                         f"{dataset_root(dataset)}); see data_cards/")
+    kwargs = {"patient_pattern": patient_pattern} if dataset == "folders" and patient_pattern else {}
+    return task_labels(load(dataset, data_dir, **kwargs), dataset, classes, positive, drop)
+
+
+def own_split(records: Sequence[Record]) -> dict[str, list] | None:
+    """{'train', 'val', 'test'} -> records where every clip has a split, None where none has; a ValueError where
+    only some have one."""
+    own = [r for r in records if r.split]
+    if not own:
+        return None
+    if len(own) < len(records):
+        raise ValueError(f"{len(own)} of {len(records)} clips have a split and {len(records) - len(own)} do "
+                         "not; fill the split column for every clip or for none (then the notebook splits by "
+                         "patient)")
+    bad = sorted({r.split for r in own} - set(PARTS))
+    if bad:
+        raise ValueError(f"splits {bad} are not train, val or test; rename them")
+    return {s: [r for r in records if r.split == s] for s in PARTS}
 
 
 def task_splits(records: Sequence[Record], folds: int | None = None, fold: int = 0,
@@ -102,16 +137,8 @@ def task_splits(records: Sequence[Record], folds: int | None = None, fold: int =
     """({'train', 'val', 'test'} -> records, notes). The split does not depend on the training seed (`seed` here is
     the split's own seed, 0 unless a notebook asks): every seed of a batch trains on the same patients. Nor on the
     order a source lists its clips: a split made here lists each part by patient, then file name."""
-    own = [r for r in records if r.split]
-    if folds is None and own:
-        if len(own) < len(records):
-            raise ValueError(f"{len(own)} of {len(records)} clips have a split and {len(records) - len(own)} do "
-                             "not; fill the split column for every clip or for none (then the notebook splits by "
-                             "patient)")
-        bad = sorted({r.split for r in own} - set(PARTS))
-        if bad:
-            raise ValueError(f"splits {bad} are not train, val or test; rename them")
-        parts = {s: [r for r in records if r.split == s] for s in PARTS}
+    parts = own_split(records) if folds is None else None
+    if parts is not None:
         return parts, ["the source's own split"]
     _enough_patients(records, folds or 3)
     records = sorted(records, key=stable_order)  # the same clips listed in any order split and train alike
