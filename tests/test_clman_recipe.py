@@ -20,8 +20,8 @@ def phantom16(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(phantom16, tmp_path_factory):
-    profile = C.get_profile("small", size=24, width=4, train_frames=4, clips_per_batch=4, iterations=2,
-                            simclr_clips=4, simclr_frames=2, simclr_iterations=2, head_iterations=2, eval_frames=8)
+    profile = C.get_profile("small", size=24, width=4, train_frames=4, finetune_batch=4, finetune_steps=2,
+                            simclr_batch=4, simclr_frames=2, simclr_steps=2, head_steps=2, eval_frames=8)
     data = C.load_data("phantom", field_of_view(profile), data_dir=phantom16)
     out = tmp_path_factory.mktemp("clman")
     simclr, history, config = C.pretrain(data, profile, seed=0, out_dir=out, progress=False)

@@ -1,5 +1,4 @@
 """The KGA-Net recipe: data assembly, the row switches, training rows end to end, prediction and explanations."""
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -23,7 +22,7 @@ def phantom16(tmp_path_factory):
 
 @pytest.fixture
 def tiny(phantom16, tmp_path):
-    profile = K.get_profile("small", size=24, fov=0.75, widths=(4, 8), train_frames=4, clips_per_batch=2, iterations=3)
+    profile = K.get_profile("small", size=24, fov=0.75, widths=(4, 8), train_frames=4, train_batch=2, train_steps=3)
     return K.load_data("phantom", field_of_view(profile), data_dir=phantom16), profile
 
 
@@ -32,19 +31,20 @@ def test_rows_switch_the_paper_components():
     assert K.TABLE2_ROWS["w/o image guidance"] == K.Row(images=False, attention=True, coherence=True)
     assert K.TABLE2_ROWS["w/o coherence loss & attention"] == K.Row(images=True, attention=False, coherence=False)
     paper = K.PROFILES["paper"]  # Sec. 4.1
-    assert (paper.lr, paper.warmup_iters, paper.milestones, paper.iterations) == (0.005, 1000, (4000, 6000), 8000)
-    assert (paper.backbone, paper.eval_frames, 2 * paper.clips_per_batch, paper.optimizer) == ("resnet50", 128, 16, "sgd")
+    s = paper.train
+    assert (s.lr, s.warmup, s.milestones, s.steps) == (0.005, 1000, (4000, 6000), 8000)
+    assert (paper.backbone, paper.eval_frames, 2 * s.batch, s.optimizer) == ("resnet50", 128, 16, "sgd")
     with pytest.raises(ValueError, match="profile must be one of"):
         K.get_profile("huge")
 
 
 def test_paper_schedule_counts_iterations():
-    config = K.PROFILES["paper"].train_config(seed=0, iters_per_epoch=150)
-    assert config.epochs == math.ceil(8000 / 150) and config.milestones == (4000, 6000)
-    from usnb.train import lr_factor
+    from usnb.train import lr_factor, stage_config
 
-    assert lr_factor(config, 499, 8000) == pytest.approx(0.5)  # warmup
-    assert lr_factor(config, 4500, 8000) == pytest.approx(0.1) and lr_factor(config, 7000, 8000) == pytest.approx(0.01)
+    config = stage_config(K.PROFILES["paper"], "train", seed=0)
+    assert config.schedule.steps == 8000 and config.schedule.milestones == (4000, 6000)  # whatever the data size
+    assert lr_factor(config.schedule, 499) == pytest.approx(0.5)  # warmup
+    assert lr_factor(config.schedule, 4500) == pytest.approx(0.1) and lr_factor(config.schedule, 7000) == pytest.approx(0.01)
 
 
 def test_load_data_splits_and_unknown_dataset(tiny, phantom16):
@@ -129,7 +129,7 @@ def test_small_cnn_norm_choice():
 
 def test_a_table1_baseline_trains_and_is_scored(tiny, tmp_path):
     data, profile = tiny
-    metrics, history = K.train_baseline("R(2+1)D", data, replace(profile, iterations=1), seed=0, out_dir=tmp_path)
+    metrics, history = K.train_baseline("R(2+1)D", data, replace(profile, train=replace(profile.train, steps=1)), seed=0, out_dir=tmp_path)
     assert len(history) == 1 and np.isfinite(history[0]["loss"])
     assert set(metrics) >= {"auc", "acc", "sen", "spe"} and 0 <= metrics["acc"] <= 1
     with pytest.raises(ValueError, match="MViT takes 16 frames of 224 px"):
@@ -139,8 +139,8 @@ def test_a_table1_baseline_trains_and_is_scored(tiny, tmp_path):
 def test_paper_profile_path_runs_on_a_tiny_scale(tiny, tmp_path):
     """ResNet-50, SGD with warmup and step decay: the paper profile's code path, shrunk to seconds on a CPU."""
     data, _ = tiny
-    profile = replace(K.get_profile("paper", size=24, fov=0.75, train_frames=2, clips_per_batch=2, iterations=2,
-                                    warmup_iters=1, milestones=(1,), num_workers=0), weights=None)  # None: random init
+    profile = replace(K.get_profile("paper", size=24, fov=0.75, train_frames=2, train_batch=2, train_steps=2,
+                                    train_warmup=1, train_milestones=(1,), num_workers=0), weights=None)  # None: random init
     model, history = K.train_row("KGA-Net", data, profile, seed=0, out_dir=tmp_path, progress=False)
     assert type(model.backbone).__name__ == "ResNet" and model.backbone.out_dim == 2048
     assert history[-1]["lr"] == pytest.approx(0.005 * 0.1)  # past the milestone

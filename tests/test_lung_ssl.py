@@ -166,7 +166,7 @@ def test_byol_ema_update_equals_its_formula_and_the_target_gets_no_gradient():
 
 def test_fit_updates_the_byol_target_after_every_step():
     from torch.utils.data import TensorDataset
-    from usnb.train import TrainConfig, fit
+    from usnb.train import Schedule, TrainConfig, fit
 
     model = BYOL(_tiny_encoder(), hidden=16, dim=8, tau=0.9)
     calls = []
@@ -177,7 +177,7 @@ def test_fit_updates_the_byol_target_after_every_step():
 
     start = model.target_encoder.features[0][0].weight.detach().clone()
     fit(model, TensorDataset(torch.rand(8, 1, 4, 8, 8)), lambda m, b, d: (m(b[0], b[0].flip(-1)), {}),
-        TrainConfig(epochs=1, batch_size=4, lr=1e-2, optimizer="adamw", weight_decay=0.0, schedule="constant"),
+        TrainConfig(Schedule(2, 4, "adamw", lr=1e-2, weight_decay=0.0)),
         progress=False, after_step=after)
     assert calls == [1, 2]
     assert not torch.equal(model.target_encoder.features[0][0].weight, start)

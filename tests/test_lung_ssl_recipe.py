@@ -24,7 +24,7 @@ def tiny_lung(tmp_path_factory):
 
 
 def test_study_produces_every_row_with_counts_and_reuses_checkpoints(tiny_lung, tmp_path):
-    P = L.get_profile("small", ssl_steps=2, sup_steps=2, ssl_batch=4, sup_batch=4, frames=4, size=16)
+    P = L.get_profile("small", ssl_steps=2, supervised_steps=2, ssl_batch=4, supervised_batch=4, frames=4, size=16)
     data = L.load_data("phantom", P, data_dir=tiny_lung)
     study = L.run_study(data, data.clips, P, 0, tmp_path, fractions=(1.0, 0.5), progress=False, echo=lambda *a: None)
     table3 = {f"{a}: {k}" for a in L.ALGORITHMS for k in ("SSL feature extractor", "SSL fine-tuned")}

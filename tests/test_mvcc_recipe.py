@@ -19,7 +19,7 @@ def phantom16(tmp_path_factory):
 @pytest.fixture
 def tiny(phantom16):
     profile = M.get_profile("small", size=16, fov=0.75, patch=8, frames=4, dim=16, depth=1, heads=2, decoder_dim=8,
-                            decoder_heads=2, pretrain_epochs=1, epochs=2, batch=4, pretrain_batch=4, warmup_iters=1,
+                            decoder_heads=2, pretrain_steps=1, finetune_steps=4, finetune_batch=4, pretrain_batch=4, pretrain_warmup=1, finetune_warmup=1,
                             eval_views=2)
     return M.load_data("phantom", field_of_view(profile), data_dir=phantom16), profile
 
@@ -30,7 +30,7 @@ def test_rows_switch_pretraining_and_the_contrastive_loss():
     assert M.TABLE1_ROWS["MVCC"] == M.Row("dual", "cscl") and M.TABLE1_ROWS["MVCC-Frame"].pretrain == "frame"
     paper = M.PROFILES["paper"]  # Sec. 3: ViT-B/16 TimeSformer at 224 px, SGD lr 0.0075, lambda 0.1
     assert (paper.dim, paper.depth, paper.heads, paper.patch, paper.size) == (768, 12, 12, 16, 224)
-    assert (paper.optimizer, paper.lr, paper.lam) == ("sgd", 0.0075, 0.1)
+    assert (paper.finetune.optimizer, paper.finetune.lr, paper.lam) == ("sgd", 0.0075, 0.1)
     assert M.PROFILES["small"].grid == (4, 4, 4)
 
 

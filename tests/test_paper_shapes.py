@@ -106,14 +106,14 @@ def lung(tmp_path_factory):
 def test_kganet_paper_profile_trains_resnet50_on_16_frames_of_224px(breast, out_dir):
     """Pins KGA-Net's Sec. 4.1 shapes: an ImageNet-style ResNet-50 (2048-d features) on 16 training frames of
     224 x 224 px per clip plus one 224 px still image per clip (1:1), SGD with warmup and step decay, augmentation
-    on the device, channels-last weights. Shrunk: 2 iterations, 1 clip + 1 image per batch, no ImageNet download."""
+    on the device, channels-last weights. Shrunk: 2 steps, 1 clip + 1 image per batch, no ImageNet download."""
     from torchvision.models import ResNet
 
     from usnb.recipes import kganet as K
     from usnb.view import field_of_view
 
-    P = without_weights(K.get_profile("paper", iterations=2, clips_per_batch=1, num_workers=0, warmup_iters=1,
-                                      milestones=(1,)))
+    P = without_weights(K.get_profile("paper", train_steps=2, train_batch=1, num_workers=0, train_warmup=1,
+                                      train_milestones=(1,)))
     assert (P.backbone, P.size, P.train_frames, P.augment_on) == ("resnet50", 224, 16, "device")
     data = per_class(K.load_data("phantom", field_of_view(P), data_dir=breast), 1, images=True)
     assert data.view.size == 224 and len(data.clips["train"]) == 2 and len(data.images) == 2
@@ -141,8 +141,8 @@ def test_mvcc_paper_profile_pretrains_and_finetunes_vit_b_on_16x224x224(breast, 
     from usnb.recipes import mvcc as M
     from usnb.view import field_of_view
 
-    P = without_weights(M.get_profile("paper", pretrain_epochs=1, epochs=1, batch=1, pretrain_batch=1, num_workers=0,
-                                      warmup_iters=1))
+    P = without_weights(M.get_profile("paper", pretrain_steps=1, finetune_steps=1, finetune_batch=1, pretrain_batch=1,
+                                      num_workers=0, pretrain_warmup=1, finetune_warmup=1))
     assert (P.dim, P.depth, P.heads, P.patch, P.size, P.frames, P.augment_on) == (768, 12, 12, 16, 224, 16, "device")
     assert P.grid == (16, 14, 14)
     data = per_class(M.load_data("phantom", field_of_view(P), data_dir=breast), 1)
@@ -170,7 +170,7 @@ def test_clman_paper_profile_simclr_then_finetunes_resnet18_gn_nl_on_16x224px(br
     from usnb.recipes import clman as C
     from usnb.view import field_of_view
 
-    P = C.get_profile("paper", simclr_iterations=2, iterations=2, simclr_clips=2, clips_per_batch=1, num_workers=0)
+    P = C.get_profile("paper", simclr_steps=2, finetune_steps=2, simclr_batch=2, finetune_batch=1, num_workers=0)
     assert (P.width, P.size, P.train_frames, P.simclr_frames, P.augment_on, P.channels_last) == (
         64, 224, 16, 4, "device", True)
     data = C.load_data("phantom", field_of_view(P), data_dir=breast)
@@ -201,7 +201,7 @@ def test_lung_paper_profile_byol_pretrains_darknet53_3d_on_16x112px(lung, out_di
     from usnb.models.lung_ssl import BYOL, Darknet3D
     from usnb.recipes import lung_ssl as L
 
-    P = L.get_profile("paper", ssl_steps=2, ssl_batch=2, sup_steps=2, sup_batch=2, num_workers=0)
+    P = L.get_profile("paper", ssl_steps=2, ssl_batch=2, supervised_steps=2, supervised_batch=2, num_workers=0)
     assert (P.encoder, P.size, P.frames, P.proj_hidden) == ("darknet53", 112, 16, 4096)
     data = L.load_data("phantom", P, data_dir=lung)
     assert data.size == 112 and {r.label for r in data.clips["train"]} == set(data.classes)

@@ -1,4 +1,6 @@
 """Notebook parameters: a wrong type or an out-of-range value is refused, naming the parameter and the range."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -45,21 +47,23 @@ def test_bad_parameter_is_refused_naming_it_its_value_and_the_range(call, patter
 def test_profile_applies_the_overrides_that_are_set_and_checks_them():
     from usnb.recipes import kganet as K
 
-    small = params.profile(K.PROFILES, "small", iterations=None, lr=None)
+    small = params.profile(K.PROFILES, "small", train_steps=None, train_lr=None)
     assert small == K.PROFILES["small"]  # None keeps the profile's own value
-    changed = params.profile(K.PROFILES, "small", iterations=7, crop_scale=[0.5, 1.0], num_workers=0)
-    assert (changed.iterations, changed.crop_scale, changed.num_workers) == (7, (0.5, 1.0), 0)
+    changed = params.profile(K.PROFILES, "small", train_steps=7, crop_scale=[0.5, 1.0], num_workers=0, train_lr=0.1)
+    assert (changed.train.steps, changed.crop_scale, changed.num_workers) == (7, (0.5, 1.0), 0)
+    assert changed.train == replace(K.PROFILES["small"].train, steps=7, lr=0.1)  # a stage's field, the rest kept
 
 
 @pytest.mark.bad_input
 @pytest.mark.parametrize("overrides, pattern", [
-    ({"itrations": 5}, r"itrations is not a setting of the 'small' profile; use one of \[.*'iterations'"),
-    ({"iterations": 0}, r"iterations = 0 \(int\) is not an integer >= 1"),
-    ({"iterations": 2.5}, r"iterations = 2.5 \(float\) is not an integer >= 1"),
-    ({"lr": "fast"}, r"lr = 'fast' \(str\) is not a number"),
-    ({"optimizer": 3}, r"optimizer = 3 \(int\) is not text"),
+    ({"train_stpes": 5}, r"train_stpes is not a setting of the 'small' profile; use one of \[.*'train_steps'"),
+    ({"train_steps": 0}, r"train_steps = 0 \(int\) is not an integer >= 1"),
+    ({"train_steps": 2.5}, r"train_steps = 2.5 \(float\) is not an integer >= 1"),
+    ({"train_batch": 0}, r"train_batch = 0 \(int\) is not an integer >= 1"),
+    ({"train_lr": "fast"}, r"train_lr = 'fast' \(str\) is not a number"),
+    ({"train_optimizer": 3}, r"train_optimizer = 3 \(int\) is not text"),
     ({"crop_scale": 0.5}, r"crop_scale = 0.5 \(float\) is not a list"),
-], ids=["typo", "zero-run", "float-run", "str-lr", "int-text", "scalar-tuple"])
+], ids=["typo", "zero-run", "float-run", "zero-batch", "str-lr", "int-text", "scalar-tuple"])
 def test_profile_refuses_unknown_or_ill_typed_overrides(overrides, pattern):
     from usnb.recipes import kganet as K
 

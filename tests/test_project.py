@@ -164,7 +164,7 @@ def test_run_resolves_folders_against_the_callers_folder(tmp_path, monkeypatch):
 
 @pytest.mark.bad_input
 @pytest.mark.parametrize("name, message", [
-    ("iteratons", "-p iteratons: not a parameter of 03_kganet; their parameters: .*iterations"),
+    ("train_stpes", "-p train_stpes: not a parameter of 03_kganet; their parameters: .*train_steps"),
     ("seed", "-p seed: --seed / --seeds sets it; use that flag"),
     ("out_dir", "-p out_dir: --out sets it"),
     ("x=1;import os", "-p 'x=1;import os': a parameter name is a Python identifier"),

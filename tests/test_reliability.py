@@ -39,9 +39,9 @@ def test_clip_shorter_than_t_repeats_frames_in_order(tmp_path):
 
 @pytest.mark.bad_input
 def test_notebook_run_with_a_bad_parameter_names_the_cell_and_the_parameter(tmp_path, capsys):
-    assert main(["run", "kganet", "--out", str(tmp_path / "bad"), "-p", "iterations", "-3"]) == 1
+    assert main(["run", "kganet", "--out", str(tmp_path / "bad"), "-p", "train_steps", "-3"]) == 1
     err = capsys.readouterr().err
-    assert "03_kganet.ipynb: FAILED at cell" in err and "iterations = -3 (int) is not an integer >= 1" in err
+    assert "03_kganet.ipynb: FAILED at cell" in err and "train_steps = -3 (int) is not an integer >= 1" in err
 
 
 # ----------------------------------------------------------------------------------------- determinism
@@ -51,7 +51,7 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
 
     root = generate("breast", tmp_path / "p", n=16, size=32, frames=8, seed=1, positive_fraction=0.5, n_images=6,
                     workers=1)
-    profile = K.get_profile("small", size=24, widths=(4, 8), train_frames=4, clips_per_batch=2, iterations=4)
+    profile = K.get_profile("small", size=24, widths=(4, 8), train_frames=4, train_batch=2, train_steps=4)
     runs = []
     for k in range(2):
         data = K.load_data("phantom", FieldOfView(profile.size, profile.fov), data_dir=root)

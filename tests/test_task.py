@@ -191,8 +191,8 @@ def test_a_video_only_source_trains_the_rows_without_images(phantom16, tmp_path)
     data = K.load_data("folders", FieldOfView(16), data_dir=root, positive="malignant")
     assert data.images == [] and K.rows(data) == ["w/o image guidance"]
     assert data.classes == ("benign", "malignant")
-    model, history = K.train_row("w/o image guidance", data, K.get_profile("small", iterations=2, size=16,
-                                 widths=(4, 4, 4, 4), clips_per_batch=2, train_frames=4, eval_frames=4,
+    model, history = K.train_row("w/o image guidance", data, K.get_profile("small", train_steps=2, size=16,
+                                 widths=(4, 4, 4, 4), train_batch=2, train_frames=4, eval_frames=4,
                                  num_workers=0), 0, tmp_path / "out", progress=False)
     assert np.isfinite(history[-1]["loss"])
 
@@ -252,7 +252,7 @@ def test_lung_study_on_pocus_a_manifest_and_class_folders_of_it_gives_the_same_s
         csv.writer(f).writerows([("path", "label", "split", "patient_id")] + [row[:4] for row in rows])
     with open(folders / "patients.csv", "w", newline="") as f:
         csv.writer(f).writerows([("clip", "patient_id")] + [(row[4], row[3]) for row in rows])
-    P = S.get_profile("small", ssl_steps=2, sup_steps=2, frames=4, size=16)
+    P = S.get_profile("small", ssl_steps=2, supervised_steps=2, frames=4, size=16)
     results = []
     for dataset, root, positive in (("pocus", POCUS, None), ("manifest", tmp_path / "m.csv", "pathology"),
                                     ("folders", folders, "pathology")):

@@ -14,7 +14,7 @@ from usnb.metrics import binary_metrics
 from usnb.checkpoints import ema_update, load_checkpoint, save_checkpoint
 from usnb.models.backbones import SmallCNN
 from usnb.phantom import load_phantom
-from usnb.train import TrainConfig, fit, lr_factor, seed_everything, train_or_load
+from usnb.train import Schedule, TrainConfig, fit, lr_factor, seed_everything, train_or_load
 from usnb.transforms import video_augment
 
 
@@ -36,8 +36,9 @@ def _step(net, batch, device):
     return loss, {"acc": (net(x).argmax(1) == y).float().mean()}
 
 
-def _config(**kw):
-    return TrainConfig(**{"epochs": 4, "batch_size": 8, "lr": 0.1, "weight_decay": 0.0, "seed": 3, **kw})
+def _config(epochs: int = 4, **kw):
+    """`epochs` passes over `_data()`: 32 items in batches of 8 make 4 optimizer steps per pass."""
+    return TrainConfig(Schedule(**{"steps": 4 * epochs, "batch": 8, "lr": 0.1, "weight_decay": 0.0, **kw}), seed=3)
 
 
 def test_seed_everything_repeats_every_generator():
@@ -48,15 +49,15 @@ def test_seed_everything_repeats_every_generator():
 
 
 def test_lr_schedules():
-    c = TrainConfig(warmup_iters=10, milestones=(40, 60), gamma=0.1, schedule="step")
-    assert lr_factor(c, 0, 80) == pytest.approx(0.1) and lr_factor(c, 9, 80) == 1.0
-    assert lr_factor(c, 39, 80) == 1.0 and lr_factor(c, 40, 80) == pytest.approx(0.1)
-    assert lr_factor(c, 60, 80) == pytest.approx(0.01)
-    cos = TrainConfig(schedule="cosine")
-    assert lr_factor(cos, 0, 100) == 1.0 and lr_factor(cos, 50, 100) == pytest.approx(0.5)
-    assert lr_factor(cos, 100, 100) == pytest.approx(0.0, abs=1e-12)
+    c = Schedule(80, 8, warmup=10, milestones=(40, 60), gamma=0.1, schedule="step")
+    assert lr_factor(c, 0) == pytest.approx(0.1) and lr_factor(c, 9) == 1.0
+    assert lr_factor(c, 39) == 1.0 and lr_factor(c, 40) == pytest.approx(0.1)
+    assert lr_factor(c, 60) == pytest.approx(0.01)
+    cos = Schedule(100, 8, schedule="cosine")
+    assert lr_factor(cos, 0) == 1.0 and lr_factor(cos, 50) == pytest.approx(0.5)
+    assert lr_factor(cos, 100) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="schedule"):
-        lr_factor(TrainConfig(schedule="linear"), 1, 10)
+        lr_factor(Schedule(10, 8, schedule="linear"), 1)
 
 
 def test_fit_learns_and_reports_per_epoch():
@@ -65,6 +66,18 @@ def test_fit_learns_and_reports_per_epoch():
     assert [h["epoch"] for h in history] == list(range(1, 16))
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
     assert history[-1]["acc"] > 0.85
+
+
+def test_fit_takes_exactly_the_schedules_steps_the_last_pass_cut_short():
+    seen = []
+    history = fit(_model(), _data(), lambda net, batch, device: (seen.append(len(batch[0])) or _step(net, batch, device)),
+                  TrainConfig(Schedule(10, 8, lr=0.1)), progress=False)  # 4 steps per pass: 4 + 4 + 2
+    assert len(seen) == 10 and [h["step"] for h in history] == [4, 8, 10] and [h["epoch"] for h in history] == [1, 2, 3]
+    cosine = _model()
+    fit(cosine, _data(), _step, TrainConfig(Schedule(10, 8, lr=0.1, schedule="cosine")), progress=False)
+    whole = _model()  # the same 10 steps as 2.5 passes: the schedule counts steps, not passes
+    fit(whole, _data(), _step, TrainConfig(Schedule(12, 8, lr=0.1, schedule="cosine")), progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(cosine.state_dict().values(), whole.state_dict().values()))
 
 
 @pytest.mark.parametrize("ema", [0.0, 0.9])
@@ -144,7 +157,7 @@ def _clip_run(tiny_breast, cache_dir, seed=0, checkpoint=None, stop_at_epoch=Non
     evaluated = []
     torch.manual_seed(seed)
     model = _ClipNet()
-    config = TrainConfig(epochs=3, batch_size=4, lr=0.05, seed=seed)
+    config = TrainConfig(Schedule(3 * (len(train) // 4), 4, lr=0.05), seed=seed)  # 3 passes
     history = fit(model, train, step, config, checkpoint=checkpoint, eval_fn=evaluate, device=torch.device("cpu"),
                   progress=False)
     history = json.dumps([{k: v for k, v in row.items() if k != "seconds"} for row in history])  # NaN == NaN here
@@ -362,22 +375,30 @@ def test_checkpoint_fingerprint_holds_every_learned_field_and_no_evaluation_only
              tuple: lambda v: (*v, 1), type(None): lambda v: 1}
     eval_only = type(profile).EVAL_ONLY
     assert eval_only and set(eval_only) <= {f.name for f in dataclasses.fields(profile)}
+    stages = [f.name for f in dataclasses.fields(profile) if isinstance(getattr(profile, f.name), Schedule)]
+    assert stages  # every profile states its run lengths as schedules
     for f in dataclasses.fields(profile):
         value = getattr(profile, f.name)
+        if f.name in stages:  # a stage's schedule enters its own stage's fingerprint, not the other stages'
+            changed = dataclasses.replace(profile, **{f.name: dataclasses.replace(value, steps=value.steps + 1)})
+            for stage in stages:
+                assert (learned_fields(changed, stage) != learned_fields(profile, stage)) == (stage == f.name), f.name
+            continue
         changed = dataclasses.replace(profile, **{f.name: other[type(value)](value)})
-        assert (learned_fields(changed) != learned_fields(profile)) == (f.name not in eval_only), f.name
+        for stage in stages:
+            assert (learned_fields(changed, stage) != learned_fields(profile, stage)) == (f.name not in eval_only), f.name
 
 
 @pytest.mark.bad_input
 def test_a_checkpoint_of_another_model_or_with_nan_weights_is_refused_naming_the_file(tmp_path):
-    config = TrainConfig(epochs=1)
+    config = TrainConfig(Schedule(1, 8))
     path = tmp_path / "c.pt"
-    save_checkpoint(path, {"model": torch.nn.Linear(3, 2).state_dict(), "epoch": 1, "history": [],
+    save_checkpoint(path, {"model": torch.nn.Linear(3, 2).state_dict(), "epoch": 1, "step": 1, "history": [],
                            "fingerprint": config.fingerprint()})
     with pytest.raises(RuntimeError, match=r"c.pt: holds the weights of another model .*Fix: delete it"):
         train_or_load(torch.nn.Linear(4, 2), path, config, lambda: [])
     nan = torch.nn.Linear(3, 2).state_dict()
     nan["weight"][0, 0] = float("nan")
-    save_checkpoint(path, {"model": nan, "epoch": 1, "history": [], "fingerprint": config.fingerprint()})
+    save_checkpoint(path, {"model": nan, "epoch": 1, "step": 1, "history": [], "fingerprint": config.fingerprint()})
     with pytest.raises(RuntimeError, match=r"c.pt: weights that are not finite \(weight\).*Fix: delete it"):
         train_or_load(torch.nn.Linear(3, 2), path, config, lambda: [])

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .train import TrainConfig, make_optimizer, optimizer_step, seed_everything, to_channels_last
+from . import params
+from .train import Schedule, TrainConfig, make_optimizer, optimizer_step, seed_everything, to_channels_last
 
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s, from the vendors' data sheets; matched against the device name.
 PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12}
@@ -72,11 +73,9 @@ class Workload:
     step: Callable  # the paper's training loss, as `usnb.train.fit` calls it
     clips: int  # clips (videos) per step
     frames: int  # frames the model sees per step
-    optimizer: str = "sgd"
-    lr: float = 1e-3
+    schedule: Schedule  # the profile's optimizer, lr and gradient clipping, as `fit` applies them
     cnn: bool = False  # channels_last applies in the fast configuration
     after_step: Callable[[nn.Module], None] | None = None  # e.g. BYOL's target update
-    clip_grad: float | None = None  # the profile's gradient clipping, as `fit` applies it
 
 
 @dataclass
@@ -114,7 +113,7 @@ def _profile(recipe, quick: bool, **shrink):
     profile = recipe.PROFILES["paper"]
     if hasattr(profile, "weights"):
         profile = replace(profile, weights=None)
-    return replace(profile, **shrink) if quick else profile
+    return params.profile({"paper": profile}, "paper", **shrink) if quick else profile
 
 
 def kganet_case(quick: bool) -> Workload:
@@ -123,8 +122,8 @@ def kganet_case(quick: bool) -> Workload:
     from .recipes import kganet as K
     from .view import clip_augment, field_of_view
 
-    P = _profile(K, quick, size=32, train_frames=2, clips_per_batch=2)
-    b, t, view = P.clips_per_batch, P.train_frames, field_of_view(P)
+    P = _profile(K, quick, size=32, train_frames=2, train_batch=2)
+    b, t, view = P.train.batch, P.train_frames, field_of_view(P)
     _, prepare = clip_augment(view, P.crop_scale, P.augment_on)
 
     def batch(device):
@@ -132,11 +131,11 @@ def kganet_case(quick: bool) -> Workload:
         return _uint8((b, t, 1, c, c), device), _labels(b, device), _uint8((b, 1, c, c), device), _labels(b, device)
 
     return Workload(K.build_model(P), batch, K.make_step(K.Row(), view, P.lam, prepare), clips=b, frames=b * t + b,
-                    optimizer=P.optimizer, lr=P.lr, cnn=True)
+                    schedule=P.train, cnn=True)
 
 
 MVCC_QUICK = dict(size=32, patch=8, frames=4, dim=64, depth=2, heads=4, decoder_dim=32, decoder_depth=1,
-                  decoder_heads=4, batch=4, pretrain_batch=4)
+                  decoder_heads=4, finetune_batch=4, pretrain_batch=4)
 
 
 def _mvcc_batch(P, b: int):
@@ -156,7 +155,7 @@ def mvcc_pretrain_case(quick: bool, masked: bool = True) -> Workload:
     from .view import clip_augment, field_of_view
 
     P = _profile(M, quick, **MVCC_QUICK)
-    b, t, n = P.pretrain_batch, P.frames, (P.size // P.patch) ** 2
+    b, t, n = P.pretrain.batch, P.frames, (P.size // P.patch) ** 2
     _, prepare = clip_augment(field_of_view(P), P.crop_scale, P.augment_on)
     step = M.make_pretrain_step(P, "dual", prepare)
     if not masked:
@@ -167,8 +166,7 @@ def mvcc_pretrain_case(quick: bool, masked: bool = True) -> Workload:
             pred = net.decoder(net.encoder(x), none)  # every token through encoder and decoder
             return mae_loss(pred, patchify(x, P.patch), ~none), {}
 
-    return Workload(M.build_pretrainer(P), _mvcc_batch(P, b), step, clips=b, frames=b * t,
-                    optimizer=P.pretrain_optimizer, lr=P.pretrain_lr, clip_grad=P.clip_grad)
+    return Workload(M.build_pretrainer(P), _mvcc_batch(P, b), step, clips=b, frames=b * t, schedule=P.pretrain)
 
 
 def mvcc_finetune_case(quick: bool) -> Workload:
@@ -179,8 +177,8 @@ def mvcc_finetune_case(quick: bool) -> Workload:
     P = _profile(M, quick, **MVCC_QUICK)
     _, prepare = clip_augment(field_of_view(P), P.crop_scale, P.augment_on)
     step = M.make_finetune_step(M.TABLE1_ROWS["MVCC"], P, prepare)
-    return Workload(M.build_classifier(P), _mvcc_batch(P, P.batch), step, clips=P.batch, frames=P.batch * P.frames,
-                    optimizer=P.optimizer, lr=P.lr, clip_grad=P.clip_grad)
+    b = P.finetune.batch
+    return Workload(M.build_classifier(P), _mvcc_batch(P, b), step, clips=b, frames=b * P.frames, schedule=P.finetune)
 
 
 def clman_case(quick: bool) -> Workload:
@@ -189,15 +187,15 @@ def clman_case(quick: bool) -> Workload:
     from .recipes import clman as C
     from .view import clip_augment, field_of_view
 
-    P = _profile(C, quick, size=32, width=8, stem_pool=False, train_frames=2, clips_per_batch=2)
-    b, t, view = P.clips_per_batch, P.train_frames, field_of_view(P)
+    P = _profile(C, quick, size=32, width=8, stem_pool=False, train_frames=2, finetune_batch=2)
+    b, t, view = P.finetune.batch, P.train_frames, field_of_view(P)
     _, prepare = clip_augment(view, P.crop_scale, P.augment_on)
 
     def batch(device):
         return _uint8((b, t, 1, view.cache_size, view.cache_size), device), _labels(b, device)
 
     return Workload(C.build_model(P, C.Row()), batch, C.make_step(view, prepare), clips=b, frames=b * t,
-                    optimizer=P.optimizer, lr=P.lr, cnn=True)
+                    schedule=P.finetune, cnn=True)
 
 
 def lung_byol_case(quick: bool) -> Workload:
@@ -212,7 +210,7 @@ def lung_byol_case(quick: bool) -> Workload:
 
     P = _profile(L, quick, encoder="small", widths=(8, 16, 32, 64), blocks=(1, 1, 1), temporal_strides=(1, 2, 2),
                  stem_stride=(1, 2, 2), proj_hidden=64, proj_dim=32, size=32, frames=4, ssl_batch=4)
-    b, t, side = P.ssl_batch, P.frames, FieldOfView(P.size, P.fov).cache_size
+    b, t, side = P.ssl.batch, P.frames, FieldOfView(P.size, P.fov).cache_size
     data = LungData({}, ClipCache(size=(side, side)), CLASSES, P.size, clip_norm=P.clip_norm)
 
     def batch(device):  # the loader's uint8 clips (B, T, 1, H, W), twice where the profile samples two views
@@ -220,7 +218,7 @@ def lung_byol_case(quick: bool) -> Workload:
         return one * 2 if P.two_samplings else one
 
     return Workload(L.build_ssl("BYOL", P), batch, L.ssl_step(data, SpatioTemporalAugment()), clips=b,
-                    frames=2 * b * t, optimizer="adamw", lr=P.lr, cnn=True, after_step=lambda m: m.update_target())
+                    frames=2 * b * t, schedule=P.ssl, cnn=True, after_step=lambda m: m.update_target())
 
 
 def _paper(recipe: str):
@@ -231,13 +229,13 @@ def _paper(recipe: str):
 
 def _shapes_kganet() -> str:
     P = _paper("kganet")
-    return f"{P.backbone}, {P.clips_per_batch} clips x {P.train_frames} frames + {P.clips_per_batch} images, {P.size} px"
+    return f"{P.backbone}, {P.train.batch} clips x {P.train_frames} frames + {P.train.batch} images, {P.size} px"
 
 
 def _shapes_mvcc(stage: str) -> Callable[[], str]:
     def shapes() -> str:
         P = _paper("mvcc")
-        b = P.pretrain_batch if stage == "pretrain" else P.batch
+        b = P.pretrain.batch if stage == "pretrain" else P.finetune.batch
         what = (f"+ MAE decoder {P.decoder_dim}, masked alpha {P.alpha} beta {P.beta}" if stage == "pretrain"
                 else "classifier, CE + C-SCL" if stage == "finetune" else "on every token (no mask)")
         return f"TimeSformer {P.dim}x{P.depth}/{P.patch} {what}, {b} x {P.frames} x {P.size}"
@@ -246,12 +244,12 @@ def _shapes_mvcc(stage: str) -> Callable[[], str]:
 
 def _shapes_clman() -> str:
     P = _paper("clman")
-    return f"ResNet-18 (width {P.width}) GN + non-local, multi-meta, {P.clips_per_batch} x {P.train_frames} x {P.size}"
+    return f"ResNet-18 (width {P.width}) GN + non-local, multi-meta, {P.finetune.batch} x {P.train_frames} x {P.size}"
 
 
 def _shapes_lung() -> str:
     P = _paper("lung_ssl")
-    return f"BYOL, 3-D {P.encoder}, 2 views x {P.ssl_batch} x {P.frames} x {P.size}"
+    return f"BYOL, 3-D {P.encoder}, 2 views x {P.ssl.batch} x {P.frames} x {P.size}"
 
 
 CASES = {c.name: c for c in [
@@ -293,7 +291,7 @@ def measure_training(case: Case, quick: bool, fast: bool, device: torch.device, 
     seed_everything(0)
     work = case.build(quick)
     model = work.model.to(device).train()
-    config = TrainConfig(optimizer=work.optimizer, lr=work.lr, amp=fast, channels_last=fast and work.cnn, fused=fast,
+    config = TrainConfig(work.schedule, amp=fast, channels_last=fast and work.cnn, fused=fast,
                          compile=fast and compile)
     if config.channels_last:
         to_channels_last(model)
@@ -311,7 +309,7 @@ def measure_training(case: Case, quick: bool, fast: bool, device: torch.device, 
     def step():  # as usnb.train.fit does it
         with autocast, attention():
             loss, _ = work.step(net, batch, device)
-        optimizer_step(model, loss, optimizer, work.clip_grad)
+        optimizer_step(model, loss, optimizer, work.schedule.clip_grad)
         if work.after_step is not None:
             work.after_step(model)
         return loss

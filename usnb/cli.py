@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", help="several seeds, e.g. --seeds 0 1 2 3 (the papers' mean(std))")
     p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="any notebook parameter, e.g. -p epochs 3")
+                   help="any notebook parameter, e.g. -p train_steps 300")
     p.add_argument("--gpus", type=int, default=1, help="processes per run under torchrun (DDP), one per GPU")
     p.add_argument("--parallel", type=int, default=1, help="runs at once; with GPUs, each on its own GPU")
     p.add_argument("--slurm", nargs="?", const="slurm", choices=["slurm", "local"],

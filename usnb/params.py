@@ -2,8 +2,8 @@
 `parameters`, naming the parameter, its value and what is allowed.
 
     alpha = params.fraction("alpha", alpha)          # a float in [0, 1]
-    epochs = params.number("epochs", epochs, low=1, integer=True)
-    P = params.profile(PROFILES, "small", iterations=iterations)  # None keeps the profile's value
+    frames = params.number("frames", frames, low=1, integer=True)
+    P = params.profile(PROFILES, "small", train_steps=train_steps)  # None keeps the profile's value
 """
 from __future__ import annotations
 
@@ -44,39 +44,55 @@ def choice(name: str, value, options: Sequence):
 
 
 # the recipes' profile fields that count something that cannot be zero: run lengths, batch sizes, frames, pixels
-AT_LEAST_ONE = {"iterations", "epochs", "pretrain_epochs", "simclr_iterations", "head_iterations", "ssl_steps",
-                "sup_steps", "batch", "pretrain_batch", "ssl_batch", "sup_batch", "clips_per_batch", "simclr_clips",
-                "frames", "train_frames", "simclr_frames", "eval_frames", "eval_views", "size", "patch"}
+AT_LEAST_ONE = {"steps", "batch", "frames", "train_frames", "simclr_frames", "eval_frames", "eval_views", "size",
+                "patch"}
 
 
 def profile(profiles: Mapping, name: str, **overrides):
     """The profile `name` of a recipe's `profiles` with the overrides that are not None applied (a notebook passes
-    every run-length knob; None means the profile's own). Each override must name a field of the profile and have
-    its field's kind: an integer field takes an integer (>= 0; >= 1 for sizes and run lengths, AT_LEAST_ONE), a
-    float field a number, a text field text, a tuple field a list or tuple. To set a field to None (e.g.
-    weights=None: random initialisation), use `dataclasses.replace` on the result."""
+    every run-length knob; None means the profile's own). An override names a field of the profile, or a field of
+    one of its training stages as STAGE_FIELD (`finetune_steps=600`, `pretrain_lr=1e-3`: see `usnb.train.Schedule`),
+    and has that field's kind: an integer field takes an integer (>= 0; >= 1 for sizes, steps and batches,
+    AT_LEAST_ONE), a float field a number, a text field text, a tuple field a list or tuple. To set a field to None
+    (e.g. weights=None: random initialisation), use `dataclasses.replace` on the result."""
     if name not in profiles:
         raise ValueError(f"profile must be one of {sorted(profiles)}, got {name!r}")
     base = profiles[name]
-    fields = {f.name for f in dataclasses.fields(base)}
-    given = {k: v for k, v in overrides.items() if v is not None}
-    for key, value in given.items():
-        if key not in fields:
-            raise ValueError(f"{key} is not a setting of the {name!r} profile; use one of {sorted(fields)}")
-        default = getattr(base, key)
-        if isinstance(default, bool):
-            choice(key, value, [True, False])
-        elif isinstance(default, int):
-            number(key, value, low=1 if key in AT_LEAST_ONE else 0, integer=True)
-        elif isinstance(default, float):
-            number(key, value)
-        elif isinstance(default, str) and not isinstance(value, str):
-            raise _bad(key, value, "text")
-        elif isinstance(default, tuple):
-            if not isinstance(value, (list, tuple)):
-                raise _bad(key, value, "a list")
-            given[key] = tuple(value)
-    return dataclasses.replace(base, **given)
+    stages = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)
+              if dataclasses.is_dataclass(getattr(base, f.name))}
+    names = {f.name: (None, f.name) for f in dataclasses.fields(base)}
+    names.update({f"{stage}_{f.name}": (stage, f.name) for stage, s in stages.items() for f in dataclasses.fields(s)})
+    top, nested = {}, {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in names:
+            raise ValueError(f"{key} is not a setting of the {name!r} profile; use one of {sorted(names)}")
+        stage, field = names[key]
+        value = _kind(key, value, getattr(stages[stage] if stage else base, field), field)
+        if stage:
+            nested.setdefault(stage, {})[field] = value
+        else:
+            top[key] = value
+    top.update({stage: dataclasses.replace(top.get(stage, stages[stage]), **kw) for stage, kw in nested.items()})
+    return dataclasses.replace(base, **top)
+
+
+def _kind(key: str, value, default, field: str):
+    """`value` checked against the kind of the field's `default` (see `profile`)."""
+    if isinstance(default, bool):
+        choice(key, value, [True, False])
+    elif isinstance(default, int):
+        number(key, value, low=1 if field in AT_LEAST_ONE else 0, integer=True)
+    elif isinstance(default, float):
+        number(key, value)
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise _bad(key, value, "text")
+    elif isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise _bad(key, value, "a list")
+        return tuple(value)
+    return value
 
 
 def source(dataset: str, data_dir=None, positive=None, drop=None, patient_pattern=None, frame_fit: str = "pad",

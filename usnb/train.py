@@ -1,7 +1,8 @@
 """One training loop for every paper: a paper brings its model and its loss (`step_fn`), not a loop.
 
-SGD with warmup and step decay (KGA-Net), cosine annealing, AdamW; bf16 autocast on CUDA; gradient
-clipping; tqdm progress; per-epoch metrics; atomic checkpoints with resume at epoch boundaries;
+Run length in optimizer steps (`Schedule`, one per training stage of every profile); SGD with warmup and step
+decay (KGA-Net), cosine annealing, AdamW, LARS; bf16 autocast on CUDA; gradient clipping; tqdm progress; metrics
+per pass over the data; atomic checkpoints with resume at pass boundaries;
 `train_or_load`; DistributedDataParallel when started under `torchrun`.
 """
 from __future__ import annotations
@@ -56,25 +57,35 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@dataclass
-class TrainConfig:
-    """How to train; saved inside every checkpoint (a finished one is reused only if this matches)."""
+@dataclass(frozen=True)
+class Schedule:
+    """One training stage's run length and optimisation, as every recipe's profile states it: `fit` takes exactly
+    `steps` optimizer steps on batches of `batch` items (passes over the data reshuffled, the last one cut short)."""
 
-    epochs: int = 10
-    batch_size: int = 16  # global: split across DDP processes
-    lr: float = 0.005
+    steps: int  # optimizer steps
+    batch: int  # items per optimizer step (global: split across DDP processes)
     optimizer: str = "sgd"  # "sgd" | "adamw" | "lars"
-    momentum: float = 0.9
+    lr: float = 0.005
     weight_decay: float = 1e-4
-    schedule: str = "step"  # "step" (x gamma at milestones) | "cosine" | "constant"
-    warmup_iters: int = 0  # linear warmup from 0
-    milestones: tuple[int, ...] = ()  # iterations at which lr *= gamma
+    schedule: str = "constant"  # the learning rate over the steps: "step" (x gamma at milestones) | "cosine" | "constant"
+    warmup: int = 0  # steps of linear warmup from 0
+    milestones: tuple[int, ...] = ()  # steps at which lr *= gamma
     gamma: float = 0.1
+    momentum: float = 0.9  # SGD and LARS
+    trust_coefficient: float = 0.001  # LARS eta (You et al.'s default)
     clip_grad: float | None = None  # max gradient norm
     ema: float = 0.0  # > 0: keep an exponential moving average of the weights with this decay; training ends on it
-    amp: bool = True  # bf16 autocast, on CUDA only
+
+
+@dataclass
+class TrainConfig:
+    """How to train: a `Schedule` and what else decides the weights; saved inside every checkpoint (a finished one is
+    reused only if this matches)."""
+
+    schedule: Schedule
     seed: int = 0
     num_workers: int = 0
+    amp: bool = True  # bf16 autocast, on CUDA only
     extra: dict = field(default_factory=dict)  # paper-specific settings that change the result
     # speed switches (left out of the fingerprint: they change how fast, not what is learned)
     channels_last: bool = False  # CNN weights (hence activations) in NHWC / NDHWC memory order
@@ -89,18 +100,18 @@ class TrainConfig:
 SPEED_FIELDS = ("channels_last", "fused", "compile")
 
 
-def lr_factor(config: TrainConfig, iteration: int, total: int) -> float:
-    """Learning-rate multiplier at `iteration` (0-based) of `total`."""
-    if config.warmup_iters and iteration < config.warmup_iters:
-        return (iteration + 1) / config.warmup_iters
-    if config.schedule == "step":
-        return config.gamma ** sum(iteration >= m for m in config.milestones)
-    if config.schedule == "cosine":
-        done = (iteration - config.warmup_iters) / max(1, total - config.warmup_iters)
+def lr_factor(schedule: Schedule, step: int) -> float:
+    """Learning-rate multiplier at optimizer step `step` (0-based) of `schedule.steps`."""
+    if schedule.warmup and step < schedule.warmup:
+        return (step + 1) / schedule.warmup
+    if schedule.schedule == "step":
+        return schedule.gamma ** sum(step >= m for m in schedule.milestones)
+    if schedule.schedule == "cosine":
+        done = (step - schedule.warmup) / max(1, schedule.steps - schedule.warmup)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
-    if config.schedule == "constant":
+    if schedule.schedule == "constant":
         return 1.0
-    raise ValueError(f"schedule must be 'step', 'cosine' or 'constant', got {config.schedule!r}")
+    raise ValueError(f"schedule must be 'step', 'cosine' or 'constant', got {schedule.schedule!r}")
 
 
 class LARS(torch.optim.Optimizer):
@@ -152,16 +163,16 @@ class LARS(torch.optim.Optimizer):
 def make_optimizer(model: torch.nn.Module, config: TrainConfig, device: torch.device | None = None
                    ) -> torch.optim.Optimizer:
     """SGD, AdamW or LARS; fused kernels (`config.fused`, SGD and AdamW) only when `device` is a GPU."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params, s = [p for p in model.parameters() if p.requires_grad], config.schedule
     fast = {"fused": True} if config.fused and device is not None and torch.device(device).type == "cuda" else {}
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, **fast)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fast)
-    if config.optimizer == "lars":  # trust coefficient: config.extra["trust_coefficient"], else You et al.'s 0.001
-        return LARS(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                    trust_coefficient=float(config.extra.get("trust_coefficient", 0.001)))
-    raise ValueError(f"optimizer must be 'sgd', 'adamw' or 'lars', got {config.optimizer!r}")
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, **fast)
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay, **fast)
+    if s.optimizer == "lars":
+        return LARS(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
+                    trust_coefficient=s.trust_coefficient)
+    raise ValueError(f"optimizer must be 'sgd', 'adamw' or 'lars', got {s.optimizer!r}")
 
 
 def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
@@ -200,40 +211,42 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
         checkpoint: str | Path | None = None, eval_fn: Callable | None = None, collate_fn: Callable | None = None,
         device: torch.device | None = None, progress: bool = True,
         after_step: Callable | None = None) -> list[dict]:
-    """Train `model` on `dataset`; returns one dict of metrics per epoch.
+    """Train `model` on `dataset` for exactly `config.schedule.steps` optimizer steps; returns one dict of metrics per
+    pass over the data (the last pass stops at the step count).
 
     step_fn(model, batch, device) -> (loss, {name: value}) computes the paper's loss on one batch.
-    eval_fn(model) -> {name: value} runs after each epoch (rank 0 only under DDP).
+    eval_fn(model) -> {name: value} runs after each pass (rank 0 only under DDP).
     after_step(model, n) runs after every optimizer step (n: steps so far), e.g. BYOL's target EMA update.
-    With `checkpoint`, progress is saved atomically after every epoch and training resumes from it.
-    With `config.ema`, the model ends with the moving average of its weights (Polyak averaging; the decay ramps
+    With `checkpoint`, progress is saved atomically after every pass and training resumes from it.
+    With `schedule.ema`, the model ends with the moving average of its weights (Polyak averaging; the decay ramps
     up as min(ema, (1 + n) / (10 + n)) over the first steps n, so early weights do not linger).
     """
     init_distributed()
     rank, world = _world()
     device = device or pick_device()
-    if config.batch_size % world:
-        raise ValueError(f"batch_size {config.batch_size} must divide evenly over {world} processes")
+    s = config.schedule
+    if s.batch % world:
+        raise ValueError(f"batch {s.batch} must divide evenly over {world} processes")
     seed_everything(config.seed)
     model.to(device)
     if config.channels_last:
         to_channels_last(model)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
                                  drop_last=True)
-    loader = DataLoader(dataset, batch_size=config.batch_size // world, sampler=sampler, drop_last=True,
+    loader = DataLoader(dataset, batch_size=s.batch // world, sampler=sampler, drop_last=True,
                         collate_fn=collate_fn, num_workers=config.num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=config.num_workers > 0)
     if len(loader) == 0:
-        raise ValueError(f"{len(dataset)} items make no full batch of {config.batch_size}: lower batch_size")
+        raise ValueError(f"{len(dataset)} items make no full batch of {s.batch}: lower the batch")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     if config.compile:
         net = torch.compile(net)
     optimizer = make_optimizer(model, config, device)
-    total = config.epochs * len(loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(config, it, total))
+    passes = math.ceil(s.steps / len(loader))  # over the data, each reshuffled; the last one may stop early
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(s, step))
     history: list[dict] = []
-    start_epoch = 0
-    average = {k: v.detach().clone() for k, v in model.state_dict().items()} if config.ema else None
+    start = 0
+    average = {k: v.detach().clone() for k, v in model.state_dict().items()} if s.ema else None
     if checkpoint and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, map_location=device)
         if state.get("fingerprint") == config.fingerprint():
@@ -242,42 +255,45 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
                 average = state["ema"]
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            history, start_epoch = state["history"], state["epoch"]
+            history, start = state["history"], state["epoch"]
             torch.set_rng_state(state["torch_rng"].cpu())
         elif rank == 0:
             warnings.warn(f"{checkpoint}: made with another TrainConfig; training from scratch, and the first "
                           "epoch overwrites it. Fix: pass another checkpoint path to keep it", stacklevel=2)
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
-    # one bar for the whole run (iterations): a widget in JupyterLab, a text line every 10 s headless (usnb.live)
-    bar = live.progress(total=total, initial=start_epoch * len(loader), disable=not progress or rank != 0, mininterval=10.0,
-               unit="it")
-    for epoch in range(start_epoch, config.epochs):
+    # one bar for the whole run (steps): a widget in JupyterLab, a text line every 10 s headless (usnb.live)
+    bar = live.progress(total=s.steps, initial=scheduler.last_epoch, disable=not progress or rank != 0,
+                        mininterval=10.0, unit="step")
+    for epoch in range(start, passes):
         sampler.set_epoch(epoch)
         net.train()
         sums: dict[str, float] = {}
-        t0 = time.perf_counter()
-        bar.set_description(f"epoch {epoch + 1}/{config.epochs}", refresh=False)
+        t0, done = time.perf_counter(), 0
+        bar.set_description(f"epoch {epoch + 1}/{passes}", refresh=False)
         for batch in loader:
             with autocast:
                 loss, logs = step_fn(net, batch, device)
             if not torch.isfinite(loss):
                 kept = (f"the last good checkpoint {checkpoint} is kept"
                         if checkpoint and Path(checkpoint).exists() else "no checkpoint was written yet")
-                raise FloatingPointError(f"loss became {float(loss.detach())} at epoch {epoch + 1}; training "
-                                         f"stopped and {kept}. Fix: lower lr ({config.lr}) or set clip_grad")
-            optimizer_step(model, loss, optimizer, config.clip_grad)
+                raise FloatingPointError(f"loss became {float(loss.detach())} at epoch {epoch + 1}; "
+                                         f"training stopped and {kept}. Fix: lower lr ({s.lr}) or set clip_grad")
+            optimizer_step(model, loss, optimizer, s.clip_grad)
             scheduler.step()
+            n = scheduler.last_epoch  # optimizer steps so far
             if after_step is not None:
-                after_step(model, scheduler.last_epoch)
+                after_step(model, n)
             if average is not None:
-                n = scheduler.last_epoch  # optimizer steps so far
-                ema_update(average, model.state_dict(), min(config.ema, (1 + n) / (10 + n)))
+                ema_update(average, model.state_dict(), min(s.ema, (1 + n) / (10 + n)))
             for k, v in {"loss": loss, **logs}.items():
                 sums[k] = sums.get(k, 0.0) + _log_value(v)
+            done += 1
             bar.set_postfix(loss=f"{_log_value(loss):.3f}", refresh=False)
             bar.update()
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 2),
-               **{k: v / len(loader) for k, v in sums.items()}}
+            if n >= s.steps:
+                break
+        row = {"epoch": epoch + 1, "step": scheduler.last_epoch, "lr": optimizer.param_groups[0]["lr"],
+               "seconds": round(time.perf_counter() - t0, 2), **{k: v / done for k, v in sums.items()}}
         if eval_fn is not None and rank == 0:
             net.eval()
             with torch.no_grad(), autocast:
@@ -285,8 +301,9 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
         history.append(row)
         if checkpoint and rank == 0:
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": history,
-                                         "ema": average, "config": json.loads(json.dumps(asdict(config), default=str)),
+                                         "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                                         "step": scheduler.last_epoch, "history": history, "ema": average,
+                                         "config": json.loads(json.dumps(asdict(config), default=str)),
                                          "fingerprint": config.fingerprint(), "torch_rng": torch.get_rng_state()})
         if world > 1:
             dist.barrier()
@@ -302,7 +319,7 @@ def train_or_load(model: torch.nn.Module, checkpoint: str | Path, config: TrainC
     path = Path(checkpoint)
     if path.exists():
         state = load_checkpoint(path, map_location=device or "cpu")
-        if state.get("fingerprint") == config.fingerprint() and state.get("epoch") == config.epochs:
+        if state.get("fingerprint") == config.fingerprint() and state.get("step") == config.schedule.steps:
             load_weights(model, state["ema"] if state.get("ema") is not None else state["model"], path)
             return state["history"]
     return train()
@@ -343,8 +360,19 @@ def train_once(build: Callable[[], torch.nn.Module], name: str, dataset: Dataset
     return model, history
 
 
-def learned_fields(profile) -> dict:
-    """The fields of a recipe's profile (a dataclass) that change the learned weights: all but those its class
-    lists in `EVAL_ONLY` (evaluation-only and speed settings), so changing those reuses the checkpoints."""
+def learned_fields(profile, stage: str | None = None) -> dict:
+    """The fields of a recipe's profile (a dataclass) that change the weights of its training stage `stage`: all but
+    those its class lists in `EVAL_ONLY` (evaluation-only and speed settings) and the other stages' schedules, so
+    changing those reuses the checkpoints."""
     skip = set(getattr(type(profile), "EVAL_ONLY", ()))
+    skip |= {k for k, v in vars(profile).items() if isinstance(v, Schedule) and k != stage}
     return {k: v for k, v in asdict(profile).items() if k not in skip}
+
+
+def stage_config(profile, stage: str, seed: int, **extra) -> TrainConfig:
+    """The loop's config for one training stage of a recipe's profile: the stage's `Schedule`, the seed, the
+    profile's loader workers and memory layout, and in `extra` the profile's `learned_fields` for that stage plus
+    `extra` (the row, the data set, what it starts from)."""
+    return TrainConfig(getattr(profile, stage), seed=seed, num_workers=getattr(profile, "num_workers", 0),
+                       channels_last=getattr(profile, "channels_last", False),
+                       extra={"profile": learned_fields(profile, stage), **extra})

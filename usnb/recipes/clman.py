@@ -6,7 +6,6 @@ each table row with the one loop (`usnb.train.fit`) and classifies a video from 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +24,7 @@ from ..evaluate import (Predictions, all_frames, evaluate_splits, frame_gradcam,
 from ..evaluate import predict as predict_videos
 from ..models.clman import CLMAN, DeformedResNet18, FrameSimCLR, VideoHead
 from ..models.contrastive import nt_xent
-from ..train import TrainConfig, learned_fields, train_once
+from ..train import Schedule, TrainConfig, stage_config, train_once
 from ..transforms import simclr_augment
 from ..view import FieldOfView, clip_augment
 
@@ -113,64 +112,47 @@ class Profile:
     """How big and how long: `small` runs every table on a 2-core CPU in minutes, `paper` follows Sec. 4.3."""
 
     # not in the fine-tuned networks' checkpoint fingerprint (see learned_fields): evaluation, layout, which rows
-    EVAL_ONLY = ("name", "eval_frames", "channels_last", "rows", "table3", "head_iterations", "head_lr")
+    EVAL_ONLY = ("name", "eval_frames", "channels_last", "rows", "table3")
     name: str
     size: int  # frame side fed to the model, pixels
     fov: float  # central fraction of each frame's side the model sees (1 = the whole frame)
     width: int  # ResNet-18 stage-1 width (64 = the paper's ResNet-18, feature dimension m = 8 * width)
     stem_pool: bool  # the stem's max pool (off for small frames)
-    # fine-tuning (Sec. 4.3: SGD lr 1e-4, momentum 0.9, weight decay 5e-4, T = 16, batch 8, 320 epochs, CE loss)
     train_frames: int  # T
-    clips_per_batch: int
-    iterations: int
-    optimizer: str
-    lr: float
-    weight_decay: float
-    schedule: str
+    finetune: Schedule  # Sec. 4.3: SGD lr 1e-4, momentum 0.9, weight decay 5e-4, batch 8, 320 epochs, CE loss
+    simclr: Schedule  # Sec. 3.2, 4.3: NT-Xent, LARS, lr 9e-3, weight decay 1e-6, batch 64, cosine annealing
     eval_frames: int  # up to this many frames per video at inference (all of the phantom's 32)
     crop_scale: tuple[float, float] = (0.8, 1.0)  # clip augmentation: random crop (aspect kept) + flip
-    # SimCLR pretraining (Sec. 3.2, 4.3: NT-Xent, LARS, lr 9e-3, weight decay 1e-6, batch 64, cosine annealing)
-    simclr_clips: int = 16  # N clips per batch
-    simclr_frames: int = 4  # M frames from each (batch N * M frames, two views each)
-    simclr_iterations: int = 300
-    simclr_lr: float = 9e-3
-    simclr_weight_decay: float = 1e-6
-    trust_coefficient: float = 0.001  # LARS eta (You et al. 2017's default)
+    simclr_frames: int = 4  # M frames from each of simclr.batch clips (N * M frames per step, two views each)
     temperature: float = 0.5  # NT-Xent tau (not given in the paper; SimCLR's CIFAR-10 value)
     proj_dim: int = 128
     # Table 3: "full" fine-tunes a whole CLMAN per aggregator (the paper); "frozen" trains aggregator + classifier on
     # cached features of the SimCLR backbone (the small profile: 7 heads in seconds instead of 7 networks)
     table3: str = "full"
-    head_iterations: int = 600
-    head_lr: float = 1e-3
+    head: Schedule = Schedule(621, 8, "adamw", lr=1e-3, weight_decay=1e-4, schedule="cosine")  # the frozen heads
     rows: tuple[str, ...] = tuple(ROWS)  # the paper rows this profile trains
     num_workers: int = 0
     augment_on: str = "loader"  # fine-tuning crops: "loader" (CPU workers) | "device" (the batch on the model's device)
     channels_last: bool = False  # NHWC weights and activations: faster convolutions on GPUs, the same result
 
-    def train_config(self, seed: int, iters_per_epoch: int, **extra) -> TrainConfig:
-        """The loop's config for fine-tuning: whole epochs covering `iterations`."""
-        return TrainConfig(epochs=max(1, math.ceil(self.iterations / iters_per_epoch)), batch_size=self.clips_per_batch,
-                           lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay, schedule=self.schedule,
-                           seed=seed, num_workers=self.num_workers, channels_last=self.channels_last,
-                           extra={"profile": learned_fields(self), **extra})
-
 
 PROFILES = {
     # Sec. 4.3: ResNet-18 (m = 512), SGD lr 1e-4 (momentum 0.9, weight decay 5e-4), T = 16, batch 8, 320 epochs
-    # (~ 8,000 iterations on our 196 training clips); SimCLR with LARS lr 9e-3, weight decay 1e-6, batch 64 frames,
-    # cosine annealing (the paper's 8,192 epochs are left to the user: simclr_iterations). Not in the paper: 224 px,
+    # (~ 8,000 steps on our 196 training clips); SimCLR with LARS lr 9e-3, weight decay 1e-6, batch 64 frames (16 clips
+    # x 4), cosine annealing (the paper's 8,192 epochs are left to the user: simclr_steps). Not in the paper: 224 px,
     # the clip augmentation, tau = 0.5, LARS eta 0.001, M = 4 frames per clip.
-    "paper": Profile("paper", size=224, fov=1.0, width=64, stem_pool=True, train_frames=16, clips_per_batch=8,
-                     iterations=8000, optimizer="sgd", lr=1e-4, weight_decay=5e-4, schedule="constant", eval_frames=128,
-                     simclr_clips=16, simclr_frames=4, simclr_iterations=20000, table3="full", num_workers=4,
-                     augment_on="device", channels_last=True),
+    "paper": Profile("paper", size=224, fov=1.0, width=64, stem_pool=True, train_frames=16, eval_frames=128,
+                     finetune=Schedule(8000, 8, "sgd", lr=1e-4, weight_decay=5e-4),
+                     simclr=Schedule(20_000, 16, "lars", lr=9e-3, weight_decay=1e-6, schedule="cosine"),
+                     simclr_frames=4, table3="full", num_workers=4, augment_on="device", channels_last=True),
     # CPU-sized (our choices, on the validation split): a width-8 ResNet-18 at 64 px on the central 75 %, AdamW +
     # cosine fine-tuning, SimCLR with LARS at lr 0.3, Table 3 on frozen features, Table 4 off: docs/tuning.md#clman.
-    "small": Profile("small", size=64, fov=0.75, width=8, stem_pool=False, train_frames=4, clips_per_batch=8,
-                     iterations=600, optimizer="adamw", lr=3e-3, weight_decay=1e-4, schedule="cosine", eval_frames=32,
-                     simclr_clips=16, simclr_frames=2, simclr_iterations=150, simclr_lr=0.3, trust_coefficient=0.02,
-                     table3="frozen", head_iterations=600, head_lr=1e-3),
+    # Steps: 621 fine-tuning and head, 154 SimCLR (27 and 14 passes over the phantom's 191 training clips).
+    "small": Profile("small", size=64, fov=0.75, width=8, stem_pool=False, train_frames=4, eval_frames=32,
+                     finetune=Schedule(621, 8, "adamw", lr=3e-3, weight_decay=1e-4, schedule="cosine"),
+                     simclr=Schedule(154, 16, "lars", lr=0.3, weight_decay=1e-6, schedule="cosine",
+                                     trust_coefficient=0.02),
+                     simclr_frames=2, table3="frozen"),
 }
 
 
@@ -230,23 +212,14 @@ def make_simclr_step(view: FieldOfView, temperature: float):
     return step
 
 
-def simclr_config(profile: Profile, seed: int, iters_per_epoch: int, dataset: str) -> TrainConfig:
-    return TrainConfig(epochs=max(1, math.ceil(profile.simclr_iterations / iters_per_epoch)),
-                       batch_size=profile.simclr_clips, lr=profile.simclr_lr, optimizer="lars",
-                       channels_last=profile.channels_last,
-                       weight_decay=profile.simclr_weight_decay, schedule="cosine", seed=seed,
-                       num_workers=profile.num_workers,
-                       extra={"trust_coefficient": profile.trust_coefficient, "temperature": profile.temperature,
-                              "frames": profile.simclr_frames, "size": profile.size, "fov": profile.fov,
-                              "width": profile.width, "stem_pool": profile.stem_pool, "proj_dim": profile.proj_dim,
-                              "dataset": dataset, "stage": "simclr"})
-
-
 def pretrain(data: BreastData, profile: Profile, seed: int, out_dir: str | Path, device: torch.device | None = None,
              progress: bool = True) -> tuple[FrameSimCLR, list[dict], TrainConfig]:
     """SimCLR on the training clips' frames (GroupNorm + non-local backbone): (model, history, config)."""
     dataset = FrameViews(data.clips["train"], data.cache, profile.simclr_frames, simclr_augment(data.view.cache_size))
-    config = simclr_config(profile, seed, len(dataset) // profile.simclr_clips, data.dataset)
+    config = TrainConfig(profile.simclr, seed=seed, num_workers=profile.num_workers, channels_last=profile.channels_last,
+                         extra={"temperature": profile.temperature, "frames": profile.simclr_frames, "size": profile.size,
+                                "fov": profile.fov, "width": profile.width, "stem_pool": profile.stem_pool,
+                                "proj_dim": profile.proj_dim, "dataset": data.dataset, "stage": "simclr"})
     model, history = train_once(lambda: FrameSimCLR(build_backbone(profile, Row()), proj_dim=profile.proj_dim),
                                 "simclr", dataset, make_simclr_step(data.view, profile.temperature), config, out_dir,
                                 device, progress)
@@ -292,7 +265,7 @@ def train_row(name: str, data: BreastData, profile: Profile, seed: int, out_dir:
         if pretrained is None:
             raise ValueError(f"row {name!r} starts from the SimCLR backbone: pass pretrained=pretrain(...)[0::2]")
         extra["simclr"] = pretrained[1].fingerprint()
-    config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, **extra)
+    config = stage_config(profile, "finetune", seed, **extra)
 
     def build():
         model = build_model(profile, row)
@@ -365,10 +338,7 @@ def train_head(name: str, features: dict[str, list[np.ndarray]], data: BreastDat
     row = ROWS[name]
     labels = {s: label_index(data.clips[s], data.classes) for s in features}
     dataset = FeatureClips(features["train"], labels["train"], profile.train_frames)
-    config = TrainConfig(epochs=max(1, math.ceil(profile.head_iterations / (len(dataset) // profile.clips_per_batch))),
-                         batch_size=profile.clips_per_batch, lr=profile.head_lr, optimizer="adamw", weight_decay=1e-4,
-                         schedule="cosine", seed=seed,
-                         extra={"row": asdict(row), "frozen": pretrained_config.fingerprint(),
+    config = TrainConfig(profile.head, seed=seed, extra={"row": asdict(row), "frozen": pretrained_config.fingerprint(),
                                 "frames": profile.train_frames, "feature_frames": profile.eval_frames})
 
     def step(model, batch, device):
@@ -430,7 +400,7 @@ def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {list(BASELINES)}, got {name!r}")
     dataset, prepare = train_dataset(data, profile)
-    config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, baseline=name, dataset=data.dataset)
+    config = stage_config(profile, "finetune", seed, baseline=name, dataset=data.dataset)
     metrics, history, _ = baselines.train_baseline(name, dataset, prepare, config, data, data.classes, profile.train_frames,
                                                    out_dir, weights, device=device, small=profile.name == "small")
     return metrics, history

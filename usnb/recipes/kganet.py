@@ -6,7 +6,6 @@ The model and its losses (Eq. 1-4) live in `usnb.models.kganet`; this module fee
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +22,7 @@ from ..evaluate import Predictions, all_frames, evaluate_splits, frame_gradcam, 
 from ..evaluate import predict as predict_videos
 from ..models.backbones import SmallCNN, resnet_backbone
 from ..models.kganet import KGANet, kganet_loss
-from ..train import TrainConfig, learned_fields, train_once
+from ..train import Schedule, stage_config, train_once
 from ..view import FieldOfView, clip_augment
 
 # The paper's numbers (percent in the paper, fractions here), on BUSV's official test split: not our data.
@@ -81,27 +80,16 @@ class Profile:
     train_frames: int  # T frames per training clip
     train_sampling: str  # "segments": one random frame in each of T segments | "random": T consecutive frames
     eval_frames: int  # up to this many frames per video at inference (paper: 128)
-    clips_per_batch: int  # and as many still images: the paper's 1:1 sampling, total batch 2x this
-    iterations: int  # total training iterations (the paper counts iterations, not epochs)
-    optimizer: str
-    lr: float
-    weight_decay: float
-    schedule: str
-    warmup_iters: int = 0
-    milestones: tuple[int, ...] = ()
+    train: Schedule  # batch: clips per step, and as many still images (the paper's 1:1 sampling, total batch 2x this)
     lam: float = 1.0  # Eq. (4): weight of the coherence loss
     crop_scale: tuple[float, float] = (0.8, 1.0)  # augmentation: random crop (area fraction, aspect kept) + flip
     num_workers: int = 0
-    ema: float = 0.0  # > 0: evaluate the moving average of the weights (see usnb.train.fit)
     augment_on: str = "loader"  # "loader": torchvision on the CPU workers | "device": the batch on the model's device
 
-    def train_config(self, seed: int, iters_per_epoch: int, **extra) -> TrainConfig:
-        """The loop's config: whole epochs covering `iterations`; the schedule itself counts iterations."""
-        return TrainConfig(epochs=max(1, math.ceil(self.iterations / iters_per_epoch)), batch_size=self.clips_per_batch,
-                           lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay,
-                           schedule=self.schedule, warmup_iters=self.warmup_iters, milestones=self.milestones,
-                           seed=seed, num_workers=self.num_workers, ema=self.ema, extra={"profile": learned_fields(self), **extra},
-                           channels_last=self.backbone != "small")  # ResNets in NHWC: faster on GPUs, same result
+    @property
+    def channels_last(self) -> bool:
+        """ResNets in NHWC: faster on GPUs, the same result."""
+        return self.backbone != "small"
 
 
 PROFILES = {
@@ -109,14 +97,15 @@ PROFILES = {
     # 8,000 iterations, total batch 16 (8 clips + 8 images), up to 128 frames per video at inference.
     # Not in the paper (our choices): 16 training frames per clip, weight decay 1e-4, the augmentation.
     "paper": Profile("paper", size=224, fov=1.0, backbone="resnet50", weights="imagenet", widths=(), norm="batch",
-                     train_frames=16, train_sampling="segments", eval_frames=128, clips_per_batch=8, iterations=8000,
-                     optimizer="sgd", lr=0.005, weight_decay=1e-4, schedule="step", warmup_iters=1000,
-                     milestones=(4000, 6000), num_workers=4, augment_on="device"),
+                     train_frames=16, train_sampling="segments", eval_frames=128,
+                     train=Schedule(8000, 8, "sgd", lr=0.005, weight_decay=1e-4, schedule="step", warmup=1000,
+                                    milestones=(4000, 6000)), num_workers=4, augment_on="device"),
     # CPU-sized (our choices, on the validation split): the central 75 % of the frame at 64 px, a 4-block BatchNorm
-    # CNN from scratch, AdamW + cosine, 4 frames x 1,100 iterations. How each was chosen: docs/tuning.md#kga-net.
+    # CNN from scratch, AdamW + cosine, 4 frames x 1,104 steps (48 passes over the phantom's 191 training clips in
+    # batches of 8). How each was chosen: docs/tuning.md#kga-net.
     "small": Profile("small", size=64, fov=0.75, backbone="small", weights=None, widths=(16, 32, 64, 128), norm="batch",
-                     train_frames=4, train_sampling="segments", eval_frames=128, clips_per_batch=8, iterations=1100,
-                     optimizer="adamw", lr=2e-3, weight_decay=1e-4, schedule="cosine"),
+                     train_frames=4, train_sampling="segments", eval_frames=128,
+                     train=Schedule(1104, 8, "adamw", lr=2e-3, weight_decay=1e-4, schedule="cosine")),
 }
 
 
@@ -197,7 +186,7 @@ def train_row(name: str, data: BreastData, profile: Profile, seed: int, out_dir:
     """Train one Table 2 row (or load its finished checkpoint with the same config): (model, history)."""
     row = TABLE2_ROWS[name]
     dataset, prepare = train_dataset(data, profile, row)
-    config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, row=asdict(row), dataset=data.dataset)
+    config = stage_config(profile, "train", seed, row=asdict(row), dataset=data.dataset)
     return train_once(lambda: build_model(profile, row), name, dataset,
                       make_step(row, data.view, profile.lam, prepare), config, out_dir, device, progress)
 
@@ -251,7 +240,7 @@ def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out
         raise ValueError(f"MViT takes 16 frames of 224 px, the profile gives {profile.train_frames} of {profile.size}; "
                          "use the paper profile (profile='paper') or another baseline")
     dataset, prepare = train_dataset(data, profile, Row())
-    config = profile.train_config(seed, len(dataset) // profile.clips_per_batch, baseline=name, dataset=data.dataset)
+    config = stage_config(profile, "train", seed, baseline=name, dataset=data.dataset)
     metrics, history, _ = baselines.train_baseline(name, dataset, prepare, config, data, data.classes, profile.train_frames,
                                                    out_dir, weights, images=True, device=device)
     return metrics, history

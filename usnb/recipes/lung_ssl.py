@@ -26,7 +26,7 @@ from ..lung import LungData, Normalised, clip_boxes, clip_dataset, clip_input, e
 from ..models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR, darknet53_3d, trainable_parameters
 from ..probe import Probe, fit_probe
 from ..splits import fraction_subset
-from ..train import TrainConfig, learned_fields, seed_everything, train_once
+from ..train import Schedule, seed_everything, stage_config, train_once
 
 # 27,063 multi-center videos of 528 patients, 1,669 labelled for consolidation (1,296 train / 120 val / 253 test)
 PAPER_DATA = "its private lung US videos"
@@ -72,11 +72,8 @@ class Profile:
     proj_dim: int
     tau: float  # BYOL target EMA momentum (paper: 0.99)
     temperature: float  # SimCLR NT-Xent temperature (not in the paper: SimCLR's 0.5 for small batches)
-    ssl_steps: int  # optimizer steps of SSL pretraining
-    ssl_batch: int
-    sup_steps: int  # optimizer steps of each supervised row (fine-tuned, fully supervised), whatever the fraction
-    sup_batch: int
-    lr: float = 3e-4  # Sec. 3.2: "3e-4 for all experiments"; Adam (AdamW with weight decay 0 is Adam)
+    ssl: Schedule  # SSL pretraining; Sec. 3.2: Adam, lr "3e-4 for all experiments" (AdamW with weight decay 0)
+    supervised: Schedule  # each supervised row (fine-tuned, fully supervised), whatever the label fraction
     fov: float = 1.0  # field of view: the central fraction of the frame's side the encoder sees (frames are cached
     # at size / fov and cropped to size)
     clip_norm: bool = False  # rescale each clip's intensities to mean 0.3, std 0.2 before augmentation (gain removed)
@@ -88,26 +85,22 @@ class Profile:
     occlusion_stride: tuple[int, int, int, int] = (1, 4, 4, 4)
     num_workers: int = 0
 
-    def train_config(self, steps: int, batch: int, seed: int, **extra) -> TrainConfig:
-        """One epoch over a dataset of steps * batch items (see `Repeated`): the loop counts optimizer steps."""
-        return TrainConfig(epochs=1, batch_size=batch, lr=self.lr, optimizer="adamw", weight_decay=0.0,
-                           schedule="constant", seed=seed, num_workers=self.num_workers,
-                           extra={"profile": learned_fields(self), **extra})
-
 
 PROFILES = {
     # Sec. 3.2: 3-D Darknet-53, projection MLP hidden 4096, EMA 0.99, lr 3e-4. Not in the paper (our choices): 112 px,
     # 16 frames, projection 256, batch 32, the step counts.
     "paper": Profile("paper", size=112, frames=16, encoder="darknet53", widths=(), blocks=(), temporal_strides=(),
                      stem_stride=(1, 1, 1), proj_hidden=4096, proj_dim=256, tau=0.99, temperature=0.5,
-                     ssl_steps=20_000, ssl_batch=32, sup_steps=5_000, sup_batch=16, num_workers=4,
+                     ssl=Schedule(20_000, 32, "adamw", lr=3e-4, weight_decay=0.0),
+                     supervised=Schedule(5_000, 16, "adamw", lr=3e-4, weight_decay=0.0), num_workers=4,
                      occlusion_window=(1, 2, 16, 16), occlusion_stride=(1, 2, 8, 8)),
     # CPU-sized (our choices, on the validation split): 32 px, 8 frames, a 4-stage 3-D Darknet (~0.15 M parameters),
     # lr 1e-3, 720 SSL steps, per-clip gain removed, two frame samplings. How each was chosen: docs/tuning.md#lung-ssl.
     "small": Profile("small", size=32, frames=8, encoder="small", widths=(8, 16, 32, 64), blocks=(1, 1, 1),
                      temporal_strides=(1, 2, 2), stem_stride=(1, 2, 2), proj_hidden=128, proj_dim=64, tau=0.99,
-                     temperature=0.5, ssl_steps=720, ssl_batch=16, sup_steps=80, sup_batch=16, lr=1e-3,
-                     clip_norm=True, two_samplings=True),
+                     temperature=0.5, ssl=Schedule(720, 16, "adamw", lr=1e-3, weight_decay=0.0),
+                     supervised=Schedule(80, 16, "adamw", lr=1e-3, weight_decay=0.0), clip_norm=True,
+                     two_samplings=True),
 }
 
 
@@ -169,9 +162,9 @@ def pretrain(algorithm: str, data: LungData, records: Sequence[VideoRecord], pro
     clips = clip_dataset(data, records, profile.frames)
     if profile.two_samplings:
         clips = PairedDataset(clips, clips)  # (clip, label, clip, label): each call samples its own frames
-    dataset = Repeated(clips, profile.ssl_steps * profile.ssl_batch)
-    config = profile.train_config(profile.ssl_steps, profile.ssl_batch, seed, algorithm=algorithm, temporal=temporal,
-                                  dataset=data.dataset, tag=tag, clips=len(records))
+    dataset = Repeated(clips, profile.ssl.steps * profile.ssl.batch)  # every clip as often, whatever their number
+    config = stage_config(profile, "ssl", seed, algorithm=algorithm, temporal=temporal, dataset=data.dataset, tag=tag,
+                          clips=len(records))
     after = (lambda m, n: m.update_target()) if algorithm == "BYOL" else None  # BYOL's target EMA
     name = " ".join(filter(None, [algorithm, "" if temporal else "no temporal", tag]))
     model, history = train_once(lambda: build_ssl(algorithm, profile), name, dataset, ssl_step(data, augment), config,
@@ -196,7 +189,7 @@ def train_classifier(data: LungData, records: Sequence[VideoRecord], profile: Pr
                      encoder: nn.Module | None = None, probe: "Probe | None" = None, name: str = "classifier",
                      device: torch.device | None = None, progress: bool = True) -> tuple[EncoderClassifier, list[dict]]:
     """Train encoder + FC on labelled `records`: 'SSL fine-tuned' (a copy of a pretrained `encoder`, FC started from
-    its linear `probe`: LP-FT) or 'Fully supervised' (encoder=None: random weights). Fixed `sup_steps` steps."""
+    its linear `probe`: LP-FT) or 'Fully supervised' (encoder=None: random weights). `profile.supervised` steps."""
     def build():
         model = EncoderClassifier(copy.deepcopy(encoder) if encoder is not None else build_encoder(profile),
                                   len(data.classes), train_encoder=True)
@@ -204,9 +197,10 @@ def train_classifier(data: LungData, records: Sequence[VideoRecord], profile: Pr
             probe.load_into(model)
         return model
 
-    dataset = Repeated(clip_dataset(data, records, profile.frames), profile.sup_steps * profile.sup_batch)
-    config = profile.train_config(profile.sup_steps, profile.sup_batch, seed, row=name, dataset=data.dataset,
-                                  clips=sorted(r.video_id for r in records))
+    # 5 % of the labels can be fewer clips than one batch: the clips repeat to fill the steps
+    dataset = Repeated(clip_dataset(data, records, profile.frames), profile.supervised.steps * profile.supervised.batch)
+    config = stage_config(profile, "supervised", seed, row=name, dataset=data.dataset,
+                          clips=sorted(r.video_id for r in records))
     model, history = train_once(build, name, dataset, supervised_step(data, SpatioTemporalAugment()), config, out_dir,
                                 device, progress)
     model.eval()
@@ -358,7 +352,7 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
                                 device=device, progress=progress)
         label = algorithm if temporal else f"{algorithm} w/o temporal aug"
         study.histories[label] = history
-        echo(f"{label}: pretrained ({profile.ssl_steps} steps) in {time.perf_counter() - t0:.0f} s, "
+        echo(f"{label}: pretrained ({profile.ssl.steps} steps) in {time.perf_counter() - t0:.0f} s, "
              f"loss {history[-1]['loss']:.3f}")
         fitted = probes(ssl.encoder, label, f"{label}: SSL feature extractor")
         if not temporal:

@@ -24,7 +24,7 @@ from ..evaluate import localisation as gradcam_localisation
 from ..evaluate import predict as predict_videos
 from ..models.mvcc import MaskedVideoModel, dual_level_mask, mvcc_loss, strategy_ratios
 from ..models.timesformer import TimeSformer, TimeSformerClassifier, load_pretrained, patchify, unpatchify
-from ..train import TrainConfig, learned_fields, train_once
+from ..train import Schedule, TrainConfig, stage_config, train_once
 from ..view import FieldOfView, clip_augment, frames
 
 PAPER_DATA = "its private breast US videos"  # 3,854 in-house videos, 2,697 / 385 / 772 train / val / test
@@ -92,18 +92,8 @@ class Profile:
     decoder_heads: int
     alpha: float  # frame-level mask ratio
     beta: float  # patch-level mask ratio (of each kept frame)
-    pretrain_epochs: int
-    pretrain_lr: float
-    epochs: int  # fine-tuning
-    batch: int
-    optimizer: str
-    lr: float
-    weight_decay: float
-    schedule: str
-    warmup_iters: int = 0
-    pretrain_batch: int = 8
-    pretrain_optimizer: str = "adamw"
-    pretrain_weight_decay: float = 0.05
+    pretrain: Schedule  # masked video modeling, one per strategy
+    finetune: Schedule  # each Table 1 row
     norm_pix: bool = False  # MAE target: raw (standardised-clip) pixels, or each patch standardised
     lam: float = 0.1  # Eq. (8)
     tau: float | None = None  # None: C-SCL 0.1, SCL 0.07
@@ -111,7 +101,6 @@ class Profile:
     dropout: float = 0.0
     eval_views: int = 4  # T-frame views per video at inference, spread over it; probabilities averaged
     num_workers: int = 0
-    clip_grad: float | None = None
     augment_on: str = "loader"  # crops: "loader" (CPU workers) | "device" (the batch on the model's device)
 
     @property
@@ -119,34 +108,27 @@ class Profile:
         """Token grid (t, h, w) of one clip."""
         return self.frames, self.size // self.patch, self.size // self.patch
 
-    def pretrain_config(self, seed: int, **extra) -> TrainConfig:
-        return TrainConfig(epochs=self.pretrain_epochs, batch_size=self.pretrain_batch, lr=self.pretrain_lr,
-                           optimizer=self.pretrain_optimizer, weight_decay=self.pretrain_weight_decay,
-                           schedule="cosine", warmup_iters=self.warmup_iters, seed=seed, num_workers=self.num_workers,
-                           clip_grad=self.clip_grad, extra={"profile": learned_fields(self), "stage": "pretrain", **extra})
-
-    def finetune_config(self, seed: int, **extra) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch, lr=self.lr, optimizer=self.optimizer,
-                           weight_decay=self.weight_decay, schedule=self.schedule, warmup_iters=self.warmup_iters,
-                           seed=seed, num_workers=self.num_workers, clip_grad=self.clip_grad,
-                           extra={"profile": learned_fields(self), "stage": "finetune", **extra})
-
 
 PROFILES = {
     # Sec. 3: TimeSformer ViT-B/16 at 224 px; SGD lr 0.0075; lambda = 0.1; scaling, flipping, cropping. Not in the
     # paper (our choices): 16 frames, ImageNet ViT weights (Kinetics TimeSformer weights as a local file give the
     # paper's Baseline), the decoder size (MAE's, 4 blocks), alpha = 0.5, beta = 0.75 (the paper does not give
-    # them), 100 pretraining epochs, 30 fine-tuning epochs with cosine decay, batch 8, tau = 0.1 (C-SCL).
+    # them), batch 8, 100 pretraining and 30 fine-tuning epochs of the paper's 2,697 training videos (33,700 and
+    # 10,110 steps: 337 per epoch), AdamW for pretraining (MAE's), cosine decay, tau = 0.1 (C-SCL).
     "paper": Profile("paper", size=224, fov=1.0, patch=16, frames=16, dim=768, depth=12, heads=12, stem="linear", weights="imagenet",
-                     decoder_dim=384, decoder_depth=4, decoder_heads=6, alpha=0.5, beta=0.75, pretrain_epochs=100,
-                     pretrain_lr=1.5e-4, pretrain_batch=8, epochs=30, batch=8, optimizer="sgd", lr=0.0075,
-                     weight_decay=1e-4, schedule="cosine", warmup_iters=200, num_workers=4, augment_on="device"),
+                     decoder_dim=384, decoder_depth=4, decoder_heads=6, alpha=0.5, beta=0.75,
+                     pretrain=Schedule(33_700, 8, "adamw", lr=1.5e-4, weight_decay=0.05, schedule="cosine", warmup=200),
+                     finetune=Schedule(10_110, 8, "sgd", lr=0.0075, weight_decay=1e-4, schedule="cosine", warmup=200),
+                     num_workers=4, augment_on="device"),
     # CPU-sized (our choices, on the validation split): 64 px, 4 frames, a 2-block width-64 TimeSformer with a conv
-    # stem, AdamW + cosine, 60 epochs, gradients clipped to norm 1. How each was chosen: docs/tuning.md#mvcc.
+    # stem, AdamW + cosine, gradients clipped to norm 1; 88 pretraining and 660 fine-tuning steps (8 and 60 passes
+    # over the phantom's 191 training clips in batches of 16). How each was chosen: docs/tuning.md#mvcc.
     "small": Profile("small", size=64, fov=0.75, patch=16, frames=4, dim=64, depth=2, heads=4, stem="conv",
                      weights=None, decoder_dim=32, decoder_depth=1, decoder_heads=4, alpha=0.5, beta=0.75,
-                     pretrain_epochs=8, pretrain_lr=2e-3, pretrain_batch=16, epochs=60, batch=16, optimizer="adamw",
-                     lr=2e-3, weight_decay=0.05, schedule="cosine", warmup_iters=20, augment_on="device", clip_grad=1.0),
+                     pretrain=Schedule(88, 16, "adamw", lr=2e-3, weight_decay=0.05, schedule="cosine", warmup=20,
+                                       clip_grad=1.0),
+                     finetune=Schedule(660, 16, "adamw", lr=2e-3, weight_decay=0.05, schedule="cosine", warmup=20,
+                                       clip_grad=1.0), augment_on="device"),
 }
 
 
@@ -214,7 +196,7 @@ def pretrain(strategy: str, data: BreastData, profile: Profile, seed: int, out_d
              device: torch.device | None = None, progress: bool = True) -> tuple[MaskedVideoModel, list[dict], TrainConfig]:
     """Masked video modeling on the training clips (no labels): (model, history, config)."""
     alpha, beta = strategy_ratios(strategy, profile.alpha, profile.beta)
-    config = profile.pretrain_config(seed, strategy=strategy, alpha=alpha, beta=beta, dataset=data.dataset)
+    config = stage_config(profile, "pretrain", seed, strategy=strategy, alpha=alpha, beta=beta, dataset=data.dataset)
     dataset, prepare = train_dataset(data, profile)
     model, history = train_once(lambda: build_pretrainer(profile), f"pretrain {strategy}", dataset,
                                 make_pretrain_step(profile, strategy, prepare), config, out_dir, device, progress)
@@ -241,7 +223,7 @@ def train_row(name: str, data: BreastData, profile: Profile, seed: int, out_dir:
     if row.pretrain:
         mvm, histories["pretrain"], pre_config = pretrain(row.pretrain, data, profile, seed, out_dir, device, progress)
         encoder, extra["pretrain"] = mvm.encoder, pre_config.fingerprint()
-    config = profile.finetune_config(seed, row=asdict(row), dataset=data.dataset, **extra)
+    config = stage_config(profile, "finetune", seed, row=asdict(row), dataset=data.dataset, **extra)
     dataset, prepare = train_dataset(data, profile)
     model, histories["finetune"] = train_once(lambda: build_classifier(profile, encoder), name, dataset,
                                               make_finetune_step(row, profile, prepare), config, out_dir, device,
