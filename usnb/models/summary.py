@@ -64,3 +64,8 @@ def model_summary(model: nn.Module, *inputs, depth: int = 1) -> Summary:
             for name, module in model.named_modules() if name and name.count(".") < depth]
     return Summary(rows, sum(p.numel() for p in model.parameters()),
                    sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+def n_params(model: nn.Module, trainable: bool = False) -> int:
+    """Parameters of `model`; `trainable`: only those the optimizer updates (requires_grad)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)

@@ -30,46 +30,8 @@ from ..view import FieldOfView, clip_augment
 
 PAPER_DATA = "its private breast US videos"  # 268 sequences, 107 test (Sec. 4.1); not released
 
-# The paper's numbers (percent in the paper, fractions here), on its private test set: not our data.
-_KEYS = ("acc", "ap", "sen", "spe", "f1", "auc")
-
-
-def _row(*values: float) -> dict:
-    return {k: round(v / 100, 4) for k, v in zip(_KEYS, values)}
-
-
-PAPER_TABLE1 = {  # Table 1: the deformed feature extractor, no contrastive pretraining
-    "ResNet18 (vanilla)": _row(70.09, 77.68, 75.00, 68.67, 78.08, 71.75),
-    "ResNet18 + GN": _row(74.77, 77.01, 74.29, 75.00, 80.00, 74.93),
-    "ResNet18 + NL": _row(80.37, 84.08, 78.05, 81.82, 83.72, 83.01),
-    "ResNet18 + GN + NL (ours)": _row(82.24, 81.16, 82.05, 82.35, 85.50, 84.85),
-}
-PAPER_TABLE2 = {  # Table 2: contrastive pretraining
-    "Without CL Guided": _row(82.24, 81.16, 82.05, 82.35, 85.50, 84.85),
-    "With CL (ours)": _row(88.79, 92.78, 94.44, 85.92, 91.04, 92.64),
-}
-PAPER_TABLE3 = {  # Table 3: the frame aggregator
-    "With External Attention": _row(79.44, 81.39, 76.19, 81.54, 82.81, 79.98),
-    "With Self-attention": _row(80.37, 77.85, 79.49, 80.88, 83.97, 78.50),
-    "With Efficient Multi-head Self-attention": _row(80.37, 78.51, 81.08, 80.00, 84.21, 77.49),
-    "With LSTM": _row(83.18, 77.91, 96.43, 78.48, 87.32, 79.47),
-    "With Average": _row(86.92, 85.26, 96.88, 82.67, 89.86, 87.48),
-    "With Max-pooling": _row(85.05, 88.12, 80.43, 88.52, 87.10, 87.52),
-    "With Multi-meta Attn (ours)": _row(88.79, 92.78, 94.44, 85.92, 91.04, 92.64),
-}
-PAPER_TABLE4 = {  # Table 4: video classifiers (TimeSformer and P3D are not trained here yet)
-    "R3D": _row(75.70, 80.03, 82.14, 73.42, 81.69, 77.56),
-    "TimeSformer": _row(77.57, 71.34, 77.78, 77.46, 82.09, 72.08),
-    "MC3": _row(77.57, 80.83, 81.25, 76.00, 82.61, 78.86),
-    "P3D": _row(80.37, 81.33, 89.66, 76.92, 85.11, 81.28),
-    "R(2+1)D": _row(82.24, 87.36, 90.32, 78.95, 86.33, 84.85),
-    "TIN Res34": _row(84.48, 86.85, 82.33, 86.35, 86.87, 86.79),
-    "TIN Res50": _row(85.05, 85.53, 88.94, 83.10, 88.06, 86.66),
-    "TIN Res18": _row(85.24, 89.52, 82.50, 87.11, 87.52, 87.30),
-    "TSM": _row(86.92, 89.72, 91.67, 84.51, 89.55, 90.22),
-    "CLMA-Net (ours)": _row(88.79, 92.78, 94.44, 85.92, 91.04, 92.64),
-}
-PAPER_TABLES = {"Table 1": PAPER_TABLE1, "Table 2": PAPER_TABLE2, "Table 3": PAPER_TABLE3, "Table 4": PAPER_TABLE4}
+PAPER_TABLES = paper_claims.TABLES["clman"]  # the paper's Tables 1-4 (its private test set, not our data)
+PAPER_TABLE3 = PAPER_TABLES["Table 3"]
 # The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
 # split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
 CLAIMS = paper_claims.CLAIMS["clman"]

@@ -25,22 +25,8 @@ from ..models.kganet import KGANet, kganet_loss
 from ..train import Schedule, stage_config, train_once
 from ..view import FieldOfView, clip_augment
 
-# The paper's numbers (percent in the paper, fractions here), on BUSV's official test split: not our data.
-PAPER_TABLE1 = {  # Table 1: comparison with video models, Youden thresholds
-    "I3D": {"auc": 0.8831, "acc": 0.8158, "sen": 0.8400, "spe": 0.7692},
-    "SlowFast": {"auc": 0.8254, "acc": 0.7949, "sen": 0.7692, "spe": 0.8462},
-    "R(2+1)D": {"auc": 0.8646, "acc": 0.8158, "sen": 0.8400, "spe": 0.7692},
-    "CSN": {"auc": 0.8338, "acc": 0.8158, "sen": 0.8400, "spe": 0.7692},
-    "MViT": {"auc": 0.9053, "acc": 0.8205, "sen": 0.8077, "spe": 0.8462},
-    "KGA-Net": {"auc": 0.9467, "acc": 0.8974, "sen": 0.8846, "spe": 0.9231},
-}
-PAPER_TABLE2 = {  # Table 2: ablations, Youden thresholds
-    "w/o image guidance": {"auc": 0.8521, "acc": 0.7692, "sen": 0.7308, "spe": 0.8462},
-    "w/o coherence loss & attention": {"auc": 0.8817, "acc": 0.7436, "sen": 0.6154, "spe": 1.0},
-    "w/o coherence loss": {"auc": 0.9290, "acc": 0.8718, "sen": 0.8077, "spe": 1.0},
-    "KGA-Net": {"auc": 0.9467, "acc": 0.8974, "sen": 0.8846, "spe": 0.9231},
-}
-PAPER_TABLES = {"Table 1": PAPER_TABLE1, "Table 2": PAPER_TABLE2}  # read by the batch report (usnb.report)
+PAPER_TABLES = paper_claims.TABLES["kganet"]  # the paper's Tables 1-2 (BUSV's test split, its runs)
+PAPER_TABLE1, PAPER_TABLE2 = PAPER_TABLES["Table 1"], PAPER_TABLES["Table 2"]
 # The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
 # split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
 CLAIMS = paper_claims.CLAIMS["kganet"]

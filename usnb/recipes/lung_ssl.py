@@ -30,19 +30,9 @@ from ..train import Schedule, seed_everything, stage_config, train_once
 
 # 27,063 multi-center videos of 528 patients, 1,669 labelled for consolidation (1,296 train / 120 val / 253 test)
 PAPER_DATA = "its private lung US videos"
-# Table 3 of the paper (their lung ultrasound data, not ours): fractions.
-PAPER_TABLE3 = {
-    "BYOL: SSL feature extractor": {"acc": 0.78, "sen": 0.69, "spe": 0.86, "auc": 0.86},
-    "BYOL: SSL fine-tuned": {"acc": 0.84, "sen": 0.74, "spe": 0.92, "auc": 0.91},
-    "SimCLR: SSL feature extractor": {"acc": 0.76, "sen": 0.55, "spe": 0.94, "auc": 0.87},
-    "SimCLR: SSL fine-tuned": {"acc": 0.79, "sen": 0.68, "spe": 0.89, "auc": 0.89},
-}
-PAPER_TRAINABLE = {"SSL feature extractor": 38, "SSL fine-tuned": 133_880}  # Table 3: "out of 133,880 total"
-# Sec. 4.2 (text; Fig. 3 is a plot): at 100 % labels fully supervised vs SSL: accuracy 0.82 vs 0.84, AUC 0.91 vs 0.92;
-# SSL without the temporal augmentations: AUC 0.02 lower.
-PAPER_FIG3 = {"Fully supervised @100%": {"acc": 0.82, "auc": 0.91}, "SSL @100%": {"acc": 0.84, "auc": 0.92},
-              "AUC drop without temporal augmentation": 0.02}
-PAPER_TABLES = {"Table 3": PAPER_TABLE3}
+PAPER_TABLES = paper_claims.TABLES["lung_ssl"]  # the paper's Table 3 (its private data, not ours)
+PAPER_TABLE3 = PAPER_TABLES["Table 3"]
+PAPER_TRAINABLE, PAPER_FIG3 = paper_claims.LUNG_TRAINABLE, paper_claims.LUNG_FIG3
 # The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
 # split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
 CLAIMS = paper_claims.CLAIMS["lung_ssl"]

@@ -28,20 +28,8 @@ from ..train import Schedule, TrainConfig, stage_config, train_once
 from ..view import FieldOfView, clip_augment, frames
 
 PAPER_DATA = "its private breast US videos"  # 3,854 in-house videos, 2,697 / 385 / 772 train / val / test
-# Table 1 of the paper (mean of 4 seeds; percent there, fractions here). The copy of the paper we have lost most
-# cells of the table in extraction: only the numbers legible in it (or quoted in the text, Baseline ACC) are here;
-# the others show as nan, not guessed. The paper reports no AUC.
-PAPER_TABLE1 = {
-    "Baseline": {"acc": 0.8915, "sen": 0.7384},
-    "+SCL": {"sen": 0.7354, "f1": 0.7952},
-    "+C-SCL": {"sen": 0.7656, "f1": 0.8059},
-    "USCL": {"sen": 0.5127},
-    "CVRL": {"acc": 0.7921, "sen": 0.4389, "spe": 0.9207, "pre": 0.6838, "f1": 0.5214},
-    "MVCC-Patch": {"f1": 0.8041},
-    "MVCC-Frame": {"f1": 0.8054},
-    "MVCC": {"acc": 0.9064, "sen": 0.7602, "spe": 0.9595, "pre": 0.8721, "f1": 0.8121},
-}
-PAPER_TABLES = {"Table 1": PAPER_TABLE1}
+PAPER_TABLES = paper_claims.TABLES["mvcc"]  # the paper's Table 1 (its private data, not ours)
+PAPER_TABLE1 = PAPER_TABLES["Table 1"]
 # The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
 # split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
 CLAIMS = paper_claims.CLAIMS["mvcc"]
