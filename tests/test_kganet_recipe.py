@@ -129,9 +129,15 @@ def test_small_cnn_norm_choice():
 
 def test_a_table1_baseline_trains_and_is_scored(tiny, tmp_path):
     data, profile = tiny
-    metrics, history = K.train_baseline("R(2+1)D", data, replace(profile, train=replace(profile.train, steps=1)), seed=0, out_dir=tmp_path)
+    one_step = replace(profile, train=replace(profile.train, steps=1))
+    metrics, history, probs = K.train_baseline("R(2+1)D", data, one_step, seed=0, out_dir=tmp_path)
     assert len(history) == 1 and np.isfinite(history[0]["loss"])
     assert set(metrics) >= {"auc", "acc", "sen", "spe"} and 0 <= metrics["acc"] <= 1
+    assert len(probs["test"]) == len(data.clips["test"]) and ((probs["test"] >= 0) & (probs["test"] <= 1)).all()
+    for name in ("I3D", "SlowFast", "CSN"):  # ours, CPU-sized in the small profile: every Table 1 row but MViT
+        _, history, probs = K.train_baseline(name, data, one_step, seed=0, out_dir=tmp_path)
+        assert np.isfinite(history[0]["loss"]) and len(probs["val"]) == len(data.clips["val"])
+    assert K.baseline_unfit("MViT", profile) and not K.baseline_unfit("MViT", K.PROFILES["paper"])
     with pytest.raises(ValueError, match="MViT takes 16 frames of 224 px"):
         K.train_baseline("MViT", data, profile, seed=0, out_dir=tmp_path)
 

@@ -22,29 +22,30 @@ from .train import TrainConfig, train_once
 from .view import FieldOfView, frames
 
 TORCHVISION = {"R(2+1)D": "r2plus1d_18", "R3D": "r3d_18", "MC3": "mc3_18", "MViT": "mvit_v2_s", "S3D": "s3d"}
-OURS = {"TSM": ("tsm", 50), "TIN Res18": ("tin", 18), "TIN Res34": ("tin", 34), "TIN Res50": ("tin", 50)}
+# ours, in usnb.models (one file per family): name -> (family, depth at the paper's size, depth in the small profile)
+OURS = {"TSM": ("tsm", 50, 50), "TIN Res18": ("tin", 18, 18), "TIN Res34": ("tin", 34, 34),
+        "TIN Res50": ("tin", 50, 50), "I3D": ("i3d", 50, 50), "SlowFast": ("slowfast", 50, 50),
+        "CSN": ("csn", 152, 50), "P3D": ("p3d", 152, 50), "TimeSformer": ("timesformer", 12, 2)}
 BASELINES = {**TORCHVISION, **OURS}
 
 
 def video_baseline(name: str, num_classes: int = 2, weights: str | None = None, frames: int = 16,
-                   small: bool = False) -> nn.Module:
-    """A video classifier with a `num_classes` head; input (B, 3, T, H, W): torchvision's (weights='kinetics' loads
-    its Kinetics-400 weights, which needs the internet; MViT needs T=16, 224 px) or ours (`usnb.models`; TSM and TIN
-    on ResNets, built for `frames` frames; `small`: every stage 1/4 as wide, a CPU-sized network of the same shape;
-    random weights, said in a warning if Kinetics weights were asked for).
+                   small: bool = False, size: int = 224) -> nn.Module:
+    """A video classifier with a `num_classes` head; input (B, 3, T, H, W) with T = `frames`, H = W = `size`:
+    torchvision's (weights='kinetics' loads its Kinetics-400 weights, which needs the internet; MViT needs T=16,
+    224 px) or ours (`usnb.models`; random weights, said in a warning if Kinetics weights were asked for). `small`:
+    ours at CPU size, every stage 1/4 as wide (TimeSformer: 2 blocks of width 64 on a conv stem), CSN and P3D on
+    ResNet-50 instead of 152, SlowFast with alpha 2 when T is not a multiple of 8.
     """
     from torchvision.models import video
 
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {sorted(BASELINES)}, got {name!r}")
     if name in OURS:
-        from .models.temporal_shift import temporal_shift_resnet
-
         if weights:
             warnings.warn(f"{name}: no Kinetics weights are available to usnb here; training from random weights",
                           stacklevel=2)
-        kind, depth = OURS[name]
-        return temporal_shift_resnet(kind, depth, num_classes, frames, width=16 if small else 64)
+        return _ours(name, num_classes, frames, size, small)
     builder = getattr(video, BASELINES[name])
     net = builder(weights=None)
     if weights == "kinetics":
@@ -61,6 +62,48 @@ def video_baseline(name: str, num_classes: int = 2, weights: str | None = None, 
     head[-1] = (nn.Conv3d(old.in_channels, num_classes, kernel_size=1) if isinstance(old, nn.Conv3d)
                 else nn.Linear(old.in_features, num_classes))
     return net
+
+
+def _ours(name: str, num_classes: int, frames: int, size: int, small: bool) -> nn.Module:
+    """One of OURS at the paper's size or, `small`, at CPU size (see `video_baseline`)."""
+    family, paper_depth, small_depth = OURS[name]
+    depth, width = (small_depth, 16) if small else (paper_depth, 64)
+    if family in ("tsm", "tin"):
+        from .models.temporal_shift import temporal_shift_resnet
+
+        return temporal_shift_resnet(family, depth, num_classes, frames, width)
+    if family == "i3d":
+        from .models.i3d import i3d_resnet
+
+        return i3d_resnet(depth, num_classes, width)
+    if family == "csn":
+        from .models.csn import ir_csn
+
+        return ir_csn(depth, num_classes, width)
+    if family == "p3d":
+        from .models.p3d import p3d_resnet
+
+        return p3d_resnet(depth, num_classes, width)
+    if family == "slowfast":
+        from .models.slowfast import slowfast_resnet
+
+        return slowfast_resnet(depth, num_classes, width, alpha=8 if frames % 8 == 0 or not small else 2)
+    from .models.timesformer import TimeSformer, TimeSformerClassifier
+
+    encoder = (TimeSformer(size, 16, frames, 3, dim=64, depth=depth, heads=4, stem="conv") if small else
+               TimeSformer(size, 16, frames, 3, dim=768, depth=depth, heads=12))  # ViT-B/16 (Bertasius et al.)
+    return RGBTimeSformer(TimeSformerClassifier(encoder, num_classes))
+
+
+class RGBTimeSformer(nn.Module):
+    """A TimeSformer classifier taking the baselines' layout: (B, 3, T, H, W) -> its (B, T, 3, H, W) -> logits."""
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x.transpose(1, 2))  # (B, K)
 
 
 def as_rgb_video(clips: torch.Tensor) -> torch.Tensor:
@@ -105,7 +148,8 @@ def train_baseline(name: str, dataset, prepare, config: TrainConfig, data, class
                    ) -> tuple[dict, list[dict], dict[str, np.ndarray]]:
     """Train a baseline on the paper method's `dataset` and `prepare` (its augmentation) with `config` (or load it):
     (test metrics at Youden's threshold, history, {split: P(class 1)}). `data` has `clips`, `cache` and `view`."""
-    model, history = train_once(lambda: video_baseline(name, len(classes), weights, frames_per_clip, small),
+    size = data.view.size
+    model, history = train_once(lambda: video_baseline(name, len(classes), weights, frames_per_clip, small, size),
                                 f"baseline {name}", dataset,
                                 make_step(prepare, images), config, out_dir, device=device, progress=True)
     probs = {s: predict(model, recs, data.cache, data.view, frames_per_clip, device)

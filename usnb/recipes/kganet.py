@@ -215,18 +215,26 @@ def localisation(model: KGANet, records: Sequence[VideoRecord], data: BreastData
 
 # ---------------------------------------------------------------- Table 1 video baselines (torchvision)
 
-BASELINES = tuple(baselines.TORCHVISION)  # Table 1 rows in torchvision (I3D, SlowFast, CSN: not yet)
+BASELINES = ("I3D", "SlowFast", "R(2+1)D", "CSN", "MViT")  # Table 1's rows (usnb.baselines)
+
+
+def baseline_unfit(name: str, profile: Profile) -> str | None:
+    """Why this profile cannot train a Table 1 baseline (None: it can): MViT takes only 16 frames of 224 px."""
+    if name == "MViT" and (profile.size, profile.train_frames) != (224, 16):
+        return (f"MViT takes 16 frames of 224 px, the profile gives {profile.train_frames} of {profile.size}; use the "
+                "paper profile (profile='paper') or another baseline")
+    return None
 
 
 def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
-                   weights: str | None = None, device: torch.device | None = None) -> tuple[dict, list[dict]]:
+                   weights: str | None = None, device: torch.device | None = None
+                   ) -> tuple[dict, list[dict], dict[str, np.ndarray]]:
     """Train a Table 1 video baseline on clips + still images "treated as static videos" (Sec. 4.2) with the
-    profile's schedule: (test metrics at Youden's threshold, history)."""
-    if name == "MViT" and (profile.size, profile.train_frames) != (224, 16):
-        raise ValueError(f"MViT takes 16 frames of 224 px, the profile gives {profile.train_frames} of {profile.size}; "
-                         "use the paper profile (profile='paper') or another baseline")
+    profile's schedule (ours at CPU size in the small profile, see `usnb.baselines.video_baseline`): (test metrics at
+    Youden's threshold, history, {split: P(malignant)})."""
+    if baseline_unfit(name, profile):
+        raise ValueError(baseline_unfit(name, profile))
     dataset, prepare = train_dataset(data, profile, Row())
     config = stage_config(profile, "train", seed, baseline=name, dataset=data.dataset)
-    metrics, history, _ = baselines.train_baseline(name, dataset, prepare, config, data, data.classes, profile.train_frames,
-                                                   out_dir, weights, images=True, device=device)
-    return metrics, history
+    return baselines.train_baseline(name, dataset, prepare, config, data, data.classes, profile.train_frames, out_dir,
+                                    weights, images=True, device=device, small=profile.name == "small")
