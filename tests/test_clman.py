@@ -280,3 +280,20 @@ def test_model_summary_lists_blocks_with_output_shapes_and_leaves_the_model_as_i
     assert s.total == sum(p.numel() for p in model.parameters()) == rows["backbone"][2] + rows["head"][2]
     assert torch.equal(model(x)["logits"], before) and model.training  # no hook left, mode restored
     assert s.to_markdown().splitlines()[-1] == f"| **total** | | | **{s.total:,}** ({s.total:,} trainable) |"
+
+
+def test_top1_positive_counts_rows_whose_nearest_partner_is_their_own():
+    import torch.nn.functional as F
+
+    from usnb.models.contrastive import top1_positive
+
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    z2 = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    # cosine: row 0 -> (1, .71, 0): its own; row 1 -> (0, .71, 1): row 2; row 2 -> (.71, 1, .71): row 1
+    assert float(top1_positive(z1, z2)) == pytest.approx(1 / 3)
+    assert float(top1_positive(5 * z1, z1)) == 1.0 and float(top1_positive(z1, z1.roll(1, 0))) == 0.0
+    z = torch.randn(6, 2, 4, requires_grad=True)  # as CLMAN's SimCLR step logs it: (N*M, 2, d)
+    zn = F.normalize(z.detach().float(), dim=-1)
+    sim = zn[:, 0] @ zn[:, 1].t()
+    top1 = top1_positive(z[:, 0], z[:, 1])
+    assert not top1.requires_grad and float(top1) == float((sim.argmax(1) == torch.arange(6)).float().mean())

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from usnb.evaluate import frame_features, visibility_of
+from usnb.evaluate import frame_features, visibility_correlation, visibility_of
 from usnb.recipes import clman as C
 from usnb.view import field_of_view
 
@@ -55,7 +55,7 @@ def test_attention_figures_and_localisation(trained):
     assert all(np.isclose(m.sum(), 1, atol=1e-5) and len(m) == len(v) for m, v in zip(mass, visibility_of(p)))
     with pytest.raises(ValueError, match="no multi-meta attention"):
         C.attention_per_frame(rows["With Average"].preds["test"])
-    corr = C.attention_visibility_correlation(p)
+    corr = visibility_correlation(mass, p)
     assert -1 <= corr["pooled_rho"] <= 1
     loc = C.localisation(rows["With CL (ours)"].model, data.clips["test"], data, profile.eval_frames)
     assert 0 <= loc["pointing_game"] <= 1 and loc["clips"] >= 1

@@ -318,3 +318,59 @@ def test_weighted_iou_on_hand_made_maps_and_boxes():
 def test_weighted_iou_refuses_a_bad_fraction():
     with pytest.raises(ValueError, match="fraction of the pixels"):
         weighted_iou(np.zeros((4, 4)), [[(0, 0, 1, 1)]], k=0)
+
+
+def test_gallery_shows_each_table2_augmentation_alone_then_all():
+    clip = torch.rand(1, 1, 8, 12, 12, generator=torch.Generator().manual_seed(1)) * 0.8 + 0.1
+    g = A.gallery(clip, seed=3)
+    assert list(g) == ["original", "affine", "flip", "colour jitter", "noise sd 0.03", "erasing", "reversed",
+                       "shuffled 4", "replaced 4", "all (spatial + temporal)"]
+    assert g["original"] is clip and all(v.shape == clip.shape and 0 <= v.min() <= v.max() <= 1 for v in g.values())
+    assert torch.equal(g["flip"], clip.flip(-1)) and torch.equal(g["reversed"], clip.flip(2))
+    noise = g["noise sd 0.03"] - clip  # one noise image, the same on every frame (no clipping: clip in [0.1, 0.9])
+    assert torch.allclose(noise, noise[:, :, :1].expand_as(noise), atol=1e-6) and 0.01 < float(noise.std()) < 0.06
+    erased = g["erasing"] == 0  # one box, zero on every frame, the rest untouched
+    assert erased.any() and torch.equal(erased, erased[:, :, :1].expand_as(erased))
+    assert torch.equal(g["erasing"][~erased], clip[~erased])
+    frames = {tuple(f.flatten().tolist()) for f in clip[0, 0]}
+    for name in ("shuffled 4", "replaced 4"):
+        got = [tuple(f.flatten().tolist()) for f in g[name][0, 0]]
+        assert set(got) <= frames and sum(a != tuple(b.flatten().tolist()) for a, b in zip(got, clip[0, 0])) <= 4
+    shuffled = sorted(tuple(f.flatten().tolist()) for f in g["shuffled 4"][0, 0])
+    assert shuffled == sorted(frames)  # a permutation: every frame once
+    again = A.gallery(clip, seed=3)
+    assert all(torch.equal(again[k], v) for k, v in g.items())  # seeded: the same draws
+    assert not torch.equal(A.gallery(clip, seed=4)["affine"], g["affine"])
+
+
+def test_saliency_localisation_scores_boxed_clips_against_seeded_noise():
+    from usnb.datasets.records import VideoRecord
+    from usnb.evaluate import saliency_localisation
+
+    sal = np.zeros((2, 10, 10))
+    sal[:, 2:4, 3:8] = 1.0  # exactly the box (x=3, y=2, w=5, h=2) on both frames: IoU 1
+    box = {0: [(3, 2, 5, 2)], 1: [(3, 2, 5, 4)]}  # frame 1: box twice the region's: IoU 0.5
+    recs = [VideoRecord(f"v{i}", None, "present", "p", boxes={0: [(0, 0, 1, 1)]} if i != 1 else {}) for i in range(4)]
+    called = []
+
+    def saliency(record):
+        called.append(record.video_id)
+        return sal, np.arange(2)
+
+    boxes = lambda record, idx: {} if record.video_id == "v2" else box  # noqa: E731 - v2: no box in its frames
+    out = saliency_localisation(saliency, recs, boxes)
+    assert called == ["v0", "v2", "v3"]  # a record without boxes is not even looked at
+    rng = np.random.default_rng(0)  # the chance level: uniform noise, drawn in clip order from seed 0
+    chance = [weighted_iou(rng.random(sal.shape), box) for _ in range(2)]
+    assert out == {"weighted_iou": pytest.approx(0.75), "chance": pytest.approx(np.mean(chance)), "clips": 2}
+    assert saliency_localisation(saliency, recs, boxes, k=0.05)["clips"] == 2
+    with pytest.raises(ValueError, match="needs ground-truth boxes"):
+        saliency_localisation(saliency, recs[1:3], boxes)
+
+
+def test_n_params_counts_all_or_trainable_parameters():
+    from usnb.models.summary import n_params
+
+    model = EncoderClassifier(_tiny_encoder(), 2, train_encoder=False)
+    total = sum(p.numel() for p in model.encoder.parameters()) + 2 * (model.encoder.out_dim + 1)
+    assert n_params(model) == total and n_params(model, trainable=True) == trainable_parameters(model) == 2 * (8 + 1)

@@ -343,3 +343,14 @@ def test_encoder_refuses_a_clip_of_the_wrong_size():
     enc = TimeSformer(img_size=16, patch=4, frames=4, dim=16, depth=1, heads=2)
     with pytest.raises(ValueError, match="does not fit the encoder"):
         enc(torch.randn(1, 4, 1, 20, 20))
+
+
+def test_masked_fraction_counts_whole_frames_and_patches_of_kept_frames():
+    from usnb.models.mvcc import masked_fraction
+
+    assert masked_fraction(8, 16, 0.3125, 0.5) == (3 * 16 + 5 * 8) / (8 * 16)  # 3 frames whole + 8 of 16 in 5
+    assert masked_fraction(4, 16, 0.5, 0.0) == 0.5 and masked_fraction(4, 16, 0.0, 0.75) == 0.75
+    mask = dual_level_mask(3, 4, 16, 0.5, 0.75, generator=torch.Generator().manual_seed(0))
+    assert masked_fraction(4, 16, 0.5, 0.75) == float(mask.float().mean()) == 0.875
+    with pytest.raises(ValueError, match="nothing stays visible"):
+        masked_fraction(4, 16, 0.9, 0.0)

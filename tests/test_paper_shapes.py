@@ -141,7 +141,7 @@ def test_mvcc_paper_profile_pretrains_and_finetunes_vit_b_on_16x224x224(breast, 
     from usnb.recipes import mvcc as M
     from usnb.view import field_of_view
 
-    P = without_weights(M.get_profile("paper", pretrain_steps=1, finetune_steps=1, finetune_batch=1, pretrain_batch=1,
+    P = without_weights(M.get_profile("paper", pretrain_steps=2, finetune_steps=2, finetune_batch=1, pretrain_batch=1,
                                       num_workers=0, pretrain_warmup=1, finetune_warmup=1))
     assert (P.dim, P.depth, P.heads, P.patch, P.size, P.frames, P.augment_on) == (768, 12, 12, 16, 224, 16, "device")
     assert P.grid == (16, 14, 14)

@@ -123,3 +123,24 @@ def test_explorer_takes_a_slider_named_like_its_own_arguments(tmp_path, monkeypa
     monkeypatch.setenv("USNB_HEADLESS", "1")
     plots.explorer(_draw, tmp_path / "fig.png", draw=(0, 20))
     assert [f.axes[0].get_title() for f in shown] == ["alpha=0.25 k=3"]
+
+
+def test_masked_frames_blanks_exactly_the_masked_patches():
+    x = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)  # T = 2 frames, 2 x 2 patches of 4 px
+    mask = torch.tensor([[True, False, False, False], [False, False, False, True]])  # (T, N)
+    out = plots.masked_frames(x, mask, 4)
+    hidden = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    hidden[0, 0, :4, :4] = hidden[1, 0, 4:, 4:] = True  # patch 0 of frame 0, patch 3 of frame 1
+    assert out.shape == x.shape and torch.isnan(out).eq(hidden).all()
+    assert torch.equal(out[~hidden], x[~hidden])
+    assert (plots.masked_frames(x, mask, 4, fill=0.0)[hidden] == 0).all()
+
+
+def test_mask_figure(tmp_path):
+    x = torch.rand(4, 1, 8, 8)
+    masks = {"patch": torch.zeros(4, 4, dtype=torch.bool), "frame": torch.zeros(4, 4, dtype=torch.bool)}
+    masks["frame"][1] = True
+    fig = plots.mask_figure(x, masks, 4, frames=[0, 1], path=tmp_path / "masks.png")
+    _saved(fig, tmp_path / "masks.png", 3 * 2)  # original + 2 strategies, 2 frames each
+    assert fig.axes[2].get_ylabel() == "patch\n0% masked" and fig.axes[4].get_ylabel() == "frame\n25% masked"
+    assert [fig.axes[k].get_title() for k in (0, 1)] == ["t=0", "t=1"]

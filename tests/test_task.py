@@ -281,3 +281,25 @@ def test_a_source_without_a_folder_names_the_fix_in_every_notebook_family(family
     with pytest.raises(ValueError, match=r"dataset='folders' needs data_dir: the folder holding the data \(or put it "
                                          r"at .*usnb_data/folders\)"):
         load_breast("folders", FieldOfView(16)) if family == "breast" else load_lung("folders", 16)
+
+
+def test_train_clips_are_the_training_split_in_t_frames_cropped_where_asked(tmp_path):
+    import torch
+
+    from usnb.breast import load_breast, train_clips
+    from usnb.phantom import generate
+    from usnb.view import FieldOfView
+
+    root = generate("breast", tmp_path / "breast", n=16, size=32, frames=8, seed=1, positive_fraction=0.5, n_images=0,
+                    workers=1)  # both classes in every split
+    data = load_breast("phantom", FieldOfView(32, 0.75), root)
+    clips, prepare = train_clips(data, 4, (0.8, 1.0))
+    assert len(clips) == len(data.clips["train"]) and prepare is data.view and clips.mode == "segments"
+    torch.manual_seed(0)
+    x, y = clips[0]
+    size = data.view.cache_size  # cropped and resized back to the cache's size in the loader
+    assert x.shape == (4, 1, size, size) and x.dtype == torch.uint8
+    assert y == data.classes.index(data.clips["train"][0].label)
+    raw, prepare = train_clips(data, 4, (0.8, 1.0), augment_on="device")
+    assert raw.transform is None and prepare is not data.view  # the crop runs on the batch, on the model's device
+    assert prepare(raw[0][0][None], 4).shape == (1, 4, 1, 32, 32)  # cropped, flipped, field of view, standardised

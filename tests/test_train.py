@@ -402,3 +402,12 @@ def test_a_checkpoint_of_another_model_or_with_nan_weights_is_refused_naming_the
     save_checkpoint(path, {"model": nan, "epoch": 1, "step": 1, "history": [], "fingerprint": config.fingerprint()})
     with pytest.raises(RuntimeError, match=r"c.pt: weights that are not finite \(weight\).*Fix: delete it"):
         train_or_load(torch.nn.Linear(3, 2), path, config, lambda: [])
+
+
+def test_loss_fell_compares_the_last_epoch_with_the_first():
+    from usnb.train import loss_fell
+
+    assert loss_fell([{"loss": 1.0}, {"loss": 1.2}, {"loss": 0.9}])  # the middle may rise
+    assert not loss_fell([{"loss": 1.0}, {"loss": 0.5}, {"loss": 1.0}])  # equal is not lower
+    assert not loss_fell([{"loss": 1.0}, {"loss": 1.1}])
+    assert not loss_fell([{"loss": 1.0}]) and not loss_fell([])  # one epoch: nothing to compare

@@ -177,3 +177,22 @@ class SpatioTemporalAugment:
                 orders.append(order)
             x = take_frames(x, torch.stack(orders))
         return x
+
+
+def gallery(clip: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Each Table 2 augmentation alone on `clip` (1, 1, T, H, W) in [0, 1], then all of them: {name: clip}."""
+    g = torch.Generator().manual_seed(seed)
+    t, h, w = clip.shape[2:]
+    u = lambda lo, hi: torch.empty(1).uniform_(lo, hi, generator=g)  # noqa: E731
+    return {
+        "original": clip,
+        "affine": affine(clip, u(-10, 10), torch.empty(1, 2).uniform_(-0.1, 0.1, generator=g), u(0.8, 1.2)),
+        "flip": hflip(clip, torch.tensor([True])),
+        "colour jitter": color_jitter(clip, u(0.7, 1.3), u(0.7, 1.3)),
+        "noise sd 0.03": gaussian_noise(clip, 0.03 * torch.randn(1, 1, 1, h, w, generator=g)),
+        "erasing": erase(clip, erase_boxes(1, h, w, (0.02, 0.1), (0.3, 3.3), 1.0, g)),
+        "reversed": take_frames(clip, reversed_order(t)[None]),
+        "shuffled 4": take_frames(clip, shuffled_order(t, 4, g)[None]),
+        "replaced 4": take_frames(clip, replaced_order(t, 4, g)[None]),
+        "all (spatial + temporal)": SpatioTemporalAugment()(clip, g),
+    }

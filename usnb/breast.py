@@ -93,3 +93,15 @@ def load_breast(dataset: str, view: FieldOfView, data_dir: str | Path | None = N
     cache.prefill([r for recs in by_split.values() for r in recs])
     return BreastData(by_split, cache, view, stills, dataset, notes, classes)
 
+
+def train_clips(data: BreastData, frames: int, crop_scale: tuple[float, float], augment_on: str = "loader",
+                mode: str = "segments"):
+    """(dataset, prepare): the training clips of T = `frames` frames (`mode` "segments": one random frame in each of
+    T segments; see `usnb.data.ClipDataset`) and `prepare(x, dims)`, the model's input from a uint8 batch; one random
+    crop + flip per clip, in the loader or on the device as `augment_on` says (decided once: `view.clip_augment`)."""
+    from .data import ClipDataset
+    from .view import clip_augment
+
+    augment, prepare = clip_augment(data.view, crop_scale, augment_on)
+    return ClipDataset(data.clips["train"], data.cache, data.classes, num_frames=frames, mode=mode,
+                       transform=augment), prepare

@@ -110,12 +110,13 @@ class VideoLogits(nn.Module):
         return out["logits"] if isinstance(out, dict) else out
 
 
-def frame_gradcam(model: nn.Module, layer: nn.Module):
-    """Grad-CAM per frame for a model that runs a 2-D backbone on every frame (KGA-Net, CLMAN), at `layer`:
-    `with frame_gradcam(model, layer) as cam: cam(x, target_class)`, x (B, T, 1, H, W) pixels of the view."""
+def frame_gradcam(model: nn.Module, layer: nn.Module | None = None):
+    """Grad-CAM per frame for a model that runs a 2-D backbone on every frame (KGA-Net, CLMAN), at `layer` (None:
+    `last_stage(model.backbone)`): `with frame_gradcam(model) as cam: cam(x, target_class)`, x (B, T, 1, H, W) pixels
+    of the view."""
     from .explain import GradCAM
 
-    return GradCAM(VideoLogits(model), layer, kind="frames")
+    return GradCAM(VideoLogits(model), last_stage(model.backbone) if layer is None else layer, kind="frames")
 
 
 def boxes_in_view(record: VideoRecord, indices, cache, view: FieldOfView) -> dict[int, list]:
@@ -160,10 +161,10 @@ def localisation(gradcam, records: Sequence[VideoRecord], cache, view: FieldOfVi
     return {name: float(np.mean(v)) for name, v in scores.items()} | {"clips": len(scores["topk_iou"])}
 
 
-def frame_localisation(model: nn.Module, layer: nn.Module, records: Sequence[VideoRecord], data,
+def frame_localisation(model: nn.Module, layer: nn.Module | None, records: Sequence[VideoRecord], data,
                        classes: Sequence[str], max_frames: int = 128, k: float = 0.1) -> dict:
-    """`localisation` of a per-frame 2-D model (KGA-Net, CLMAN) with Grad-CAM at `layer`, on every frame up to
-    `max_frames` (`data`: `cache` and `view`)."""
+    """`localisation` of a per-frame 2-D model (KGA-Net, CLMAN) with Grad-CAM at `layer` (None: the backbone's
+    `last_stage`), on every frame up to `max_frames` (`data`: `cache` and `view`)."""
     with frame_gradcam(model, layer) as cam:
         return localisation(cam, records, data.cache, data.view, classes, all_frames(max_frames), k)
 
@@ -185,3 +186,50 @@ def frame_features(backbone: nn.Module, data, max_frames: int = 128, device: tor
             out[split].append(backbone(data.view(x.to(device), dims=4)[0]).float().cpu().numpy())
     backbone.train(was_training)
     return out
+
+
+def view_indices(n_frames: int, t: int, views: int) -> list[np.ndarray]:
+    """`views` T-frame index sets spread over a video: view v takes frame floor((i + (v + 0.5) / views) n / t)."""
+    return [np.minimum(np.floor((np.arange(t) + (v + 0.5) / views) * n_frames / t).astype(int), n_frames - 1)
+            for v in range(views)]
+
+
+def saliency_localisation(saliency: Callable[[VideoRecord], tuple], records: Sequence[VideoRecord],
+                          boxes: Callable[[VideoRecord, np.ndarray], dict], k: float = 0.1) -> dict:
+    """Weighted IoU (`usnb.explain.weighted_iou`: the top `k` of the pixels, a box per connected region) of each boxed
+    clip's saliency, mean over clips; `chance` is a random saliency map's (uniform noise, rng seed 0) on the same frames.
+    `saliency(record)` -> (saliency (T, H, W), frame indices); `boxes(record, indices)` -> {t: [(x, y, w, h)]}."""
+    from .explain import weighted_iou
+
+    rng = np.random.default_rng(0)
+    scores, chance = [], []
+    for record in records:
+        if not record.boxes:
+            continue
+        sal, idx = saliency(record)
+        found = boxes(record, idx)
+        if found:
+            scores.append(weighted_iou(sal, found, k))
+            chance.append(weighted_iou(rng.random(sal.shape), found, k))
+    if not scores:
+        raise ValueError("no clip has a box in its sampled frames: localisation needs ground-truth boxes (phantom)")
+    return {"weighted_iou": float(np.mean(scores)), "chance": float(np.mean(chance)), "clips": len(scores)}
+
+
+def last_stage(backbone: nn.Module) -> nn.Module:
+    """A 2-D backbone's last convolutional stage, the layer Grad-CAM explains by default: `layer4` (ResNets, with
+    CLMAN's non-local block), else `features`."""
+    return backbone.layer4 if hasattr(backbone, "layer4") else backbone.features
+
+
+def visibility_correlation(per_frame: Sequence[np.ndarray], preds: Predictions) -> dict:
+    """Spearman's rho between a per-frame weight (one array per clip of `preds`, e.g. attention mass) and the frames'
+    lesion visibility (`visibility_of`): within each clip where both vary (then averaged), and pooled over all
+    frames with the weight x T per clip (1 = a uniform share of a weight that sums to 1 over the clip's frames)."""
+    from scipy.stats import spearmanr
+
+    vis = visibility_of(preds)
+    within = [spearmanr(m, v)[0] for m, v in zip(per_frame, vis) if np.ptp(v) > 0 and np.ptp(m) > 0]
+    pooled = spearmanr(np.concatenate([m * len(m) for m in per_frame]), np.concatenate(vis))[0]
+    return {"within_clip_rho": float(np.mean(within)) if within else float("nan"), "pooled_rho": float(pooled),
+            "clips": len(within)}

@@ -327,3 +327,38 @@ def fraction_curves(curves: Mapping[str, Mapping[float, Mapping]], keys: Sequenc
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def masked_frames(x, mask, patch: int, fill: float = float("nan")):
+    """x: (T, 1, H, W) tensor, mask (T, N) bool, True = masked -> x with masked patches set to `fill` (nan shows as
+    blank in imshow)."""
+    import torch
+
+    from .models.timesformer import patchify, unpatchify
+
+    p = patchify(x[None].float(), patch)  # (1, T, N, P)
+    p = torch.where(mask[None, ..., None], torch.full_like(p, fill), p)
+    return unpatchify(p, patch, (x.shape[-2] // patch, x.shape[-1] // patch))[0]
+
+
+def mask_figure(x, masks: Mapping, patch: int, frames: Sequence[int] | None = None, path: str | Path | None = None):
+    """One clip x (T, 1, H, W) under each masking strategy {name: mask (T, N)}: a row of frames per strategy, masked
+    patches blank (MVCC's Fig. 2)."""
+    t = x.shape[0]
+    frames = list(range(t)) if frames is None else list(frames)
+    rows = {"original": x.float(), **{k: masked_frames(x, m, patch) for k, m in masks.items()}}
+    fig, axes = plt.subplots(len(rows), len(frames), figsize=(1.2 * len(frames), 1.3 * len(rows)), squeeze=False)
+    for r, (name, clip) in enumerate(rows.items()):
+        for c, i in enumerate(frames):
+            ax = axes[r, c]
+            ax.imshow(clip[i, 0].numpy(), cmap="gray", vmin=float(x.min()), vmax=float(x.max()))
+            ax.set_xticks([]), ax.set_yticks([])
+            if c == 0:
+                share = "" if name == "original" else f"\n{float(masks[name].float().mean()):.0%} masked"
+                ax.set_ylabel(name + share, fontsize=8)
+            if r == 0:
+                ax.set_title(f"t={i}", fontsize=8)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=80, bbox_inches="tight")
+    return fig

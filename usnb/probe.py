@@ -1,4 +1,5 @@
-"""The linear evaluation protocol of self-supervised learning: logistic regression on frozen features.
+"""Heads on frozen features: the linear evaluation protocol of self-supervised learning (logistic regression) and
+`train_head` (any aggregator + classifier on cached frame features, trained with the one loop).
 
 SimCLR (Chen et al. 2020) and the lung paper (Sec. 3.4, "SSL feature extractor") train only a linear layer on the
 frozen encoder's features; `fit_probe` is that layer trained to convergence, its L2 strength chosen on validation.
@@ -6,13 +7,17 @@ frozen encoder's features; `fit_probe` is that layer trained to convergence, its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from .data import FeatureClips
+from .evaluate import split_metrics
 from .metrics import roc_data
+from .train import TrainConfig, train_once
 
 
 @dataclass
@@ -69,3 +74,27 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, c: float | Sequence[floa
         p_val = probe(val[0])
         scored.append((roc_data(val[1], p_val)["auc"], -log_loss(val[1], p_val, labels=[0, 1]), probe))
     return max(scored, key=lambda item: item[:2])[2]
+
+
+def train_head(build: Callable[[int], nn.Module], features: Mapping[str, Sequence[np.ndarray]],
+               labels: Mapping[str, np.ndarray], frames: int, config: TrainConfig, name: str, out_dir: str | Path,
+               device: torch.device | None = None, progress: bool = False
+               ) -> tuple[dict, nn.Module, dict[str, np.ndarray]]:
+    """A head on frozen frame features ({split: [(T_i, m)]}, `usnb.evaluate.frame_features`): `build(m)` -> a module
+    mapping (B, T, m) to {"logits"}, trained with cross-entropy on `frames`-frame clips of the training features
+    (`FeatureClips`) by `usnb.train.train_once` (checkpoint `name`); then P(class 1) of every whole val/test video and
+    the test metrics (`usnb.evaluate.split_metrics`): (metrics, head, {split: P(class 1)})."""
+    dataset = FeatureClips(features["train"], labels["train"], frames)
+
+    def step(model, batch, device):
+        x, y = batch[0].to(device), batch[1].to(device)
+        return torch.nn.functional.cross_entropy(model(x)["logits"], y), {}
+
+    head, _ = train_once(lambda: build(features["train"][0].shape[1]), name, dataset, step, config, out_dir, device,
+                         progress)
+    head.eval()
+    dev = next(head.parameters()).device
+    with torch.no_grad():
+        probs = {s: np.array([float(head(torch.from_numpy(f)[None].to(dev))["logits"].softmax(-1)[0, 1])
+                              for f in features[s]]) for s in features if s in ("val", "test")}
+    return split_metrics(labels, probs), head, probs

@@ -376,3 +376,8 @@ def stage_config(profile, stage: str, seed: int, **extra) -> TrainConfig:
     return TrainConfig(getattr(profile, stage), seed=seed, num_workers=getattr(profile, "num_workers", 0),
                        channels_last=getattr(profile, "channels_last", False),
                        extra={"profile": learned_fields(profile, stage), **extra})
+
+
+def loss_fell(history: list[dict]) -> bool:
+    """True when the last epoch's mean loss (`fit`'s history) is below the first's."""
+    return len(history) >= 2 and history[-1]["loss"] < history[0]["loss"]

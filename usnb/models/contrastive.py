@@ -30,3 +30,11 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     p: the online prediction (B, D); z: the target projection (B, D), detached here (stop-gradient)."""
     p, z = F.normalize(p.float(), dim=1), F.normalize(z.detach().float(), dim=1)
     return (2 - 2 * (p * z).sum(dim=1)).mean()
+
+
+@torch.no_grad()
+def top1_positive(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """How often a view's nearest projection (cosine) among the other views `z2` is its positive: the fraction of
+    rows i of z1 (B, D) whose most similar row of z2 is row i (chance: 1 / B)."""
+    sim = F.normalize(z1.float(), dim=-1) @ F.normalize(z2.float(), dim=-1).t()
+    return (sim.argmax(1) == torch.arange(len(sim), device=sim.device)).float().mean()

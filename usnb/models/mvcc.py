@@ -38,6 +38,12 @@ def mask_counts(t: int, n: int, alpha: float, beta: float) -> tuple[int, int]:
     return t_masked, n_masked
 
 
+def masked_fraction(t: int, n: int, alpha: float, beta: float) -> float:
+    """Share of the t n tokens that `dual_level_mask` masks, after `mask_counts`' rounding."""
+    t_masked, n_masked = mask_counts(t, n, alpha, beta)
+    return (t_masked * n + (t - t_masked) * n_masked) / (t * n)
+
+
 def dual_level_mask(batch: int, t: int, n: int, alpha: float, beta: float,
                     generator: torch.Generator | None = None, device=None) -> torch.Tensor:
     """Dual-level masking S: x -> x' -> x_hat (Sec. 2.1) as a bool mask (B, t, n), True = masked.

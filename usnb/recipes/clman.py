@@ -1,10 +1,11 @@
 """CLMAN recipe (Huang et al., Front. Oncol. 2022): profiles, SimCLR pretraining on frames, Table 1-4 rows, evaluation.
 
-The model, the NT-Xent loss and the aggregators (Eq. 1-6) live in `usnb.models.clman`; this module feeds them the
-phantom (or a manifest of private videos), pretrains the deformed ResNet-18 with SimCLR (LARS + cosine), fine-tunes
-each table row with the one loop (`usnb.train.fit`) and classifies a video from all its frames.
+The model and the aggregators (Eq. 1-6): `usnb.models.clman`. SimCLR (LARS + cosine) pretrains the deformed ResNet-18,
+each table row is fine-tuned (`usnb.train.fit`), a video is classified from all its frames.
 """
 from __future__ import annotations
+
+import time
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,30 +14,27 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .. import baselines, paper_claims, params
-from ..breast import CLASSES, BreastData, load_breast
-from ..data import ClipDataset, FeatureClips, FrameViews, label_index
+from .. import baselines, paper_claims, params, probe
+from ..breast import CLASSES, BreastData, load_breast, train_clips
+from ..data import FrameViews, label_index
 from ..datasets.records import VideoRecord
-from ..evaluate import (Predictions, all_frames, evaluate_splits, frame_gradcam, frame_localisation, split_metrics,
-                        visibility_of)
+from ..evaluate import Predictions, all_frames, evaluate_splits, frame_gradcam, frame_localisation
 from ..evaluate import predict as predict_videos
 from ..models.clman import CLMAN, DeformedResNet18, FrameSimCLR, VideoHead
-from ..models.contrastive import nt_xent
+from ..models.contrastive import nt_xent, top1_positive
 from ..train import Schedule, TrainConfig, stage_config, train_once
 from ..transforms import simclr_augment
-from ..view import FieldOfView, clip_augment
+from ..view import FieldOfView
 
 PAPER_DATA = "its private breast US videos"  # 268 sequences, 107 test (Sec. 4.1); not released
 
 PAPER_TABLES = paper_claims.TABLES["clman"]  # the paper's Tables 1-4 (its private test set, not our data)
 PAPER_TABLE3 = PAPER_TABLES["Table 3"]
-# The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
-# split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
-CLAIMS = paper_claims.CLAIMS["clman"]
-PAPER_TEST = paper_claims.paper_test("clman")
-BASELINES = ("R3D", "MC3", "R(2+1)D", "TSM", "TIN Res18", "TIN Res34", "TIN Res50")  # Table 4 rows we can train
+CLAIMS = paper_claims.CLAIMS["clman"]  # its claims on its rows, judged on our runs by usnb.claims.judge_all
+PAPER_TEST = paper_claims.paper_test("clman")  # its test split, for the CIs its own numbers carry
+BASELINES = ("R3D", "TimeSformer", "MC3", "P3D", "R(2+1)D", "TIN Res34", "TIN Res50", "TIN Res18", "TSM")  # Table 4
+load_data = load_breast  # clips by split of any video source, the task mapped and split (data_cards/ for each)
 
 
 @dataclass(frozen=True)
@@ -73,8 +71,7 @@ FULL_ROW = "With CL (ours)"  # CLMAN: the acceptance row
 class Profile:
     """How big and how long: `small` runs every table on a 2-core CPU in minutes, `paper` follows Sec. 4.3."""
 
-    # not in the fine-tuned networks' checkpoint fingerprint (see learned_fields): evaluation, layout, which rows
-    EVAL_ONLY = ("name", "eval_frames", "channels_last", "rows", "table3")
+    EVAL_ONLY = ("name", "eval_frames", "channels_last", "rows", "table3")  # not fingerprinted (learned_fields)
     name: str
     size: int  # frame side fed to the model, pixels
     fov: float  # central fraction of each frame's side the model sees (1 = the whole frame)
@@ -88,8 +85,7 @@ class Profile:
     simclr_frames: int = 4  # M frames from each of simclr.batch clips (N * M frames per step, two views each)
     temperature: float = 0.5  # NT-Xent tau (not given in the paper; SimCLR's CIFAR-10 value)
     proj_dim: int = 128
-    # Table 3: "full" fine-tunes a whole CLMAN per aggregator (the paper); "frozen" trains aggregator + classifier on
-    # cached features of the SimCLR backbone (the small profile: 7 heads in seconds instead of 7 networks)
+    # Table 3: "full" fine-tunes a CLMAN per aggregator (the paper); "frozen" heads on SimCLR features (7 in seconds)
     table3: str = "full"
     head: Schedule = Schedule(621, 8, "adamw", lr=1e-3, weight_decay=1e-4, schedule="cosine")  # the frozen heads
     rows: tuple[str, ...] = tuple(ROWS)  # the paper rows this profile trains
@@ -135,24 +131,10 @@ def build_model(profile: Profile, row: Row = Row()) -> CLMAN:
     return CLMAN(build_backbone(profile, row), aggregator=row.aggregator, num_classes=len(CLASSES))
 
 
-def cam_layer(backbone: nn.Module) -> nn.Module:
-    """Stage 4 (with its non-local block): the layer Grad-CAM explains."""
-    return backbone.layer4
-
-
 def trained_rows(profile: Profile) -> dict[str, list[str]]:
     """{'fine-tuned': paper rows fine-tuned end to end, 'frozen heads': rows trained on frozen features}."""
     frozen = [n for n in profile.rows if n in PAPER_TABLE3 and profile.table3 == "frozen"]
     return {"fine-tuned": [n for n in profile.rows if n not in frozen], "frozen heads": frozen}
-
-
-# ---------------------------------------------------------------- data
-
-
-def load_data(dataset: str, view: FieldOfView, **source) -> BreastData:
-    """Clips by split of any video source, the task mapped and split (`usnb.breast.load_breast`: data_dir, positive,
-    drop, folds, fold, patient_pattern, frame_fit, max_clip_frames, phantom_clips; data_cards/ for each source)."""
-    return load_breast(dataset, view, **source)
 
 
 # ---------------------------------------------------------------- Sec. 3.2: SimCLR pretraining on frames
@@ -164,12 +146,7 @@ def make_simclr_step(view: FieldOfView, temperature: float):
     def step(model, batch, device):
         x = view(batch.to(device, non_blocking=True).flatten(0, 1), dims=3)  # (N*M, 2, 1, h, w), per frame
         z = model(x)  # (N*M, 2, d)
-        loss = nt_xent(z[:, 0], z[:, 1], temperature)
-        with torch.no_grad():  # how often a view's nearest projection is its positive
-            zn = F.normalize(z.float(), dim=-1)
-            sim = zn[:, 0] @ zn[:, 1].t()
-            top1 = (sim.argmax(1) == torch.arange(len(sim), device=sim.device)).float().mean()
-        return loss, {"top1": top1}
+        return nt_xent(z[:, 0], z[:, 1], temperature), {"top1": top1_positive(z[:, 0], z[:, 1])}
 
     return step
 
@@ -188,16 +165,7 @@ def pretrain(data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
     return model, history, config
 
 
-# ---------------------------------------------------------------- fine-tuning (Sec. 4.3)
-
-
-def train_dataset(data: BreastData, profile: Profile) -> tuple[ClipDataset, object]:
-    """(dataset, prepare): training clips of T frames (one random frame in each of T segments) and `prepare(x, dims)`,
-    the model's input from a uint8 batch; one random crop + flip per clip, in the loader or on the device as
-    `profile.augment_on` says (decided once, by `clip_augment`)."""
-    augment, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
-    return ClipDataset(data.clips["train"], data.cache, data.classes, num_frames=profile.train_frames, mode="segments",
-                       transform=augment), prepare
+# ---------------------------------------------------------------- fine-tuning (Sec. 4.3), Tables 1-4, figures' data
 
 
 def make_step(view: FieldOfView, prepare=None):
@@ -216,12 +184,10 @@ def make_step(view: FieldOfView, prepare=None):
 def train_row(name: str, data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
               pretrained: tuple[FrameSimCLR, TrainConfig] | None = None, device: torch.device | None = None,
               progress: bool = True) -> tuple[CLMAN, list[dict]]:
-    """Fine-tune one network end to end (or load its finished checkpoint): (model, history).
-
-    Rows with `contrastive` start from `pretrained` = (SimCLR model, its config), the output of `pretrain`.
-    """
+    """Fine-tune one network end to end (or load its finished checkpoint): (model, history). Rows with `contrastive`
+    start from `pretrained` = (SimCLR model, its config), the output of `pretrain`."""
     row = ROWS[name]
-    dataset, prepare = train_dataset(data, profile)
+    dataset, prepare = train_clips(data, profile.train_frames, profile.crop_scale, profile.augment_on)  # T segments
     extra = {"row": asdict(row), "dataset": data.dataset}
     if row.contrastive:
         if pretrained is None:
@@ -258,8 +224,6 @@ def train_rows(names: Sequence[str], data: BreastData, profile: Profile, seed: i
                echo=print) -> dict[str, Trained]:
     """Fine-tune and evaluate the networks behind paper rows `names`, each network once, keyed by row name (Table 1's
     last row is Table 2's first: both get the same `Trained`)."""
-    import time
-
     done, out = {}, {}
     for name in names:
         if network(name) not in done:
@@ -271,9 +235,6 @@ def train_rows(names: Sequence[str], data: BreastData, profile: Profile, seed: i
                  f"{time.perf_counter() - t0:.0f} s")
         out[name] = done[network(name)]
     return out
-
-
-# ---------------------------------------------------------------- prediction and evaluation
 
 
 def predict(model: CLMAN, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
@@ -290,34 +251,16 @@ def evaluate(model: CLMAN, data: BreastData, max_frames: int = 128, device: torc
     return evaluate_splits(lambda records: predict(model, records, data, max_frames, device), data.clips)
 
 
-# ---------------------------------------------------------------- Table 3 on frozen features (small profile)
-
-
 def train_head(name: str, features: dict[str, list[np.ndarray]], data: BreastData, profile: Profile, seed: int,
                out_dir: str | Path, pretrained_config: TrainConfig, device: torch.device | None = None,
                progress: bool = False) -> tuple[dict, VideoHead, dict]:
-    """A Table 3 aggregator + classifier on frozen frame features: (test metrics, head, {split: P(malignant)})."""
+    """A Table 3 aggregator + classifier on frozen features (`usnb.probe.train_head`): (metrics, head, P(malignant))."""
     row = ROWS[name]
-    labels = {s: label_index(data.clips[s], data.classes) for s in features}
-    dataset = FeatureClips(features["train"], labels["train"], profile.train_frames)
     config = TrainConfig(profile.head, seed=seed, extra={"row": asdict(row), "frozen": pretrained_config.fingerprint(),
                                 "frames": profile.train_frames, "feature_frames": profile.eval_frames})
-
-    def step(model, batch, device):
-        x, y = batch[0].to(device), batch[1].to(device)
-        return F.cross_entropy(model(x)["logits"], y), {}
-
-    head, _ = train_once(lambda: VideoHead(features["train"][0].shape[1], row.aggregator, len(CLASSES)),
-                         f"frozen {row.aggregator}", dataset, step, config, out_dir, device, progress)
-    head.eval()
-    dev = next(head.parameters()).device
-    with torch.no_grad():
-        probs = {s: np.array([float(head(torch.from_numpy(f)[None].to(dev))["logits"].softmax(-1)[0, 1])
-                              for f in features[s]]) for s in features if s in ("val", "test")}
-    return split_metrics(labels, probs), head, probs
-
-
-# ---------------------------------------------------------------- figures' data
+    return probe.train_head(lambda m: VideoHead(m, row.aggregator, len(CLASSES)), features,
+                            {s: label_index(data.clips[s], data.classes) for s in features}, profile.train_frames,
+                            config, f"frozen {row.aggregator}", out_dir, device, progress)
 
 
 def attention_per_frame(preds: Predictions) -> list[np.ndarray]:
@@ -328,41 +271,23 @@ def attention_per_frame(preds: Predictions) -> list[np.ndarray]:
     return [a.mean(axis=1) for a in attention]
 
 
-def attention_visibility_correlation(preds: Predictions) -> dict:
-    """Spearman's rho between a frame's attention mass and its lesion visibility, within each clip (then averaged),
-    and pooled over all frames with both normalised per clip (mass x T, so 1 = the uniform share)."""
-    from scipy.stats import spearmanr
-
-    mass, vis = attention_per_frame(preds), visibility_of(preds)
-    within = [spearmanr(m, v)[0] for m, v in zip(mass, vis) if np.ptp(v) > 0 and np.ptp(m) > 0]
-    pooled = spearmanr(np.concatenate([m * len(m) for m in mass]), np.concatenate(vis))[0]
-    return {"within_clip_rho": float(np.mean(within)) if within else float("nan"), "pooled_rho": float(pooled),
-            "clips": len(within)}
-
-
-def gradcam(model: CLMAN):
-    """Grad-CAM per frame on the backbone's last stage (`with C.gradcam(model) as cam: cam(x, target_class)`)."""
-    return frame_gradcam(model, cam_layer(model.backbone))
+gradcam = frame_gradcam  # Grad-CAM per frame on stage 4 (+ non-local): `with C.gradcam(model) as cam: cam(x, c)`
 
 
 def localisation(model: CLMAN, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
                  k: float = 0.1) -> dict:
-    """Pointing game and top-k IoU of Grad-CAM on every boxed frame (`usnb.evaluate.localisation`)."""
-    return frame_localisation(model, cam_layer(model.backbone), records, data, data.classes, max_frames, k)
-
-
-# ---------------------------------------------------------------- Table 4 video baselines (torchvision, optional)
+    """Pointing game and top-k IoU of Grad-CAM (stage 4) on every boxed frame (`usnb.evaluate.localisation`)."""
+    return frame_localisation(model, None, records, data, data.classes, max_frames, k)
 
 
 def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
-                   weights: str | None = None, device: torch.device | None = None) -> tuple[dict, list[dict]]:
-    """Train a Table 4 baseline (torchvision's R3D, MC3, R(2+1)D; our TSM and TIN, `usnb.models.temporal_shift`, a
-    quarter as wide in the small profile) on the clips with the fine-tuning schedule, as the paper does ("only set the
-    batch size and epoch number to the same as ours"); test metrics at val's Youden."""
+                   weights: str | None = None, device: torch.device | None = None):
+    """Train a Table 4 baseline (torchvision's R3D, MC3, R(2+1)D; ours: TimeSformer, P3D, TSM, TIN, CPU-sized in the
+    small profile, `usnb.baselines`) on the clips with the fine-tuning schedule, as the paper does ("only set the
+    batch size and epoch number to the same as ours"): (test metrics at val's Youden, history, {split: P(malignant)})."""
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {list(BASELINES)}, got {name!r}")
-    dataset, prepare = train_dataset(data, profile)
+    dataset, prepare = train_clips(data, profile.train_frames, profile.crop_scale, profile.augment_on)
     config = stage_config(profile, "finetune", seed, baseline=name, dataset=data.dataset)
-    metrics, history, _ = baselines.train_baseline(name, dataset, prepare, config, data, data.classes, profile.train_frames,
-                                                   out_dir, weights, device=device, small=profile.name == "small")
-    return metrics, history
+    return baselines.train_baseline(name, dataset, prepare, config, data, data.classes, profile.train_frames, out_dir,
+                                    weights, device=device, small=profile.name == "small")

@@ -1,29 +1,28 @@
 """Lung SSL recipe (Chen, Rubin et al. 2022): BYOL / SimCLR pretraining of a 3-D encoder, Table 3 rows, Fig. 3.
 
-The model and losses live in `usnb.models.lung_ssl` / `usnb.models.contrastive`, the Table 2 augmentation in
-`usnb.augment_st`, occlusion and the weighted IoU in `usnb.explain`. This module feeds clips to them: one SSL
-pretraining per algorithm (shared by every downstream row and label fraction), linear probes on cached frozen features,
-fine-tuning and full supervision with the one loop (`usnb.train.fit`), and the evaluation at Youden's threshold.
-"""
+Model and losses: `usnb.models.lung_ssl` / `.contrastive`; Table 2's augmentation: `usnb.augment_st`; occlusion and
+the weighted IoU: `usnb.explain`. Here: one SSL pretraining per algorithm (shared by every row and label fraction),
+probes on cached frozen features, fine-tuning and full supervision (`usnb.train.fit`), Youden's threshold."""
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import paper_claims, params
 from ..augment_st import SpatioTemporalAugment
 from ..data import PairedDataset, Repeated, label_index
 from ..datasets.records import VideoRecord
-from ..evaluate import split_metrics
+from ..evaluate import saliency_localisation, split_metrics
 from ..lung import LungData, Normalised, clip_boxes, clip_dataset, clip_input, embed, load_lung, predict
-from ..models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR, darknet53_3d, trainable_parameters
+from ..models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR, darknet53_3d
+from ..models.summary import n_params
 from ..probe import Probe, fit_probe
 from ..splits import fraction_subset
 from ..train import Schedule, seed_everything, stage_config, train_once
@@ -33,10 +32,8 @@ PAPER_DATA = "its private lung US videos"
 PAPER_TABLES = paper_claims.TABLES["lung_ssl"]  # the paper's Table 3 (its private data, not ours)
 PAPER_TABLE3 = PAPER_TABLES["Table 3"]
 PAPER_TRAINABLE, PAPER_FIG3 = paper_claims.LUNG_TRAINABLE, paper_claims.LUNG_FIG3
-# The paper's claims about its own rows (quote, section; judged on our runs by usnb.claims.judge_all) and its test
-# split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
-CLAIMS = paper_claims.CLAIMS["lung_ssl"]
-PAPER_TEST = paper_claims.paper_test("lung_ssl")
+# Its claims (quote, section; judged by usnb.claims.judge_all) and test split (pos, neg, cases per column) for its CIs
+CLAIMS, PAPER_TEST = paper_claims.CLAIMS["lung_ssl"], paper_claims.paper_test("lung_ssl")
 PAPER_CLAIM_ROWS = {"Fully supervised": PAPER_FIG3["Fully supervised @100%"]}  # Sec. 4.2 text, for the claims
 
 ALGORITHMS = ("BYOL", "SimCLR")
@@ -48,8 +45,7 @@ KINDS = ("SSL feature extractor", "SSL fine-tuned", "Fully supervised", "Random 
 class Profile:
     """How big and how long: `small` runs the whole notebook on a 2-core CPU in minutes, `paper` follows Sec. 3."""
 
-    # not in the checkpoint fingerprint (see learned_fields): evaluation-only settings
-    EVAL_ONLY = ("name", "occlusion_window", "occlusion_stride")
+    EVAL_ONLY = ("name", "occlusion_window", "occlusion_stride")  # not in the checkpoint fingerprint (learned_fields)
     name: str
     size: int  # frame side fed to the encoder, pixels
     frames: int  # T frames per clip (training: one random frame per segment; evaluation: uniform)
@@ -64,8 +60,7 @@ class Profile:
     temperature: float  # SimCLR NT-Xent temperature (not in the paper: SimCLR's 0.5 for small batches)
     ssl: Schedule  # SSL pretraining; Sec. 3.2: Adam, lr "3e-4 for all experiments" (AdamW with weight decay 0)
     supervised: Schedule  # each supervised row (fine-tuned, fully supervised), whatever the label fraction
-    fov: float = 1.0  # field of view: the central fraction of the frame's side the encoder sees (frames are cached
-    # at size / fov and cropped to size)
+    fov: float = 1.0  # field of view: central fraction of the frame's side seen (cached at size / fov, cropped to size)
     clip_norm: bool = False  # rescale each clip's intensities to mean 0.3, std 0.2 before augmentation (gain removed)
     two_samplings: bool = False  # SSL views from two independent frame samplings of the clip (else the same frames)
     # linear probe: inverse L2 strengths of the logistic regression on standardised features; the one with the best
@@ -116,38 +111,26 @@ def build_ssl(algorithm: str, profile: Profile) -> BYOL | VideoSimCLR:
     raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
 
 
-# ---------------------------------------------------------------- data
-
-
 def load_data(dataset: str, profile: Profile, **source) -> LungData:
-    """Clips of any video source for the 3-D encoder (`usnb.lung.load_lung`: data_dir, positive, drop,
-    patient_pattern, frame_fit, max_clip_frames, phantom_clips): the lung phantom (consolidation present/absent with
-    per-frame boxes; its own patient split), POCUS (pathology vs regular), BUSV, a manifest or class folders; a source
-    without its own split comes as 'all', split later by k-fold over patients."""
+    """Clips of any source for the 3-D encoder (`usnb.lung.load_lung`): the lung phantom (boxed), POCUS, BUSV, a
+    manifest or class folders; a source without its own split comes as 'all' (k-fold over patients later)."""
     return load_lung(dataset, profile.size, profile.fov, profile.clip_norm, **source)
-
-
-# ---------------------------------------------------------------- training
 
 
 def ssl_step(data: LungData, augment: SpatioTemporalAugment):
     """step_fn for `fit`: two augmentations of each clip, the model's SSL loss (BYOL or SimCLR)."""
-
     def step(model, batch, device):
         x1 = data.view(batch[0].to(device, non_blocking=True))  # (B, 1, T, H, W)
         x2 = data.view(batch[2].to(device, non_blocking=True)) if len(batch) == 4 else x1  # (clip, y, clip, y)
         return model(data.normalise(augment(x1)), data.normalise(augment(x2))), {}
-
     return step
 
 
 def pretrain(algorithm: str, data: LungData, records: Sequence[VideoRecord], profile: Profile, seed: int,
              out_dir: str | Path, temporal: bool = True, tag: str = "", device: torch.device | None = None,
              progress: bool = True) -> tuple[nn.Module, list[dict]]:
-    """SSL pretraining on `records` (labels unused) with Table 2's augmentation (`temporal=False`: spatial only).
-
-    Returns the SSL model (its `.encoder` is what downstream rows use) and the loss history. BYOL's target is
-    updated by EMA after every optimizer step (`after_step`)."""
+    """SSL pretraining on `records` (labels unused) with Table 2's augmentation (`temporal=False`: spatial only): the
+    SSL model (its `.encoder` feeds the downstream rows), the loss history. BYOL's target: EMA after every step."""
     augment = SpatioTemporalAugment(temporal=temporal)
     clips = clip_dataset(data, records, profile.frames)
     if profile.two_samplings:
@@ -159,19 +142,15 @@ def pretrain(algorithm: str, data: LungData, records: Sequence[VideoRecord], pro
     name = " ".join(filter(None, [algorithm, "" if temporal else "no temporal", tag]))
     model, history = train_once(lambda: build_ssl(algorithm, profile), name, dataset, ssl_step(data, augment), config,
                                 out_dir, device, progress, after_step=after)  # model(v1, v2) is its loss
-    model.eval()
-    return model, history
+    return model.eval(), history
 
 
 def supervised_step(data: LungData, augment: SpatioTemporalAugment | None):
     """step_fn for `fit`: cross-entropy of the classifier on augmented clips."""
-
     def step(model, batch, device):
         x, y = data.view(batch[0].to(device, non_blocking=True)), batch[1].to(device)
-        if augment is not None:
-            x = augment(x)
-        return F.cross_entropy(model(data.normalise(x)), y), {}
-
+        x = augment(x) if augment is not None else x
+        return nn.functional.cross_entropy(model(data.normalise(x)), y), {}
     return step
 
 
@@ -180,55 +159,28 @@ def train_classifier(data: LungData, records: Sequence[VideoRecord], profile: Pr
                      device: torch.device | None = None, progress: bool = True) -> tuple[EncoderClassifier, list[dict]]:
     """Train encoder + FC on labelled `records`: 'SSL fine-tuned' (a copy of a pretrained `encoder`, FC started from
     its linear `probe`: LP-FT) or 'Fully supervised' (encoder=None: random weights). `profile.supervised` steps."""
-    def build():
-        model = EncoderClassifier(copy.deepcopy(encoder) if encoder is not None else build_encoder(profile),
-                                  len(data.classes), train_encoder=True)
-        if probe is not None:
-            probe.load_into(model)
-        return model
-
+    build = lambda: probe_classifier(build_encoder(profile) if encoder is None else encoder,  # noqa: E731
+                                     probe, len(data.classes), train_encoder=True)
     # 5 % of the labels can be fewer clips than one batch: the clips repeat to fill the steps
     dataset = Repeated(clip_dataset(data, records, profile.frames), profile.supervised.steps * profile.supervised.batch)
     config = stage_config(profile, "supervised", seed, row=name, dataset=data.dataset,
                           clips=sorted(r.video_id for r in records))
     model, history = train_once(build, name, dataset, supervised_step(data, SpatioTemporalAugment()), config, out_dir,
                                 device, progress)
-    model.eval()
-    return model, history
+    return model.eval(), history
 
 
-# ---------------------------------------------------------------- features, probes, evaluation
+# ---------------------------------------------------------------- probes, localisation (Fig. 2)
 
 
-def probe_classifier(encoder: nn.Module, probe: Probe, num_classes: int = 2) -> EncoderClassifier:
-    """The frozen encoder + its probe as one network (for occlusion and parameter counts)."""
-    model = EncoderClassifier(copy.deepcopy(encoder), num_classes, train_encoder=False)
-    probe.load_into(model)
+def probe_classifier(encoder: nn.Module, probe: Probe | None, num_classes: int = 2,
+                     train_encoder: bool = False) -> EncoderClassifier:
+    """A copy of `encoder` + the FC of its linear `probe` (None: a random FC) as one network: frozen (occlusion,
+    parameter counts) or, `train_encoder`, where fine-tuning starts (LP-FT)."""
+    model = EncoderClassifier(copy.deepcopy(encoder), num_classes, train_encoder=train_encoder)
+    if probe is not None:
+        probe.load_into(model)
     return model.eval()
-
-
-def augmentation_gallery(clip: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Each Table 2 augmentation alone on `clip` (1, 1, T, H, W) in [0, 1], then all of them: {name: clip}."""
-    from .. import augment_st as A
-
-    g = torch.Generator().manual_seed(seed)
-    t, h, w = clip.shape[2:]
-    u = lambda lo, hi: torch.empty(1).uniform_(lo, hi, generator=g)  # noqa: E731
-    return {
-        "original": clip,
-        "affine": A.affine(clip, u(-10, 10), torch.empty(1, 2).uniform_(-0.1, 0.1, generator=g), u(0.8, 1.2)),
-        "flip": A.hflip(clip, torch.tensor([True])),
-        "colour jitter": A.color_jitter(clip, u(0.7, 1.3), u(0.7, 1.3)),
-        "noise sd 0.03": A.gaussian_noise(clip, 0.03 * torch.randn(1, 1, 1, h, w, generator=g)),
-        "erasing": A.erase(clip, A.erase_boxes(1, h, w, (0.02, 0.1), (0.3, 3.3), 1.0, g)),
-        "reversed": A.take_frames(clip, A.reversed_order(t)[None]),
-        "shuffled 4": A.take_frames(clip, A.shuffled_order(t, 4, g)[None]),
-        "replaced 4": A.take_frames(clip, A.replaced_order(t, 4, g)[None]),
-        "all (spatial + temporal)": SpatioTemporalAugment()(clip, g),
-    }
-
-
-# ---------------------------------------------------------------- localisation (Fig. 2)
 
 
 def saliency(model: nn.Module, data: LungData, record: VideoRecord, profile: Profile,
@@ -245,30 +197,10 @@ def saliency(model: nn.Module, data: LungData, record: VideoRecord, profile: Pro
 
 def localisation(model: nn.Module, data: LungData, records: Sequence[VideoRecord], profile: Profile,
                  k: float = 0.1, device: torch.device | None = None) -> dict:
-    """The paper's weighted IoU (top 10 % of pixels, a box per connected region) on every boxed frame, mean over clips;
-    `chance` is the score of a random saliency map (uniform noise) on the same frames."""
-    from ..explain import weighted_iou
-
-    rng = np.random.default_rng(0)
-    scores, chance = [], []
-    for record in records:
-        if not record.boxes:
-            continue
-        _, sal, idx = saliency(model, data, record, profile, device)
-        boxes = clip_boxes(record, idx, data)
-        if boxes:
-            scores.append(weighted_iou(sal, boxes, k))
-            chance.append(weighted_iou(rng.random(sal.shape), boxes, k))
-    if not scores:
-        raise ValueError("no clip has a box in its sampled frames: localisation needs ground-truth boxes (phantom)")
-    return {"weighted_iou": float(np.mean(scores)), "chance": float(np.mean(chance)), "clips": len(scores)}
-
-
-# ---------------------------------------------------------------- parameter counts
-
-
-def parameter_counts(model: nn.Module) -> dict:
-    return {"trainable": trainable_parameters(model), "total": sum(p.numel() for p in model.parameters())}
+    """The paper's weighted IoU (top 10 % of pixels, a box per connected region) of `saliency` on every boxed frame,
+    mean over clips; `chance`: a random saliency map (uniform noise) on the same frames."""
+    return saliency_localisation(lambda r: saliency(model, data, r, profile, device)[1:], records,
+                                 lambda r, idx: clip_boxes(r, idx, data), k)
 
 
 # ---------------------------------------------------------------- one study: Table 3 rows and Fig. 3 fractions
@@ -277,7 +209,6 @@ def parameter_counts(model: nn.Module) -> dict:
 @dataclass
 class Study:
     """What `run_study` returns: test metrics per row, the fraction curves, parameter counts, models and features."""
-
     rows: dict[str, dict] = field(default_factory=dict)  # "BYOL: SSL feature extractor" (100 %), ... -> metrics
     curves: dict[str, dict[float, dict]] = field(default_factory=dict)  # curve name -> {fraction: metrics}
     params: dict[str, dict] = field(default_factory=dict)  # row -> {trainable, total}
@@ -296,8 +227,6 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
     on the training clips (labels unused), shared by all rows and fractions; probes on cached frozen features;
     fine-tuning (LP-FT) and full supervision at each fraction (`fine_tune_fractions`, default all) for the first
     algorithm, at 100 % for the others. Thresholds: Youden's J on the validation clips."""
-    import time
-
     if 1.0 not in fractions:
         raise ValueError(f"fractions must include 1.0 (all labels: Table 3's rows and the saved models), got {fractions}")
     fine_tune_fractions = fractions if fine_tune_fractions is None else fine_tune_fractions
@@ -306,30 +235,35 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
     subsets = {f: fraction_subset(split["train"], f, seed) for f in fractions}
     masks = {f: np.isin([r.video_id for r in split["train"]], [r.video_id for r in s]) for f, s in subsets.items()}
 
-    def score(name, p_val, p_test, model=None, curve=None, fraction=None):
+    row = lambda curve, f: curve if f == 1.0 else f"{curve} @{f:.0%}"  # noqa: E731 - a row's name
+
+    def score(curve, f, p_val, p_test, model):
         m = split_metrics(y, {"val": p_val, "test": p_test})
-        if curve:
-            study.curves.setdefault(curve, {})[fraction] = m
-        if name:
-            study.rows[name], study.probs[name] = m, p_test
-            if model is not None:
-                study.params[name] = parameter_counts(model)
+        study.curves.setdefault(curve, {})[f] = m
+        study.rows[row(curve, f)], study.probs[row(curve, f)] = m, p_test
+        study.params[row(curve, f)] = {"trainable": n_params(model, trainable=True), "total": n_params(model)}
         return m
 
     def probes(encoder, key, curve):
         t0 = time.perf_counter()
-        feats = {s: embed(encoder, data, r, profile.frames, device) for s, r in split.items()}
-        study.features[key] = feats
+        study.features[key] = feats = {s: embed(encoder, data, r, profile.frames, device) for s, r in split.items()}
         fitted = {}
         for f in fractions:
             fitted[f] = probe = fit_probe(feats["train"][masks[f]], y["train"][masks[f]], profile.probe_c,
                                           val=(feats["val"], y["val"]))
-            row = f"{curve}" if f == 1.0 else f"{curve} @{f:.0%}"
-            score(row, probe(feats["val"]), probe(feats["test"]),
-                  probe_classifier(encoder, probe, len(data.classes)), curve, f)
+            score(curve, f, probe(feats["val"]), probe(feats["test"]),
+                  probe_classifier(encoder, probe, len(data.classes)))
         chosen = ", ".join(f"{f:.0%} c={p.c:g}" for f, p in fitted.items())
         echo(f"{curve}: probes at {len(fractions)} fractions in {time.perf_counter() - t0:.0f} s (1/L2: {chosen})")
         return fitted
+
+    def supervised(curve, f, encoder=None, probe=None):  # one fine-tuned or fully supervised row, scored
+        t0, name = time.perf_counter(), row(curve, f)
+        model, study.histories[name] = train_classifier(data, subsets[f], profile, seed, out_dir, encoder, probe,
+                                                        name=f"{tag} {name}", device=device, progress=progress)
+        m = score(curve, f, *(predict(model, data, split[s], profile.frames, device) for s in ("val", "test")), model)
+        echo(f"{name}: AUC {m['auc']:.3f} ({time.perf_counter() - t0:.0f} s)")
+        return model
 
     seed_everything(seed)
     random_encoder = build_encoder(profile)
@@ -349,25 +283,12 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
             continue
         main = algorithm == algorithms[0]
         for f in (fine_tune_fractions if main else (1.0,)):
-            t0 = time.perf_counter()
-            name = f"{label}: SSL fine-tuned" + ("" if f == 1.0 else f" @{f:.0%}")
-            model, study.histories[name] = train_classifier(data, subsets[f], profile, seed, out_dir, ssl.encoder,
-                                                            fitted[f], name=f"{tag} {name}", device=device,
-                                                            progress=progress)
-            m = score(name, predict(model, data, split["val"], profile.frames, device),
-                      predict(model, data, split["test"], profile.frames, device), model, f"{label}: SSL fine-tuned", f)
-            echo(f"{name}: AUC {m['auc']:.3f} ({time.perf_counter() - t0:.0f} s)")
+            model = supervised(f"{label}: SSL fine-tuned", f, ssl.encoder, fitted[f])
             if main and f == 1.0:
                 study.models["SSL fine-tuned"] = model
                 study.models["SSL feature extractor"] = probe_classifier(ssl.encoder, fitted[1.0], len(data.classes))
     for f in fine_tune_fractions:
-        t0 = time.perf_counter()
-        name = "Fully supervised" + ("" if f == 1.0 else f" @{f:.0%}")
-        model, study.histories[name] = train_classifier(data, subsets[f], profile, seed, out_dir, None, None,
-                                                        name=f"{tag} {name}", device=device, progress=progress)
-        m = score(name, predict(model, data, split["val"], profile.frames, device),
-                  predict(model, data, split["test"], profile.frames, device), model, "Fully supervised", f)
-        echo(f"{name}: AUC {m['auc']:.3f} ({time.perf_counter() - t0:.0f} s)")
+        model = supervised("Fully supervised", f)
         if f == 1.0:
             study.models["Fully supervised"] = model
     return study

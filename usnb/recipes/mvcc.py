@@ -11,21 +11,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
-from torch import nn
 
 from .. import paper_claims, params
-from ..breast import CLASSES, BreastData, load_breast
-from ..data import ClipDataset
+from ..breast import CLASSES, BreastData, load_breast, train_clips
 from ..datasets.records import VideoRecord
-from ..evaluate import Predictions, VideoLogits, evaluate_splits
-from ..evaluate import localisation as gradcam_localisation
-from ..evaluate import predict as predict_videos
-from ..models.mvcc import MaskedVideoModel, dual_level_mask, mvcc_loss, strategy_ratios
+from ..evaluate import Predictions, VideoLogits, evaluate_splits, view_indices
+from ..evaluate import localisation as gradcam_localisation, predict as predict_videos
+from ..models.mvcc import MaskedVideoModel, dual_level_mask, masked_fraction, mvcc_loss, strategy_ratios
+from ..models.summary import n_params  # noqa: F401 (M.n_params in notebook 01)
 from ..models.timesformer import TimeSformer, TimeSformerClassifier, load_pretrained, patchify, unpatchify
 from ..train import Schedule, TrainConfig, stage_config, train_once
-from ..view import FieldOfView, clip_augment, frames
+from ..view import frames
 
 PAPER_DATA = "its private breast US videos"  # 3,854 in-house videos, 2,697 / 385 / 772 train / val / test
 PAPER_TABLES = paper_claims.TABLES["mvcc"]  # the paper's Table 1 (its private data, not ours)
@@ -148,19 +145,13 @@ def build_pretrainer(profile: Profile) -> MaskedVideoModel:
 # ---------------------------------------------------------------- data
 
 
-def load_data(dataset: str, view: FieldOfView, **source) -> BreastData:
-    """Clips by split of any video source, the task mapped and split (`usnb.breast.load_breast`: data_dir, positive,
-    drop, folds, fold, patient_pattern, frame_fit, max_clip_frames, phantom_clips; data_cards/ for each source)."""
-    return load_breast(dataset, view, **source)
+load_data = load_breast  # (dataset, view, **source): clips by split of any source, the task mapped (usnb.breast)
 
 
-def train_dataset(data: BreastData, profile: Profile) -> tuple[ClipDataset, object]:
-    """(dataset, prepare): training clips of T frames, one random frame per segment, and `prepare(x, dims)`, the
-    model's input from a uint8 batch; a random crop (scaling + cropping, aspect kept) and a horizontal flip drawn once
-    per clip (Sec. 3), in the loader or on the device as `profile.augment_on` says (decided once, `clip_augment`)."""
-    augment, prepare = clip_augment(data.view, profile.crop_scale, profile.augment_on)
-    return ClipDataset(data.clips["train"], data.cache, data.classes, num_frames=profile.frames, mode="segments",
-                       transform=augment), prepare
+def train_dataset(data: BreastData, profile: Profile):
+    """(dataset, prepare): training clips of T frames, one random frame per segment, with a random crop (scaling +
+    cropping, aspect kept) and a horizontal flip drawn once per clip (Sec. 3; `usnb.breast.train_clips`)."""
+    return train_clips(data, profile.frames, profile.crop_scale, profile.augment_on)
 
 
 # ---------------------------------------------------------------- masked video pretraining
@@ -222,12 +213,6 @@ def train_row(name: str, data: BreastData, profile: Profile, seed: int, out_dir:
 # ---------------------------------------------------------------- prediction and evaluation
 
 
-def view_indices(n_frames: int, t: int, views: int) -> list[np.ndarray]:
-    """`views` T-frame index sets spread over a video: view v takes frame floor((i + (v + 0.5) / views) n / t)."""
-    return [np.minimum(np.floor((np.arange(t) + (v + 0.5) / views) * n_frames / t).astype(int), n_frames - 1)
-            for v in range(views)]
-
-
 def clip_tensor(record: VideoRecord, data: BreastData, indices) -> torch.Tensor:
     """uint8 frames of `record` at `indices` -> (1, T, 1, H, W) float pixels of the model's field of view."""
     return data.view.crop(frames(data.cache.get(record), indices))
@@ -267,38 +252,6 @@ def mask_examples(profile: Profile, seed: int = 0, alpha: float | None = None, b
     return out
 
 
-def masked_frames(x: torch.Tensor, mask: torch.Tensor, patch: int, fill: float = float("nan")) -> torch.Tensor:
-    """x: (T, 1, H, W), mask (T, N) -> x with masked patches set to `fill` (nan shows as blank in imshow)."""
-    p = patchify(x[None].float(), patch)  # (1, T, N, P)
-    p = torch.where(mask[None, ..., None], torch.full_like(p, fill), p)
-    return unpatchify(p, patch, (x.shape[-2] // patch, x.shape[-1] // patch))[0]
-
-
-def mask_figure(x: torch.Tensor, masks: dict[str, torch.Tensor], patch: int, frames: Sequence[int] | None = None,
-                path: str | Path | None = None):
-    """One clip x (T, 1, H, W) under each masking strategy: a row of frames per strategy, masked patches blank."""
-    import matplotlib.pyplot as plt
-
-    t = x.shape[0]
-    frames = list(range(t)) if frames is None else list(frames)
-    rows = {"original": x.float(), **{k: masked_frames(x, m, patch) for k, m in masks.items()}}
-    fig, axes = plt.subplots(len(rows), len(frames), figsize=(1.2 * len(frames), 1.3 * len(rows)), squeeze=False)
-    for r, (name, clip) in enumerate(rows.items()):
-        for c, i in enumerate(frames):
-            ax = axes[r, c]
-            ax.imshow(clip[i, 0].numpy(), cmap="gray", vmin=float(x.min()), vmax=float(x.max()))
-            ax.set_xticks([]), ax.set_yticks([])
-            if c == 0:
-                share = "" if name == "original" else f"\n{float(masks[name].float().mean()):.0%} masked"
-                ax.set_ylabel(name + share, fontsize=8)
-            if r == 0:
-                ax.set_title(f"t={i}", fontsize=8)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=80, bbox_inches="tight")
-    return fig
-
-
 @torch.no_grad()
 def reconstruct(mvm: MaskedVideoModel, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """x: (1, T, 1, H, W) standardised, mask (1, T, N) -> reconstruction (T, 1, H, W), visible patches pasted back."""
@@ -327,25 +280,7 @@ def localisation(model: TimeSformerClassifier, records: Sequence[VideoRecord], d
                                     lambda n: view_indices(n, profile.frames, 1), k)
 
 
-def pretrain_loss_fell(history: Sequence[dict]) -> bool:
-    """True when the last pretraining epoch's mean loss is below the first's."""
-    return len(history) >= 2 and history[-1]["loss"] < history[0]["loss"]
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def fraction_masked(strategy: str, profile: Profile) -> float:
-    """Share of tokens masked by a strategy with the profile's alpha, beta, after rounding."""
-    from ..models.mvcc import mask_counts
-
+    """Share of tokens masked by a strategy with the profile's alpha, beta, after rounding (`masked_fraction`)."""
     t, gh, gw = profile.grid
-    a, b = strategy_ratios(strategy, profile.alpha, profile.beta)
-    tm, nm = mask_counts(t, gh * gw, a, b)
-    return (tm * gh * gw + (t - tm) * nm) / (t * gh * gw)
-
-
-__all__ = ["CLASSES", "PAPER_DATA", "PAPER_TABLE1", "PAPER_TABLES", "OUT_OF_SCOPE", "TABLE1_ROWS", "PROFILES",
-           "Profile", "Row", "get_profile", "load_data", "train_row", "pretrain", "evaluate", "predict", "localisation",
-           "gradcam", "mask_examples", "mask_figure", "reconstruct"]
+    return masked_fraction(t, gh * gw, *strategy_ratios(strategy, profile.alpha, profile.beta))
