@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "usnb"
-PAPER_RECIPES = ("usnb.recipes.kganet", "usnb.recipes.clman", "usnb.recipes.mvcc", "usnb.recipes.lung_ssl")
+PAPER_RECIPES = ("usnb.recipes.kganet", "usnb.recipes.clman", "usnb.recipes.mvcc", "usnb.recipes.lung_ssl",
+                 "usnb.recipes.uscl", "usnb.recipes.cvrl")
 
 
 def _module(path: Path) -> str:

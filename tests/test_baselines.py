@@ -72,3 +72,23 @@ def test_timesformer_row_is_vit_b16_at_the_papers_size():
     n = sum(p.numel() for p in net.parameters())
     assert n == 121_564_816 and abs(n - 121.4e6) / 121.4e6 < 0.002
     assert net(torch.randn(1, 3, 8, 224, 224)).shape == (1, 400)
+
+
+@pytest.mark.bad_input
+def test_our_baselines_load_local_weights_and_refuse_a_file_of_another_network(tmp_path, capsys):
+    """Kinetics weights come from a local file: the tensors that match load (a head for another class count stays at
+    random init), what loaded is printed; another network's file or a missing file is refused, naming it."""
+    torch.manual_seed(0)
+    donor = baselines.video_baseline("I3D", num_classes=400, frames=4, small=True)
+    path = tmp_path / "i3d_k400.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in donor.state_dict().items()}}, path)
+    net = baselines.video_baseline("I3D", num_classes=2, weights=str(path), frames=4, small=True)
+    said = capsys.readouterr().out
+    assert "I3D:" in said and "loaded from" in said and "left at random init" in said
+    heads = {k for k, v in net.state_dict().items() if v.shape != donor.state_dict()[k].shape}
+    assert heads and all(torch.equal(v, donor.state_dict()[k]) for k, v in net.state_dict().items() if k not in heads)
+    torch.save(baselines.video_baseline("CSN", frames=4, small=True).state_dict(), tmp_path / "csn.pth")
+    with pytest.raises(ValueError, match=r"csn.pth: only \d+ of \d+ tensors of I3D match"):
+        baselines.video_baseline("I3D", weights=str(tmp_path / "csn.pth"), frames=4, small=True)
+    with pytest.raises(FileNotFoundError, match=r"nope.pth: weights file not found. Fix: pass a local .pth"):
+        baselines.video_baseline("P3D", weights=str(tmp_path / "nope.pth"), frames=4, small=True)

@@ -104,3 +104,18 @@ def test_paired_auc_matches_videos_by_id_and_uses_delong():
     rc = B.Result({}, {"test": b[:79]}, {"test": y[:79]}, 1.0, test_ids=ids[:79])
     with pytest.raises(ValueError, match="different videos"):
         B.paired_auc({"A": ra, "C": rc})
+
+
+def test_a_papers_comparison_network_is_an_extra_row_on_the_same_split(phantom16, tmp_path):
+    """KGA-Net's Table 1 and CLMAN's Table 4 networks join the benchmark as extra rows, trained on the same split."""
+    _, split = B.run_method("CLMAN", "small", 0, tmp_path, source={"data_dir": phantom16}, **TINY["CLMAN"])
+    result, _ = B.run_method("I3D (video baseline)", "small", 0, tmp_path, source={"data_dir": phantom16},
+                             reference_split=split, **TINY["CLMAN"])
+    assert result.probs["test"].shape == (len(split["test"]),) and 0 <= result.metrics["auc"] <= 1
+    assert "MViT (video baseline)" in B.EXTRA and "I3D (video baseline)" not in B.METHODS
+    cvrl, _ = B.run_method("CVRL (pretraining)", "small", 0, tmp_path, source={"data_dir": phantom16},
+                           reference_split=split, size=16, frames=4, width=4, pretrain_steps=1, finetune_steps=1,
+                           pretrain_batch=4, finetune_batch=4, eval_views=1)
+    assert cvrl.probs["test"].shape == (len(split["test"]),)
+    with pytest.raises(ValueError, match="MViT takes 16 frames of 224 px"):
+        B.run_method("MViT (video baseline)", "small", 0, tmp_path, source={"data_dir": phantom16}, **TINY["CLMAN"])

@@ -215,3 +215,42 @@ def test_lung_paper_profile_byol_pretrains_darknet53_3d_on_16x112px(lung, out_di
     assert steps == ["AdamW", "AdamW"]
     assert shapes and all(s[1:] == (1, 16, 112, 112) and s[0] in (2, 4) for s in shapes), shapes
     assert finite(history)
+
+
+# ---------------------------------------------------------------- MVCC's Table 1: USCL and CVRL
+
+
+def test_uscl_paper_profile_pretrains_and_finetunes_resnet18_on_224px(breast, out_dir):
+    """USCL's code path (usnb.recipes.uscl): ResNet-18 on frames of 224 px, pairs mixed from frames of one video,
+    NT-Xent with AdamW, then the Table 1 row fine-tuned with SGD on 16-frame clips. Shrunk: 2 steps per stage."""
+    from usnb.recipes import uscl as U
+    from usnb.view import field_of_view
+
+    P = U.get_profile("paper", pretrain_steps=2, finetune_steps=2, pretrain_batch=2, finetune_batch=1, num_workers=0)
+    assert (P.size, P.frames, P.backbone, P.temperature) == (224, 16, "resnet18", 0.5)
+    data = per_class(U.load_data("phantom", field_of_view(P), data_dir=breast), 1)
+    backbone = type(U.build_backbone(P))
+    with inputs_of(backbone) as (shapes, steps):
+        model, histories = U.train_row(data, P, seed=0, out_dir=out_dir)
+    assert steps == ["AdamW", "AdamW", "SGD", "SGD"]  # pretraining, then fine-tuning
+    assert all(s[-2:] == (224, 224) for s in shapes) and (2 * 2, 1, 224, 224) in shapes  # 2 pairs of frames
+    assert (16, 1, 224, 224) in shapes  # one clip of 16 frames, frame by frame
+    assert finite(histories["pretrain"]) and finite(histories["finetune"])
+
+
+def test_cvrl_paper_profile_pretrains_and_finetunes_r3d50_on_16x224px(breast, out_dir):
+    """CVRL's code path (usnb.recipes.cvrl): the slow-only R3D-50 on two 16-frame clips of 224 px per video, InfoNCE
+    with LARS, then fine-tuning with SGD. Shrunk: 2 steps per stage, batch 1."""
+    from usnb.models.cvrl import r3d_resnet
+    from usnb.recipes import cvrl as V
+    from usnb.view import field_of_view
+
+    P = V.get_profile("paper", pretrain_steps=2, finetune_steps=2, pretrain_batch=1, finetune_batch=1, num_workers=0)
+    assert (P.size, P.frames, P.depth, P.width, P.temperature) == (224, 16, 50, 64, 0.1)
+    data = per_class(V.load_data("phantom", field_of_view(P), data_dir=breast), 1)
+    encoder = type(r3d_resnet(50, None, 8, 1, P.stem_time, P.stem_time_stride))
+    with inputs_of(encoder) as (shapes, steps):
+        model, histories = V.train_row(data, P, seed=0, out_dir=out_dir)
+    assert steps == ["LARS", "LARS", "SGD", "SGD"]
+    assert (2, 1, 16, 224, 224) in shapes and (1, 1, 16, 224, 224) in shapes  # a pair of clips; one clip
+    assert finite(histories["pretrain"]) and finite(histories["finetune"])

@@ -283,3 +283,17 @@ def test_a_one_class_validation_split_moves_the_threshold_to_test_with_a_warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert held_out_metrics(y, s)["threshold_on"] == "test"  # no validation split at all: no warning
+
+
+def test_paired_against_tables_each_method_against_the_reference_on_the_same_clips():
+    from usnb.stats import delong_test, paired_against
+
+    y = np.array([0, 0, 0, 1, 1, 1])
+    ours = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])  # AUC 1
+    other = np.array([0.1, 0.6, 0.3, 0.5, 0.8, 0.2])
+    table = paired_against(y, ours, {"R3D": other, "same": ours}, "CLMAN").splitlines()
+    assert table[0].startswith("| method | AUC | AUC - CLMAN")
+    delta = delong_test(y, other, ours)["delta"]
+    assert table[2].startswith(f"| R3D | {float(np.mean([[o > n for n in other[:3]] for o in other[3:]])):.3f} | "
+                               f"{delta * 100:.1f}")
+    assert table[3] == "| same | 1.000 | 0.0 [0.0, 0.0] | 1.000 |"

@@ -42,10 +42,14 @@ def video_baseline(name: str, num_classes: int = 2, weights: str | None = None, 
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {sorted(BASELINES)}, got {name!r}")
     if name in OURS:
-        if weights:
-            warnings.warn(f"{name}: no Kinetics weights are available to usnb here; training from random weights",
-                          stacklevel=2)
-        return _ours(name, num_classes, frames, size, small)
+        net = _ours(name, num_classes, frames, size, small, weights)
+        if weights == "kinetics":
+            warnings.warn(f"{name}: no Kinetics weights are available to usnb here; training from random weights "
+                          f"(usnb downloads none for its own networks). Fix: pass weights='path/to/file.pth' "
+                          f"({KINETICS[OURS[name][0]]})", stacklevel=2)
+        elif weights and name != "TimeSformer":
+            print(load_local_weights(net, weights, name))
+        return net
     builder = getattr(video, BASELINES[name])
     net = builder(weights=None)
     if weights == "kinetics":
@@ -64,7 +68,7 @@ def video_baseline(name: str, num_classes: int = 2, weights: str | None = None, 
     return net
 
 
-def _ours(name: str, num_classes: int, frames: int, size: int, small: bool) -> nn.Module:
+def _ours(name: str, num_classes: int, frames: int, size: int, small: bool, weights: str | None = None) -> nn.Module:
     """One of OURS at the paper's size or, `small`, at CPU size (see `video_baseline`)."""
     family, paper_depth, small_depth = OURS[name]
     depth, width = (small_depth, 16) if small else (paper_depth, 64)
@@ -88,11 +92,47 @@ def _ours(name: str, num_classes: int, frames: int, size: int, small: bool) -> n
         from .models.slowfast import slowfast_resnet
 
         return slowfast_resnet(depth, num_classes, width, alpha=8 if frames % 8 == 0 or not small else 2)
-    from .models.timesformer import TimeSformer, TimeSformerClassifier
+    from .models.timesformer import TimeSformer, TimeSformerClassifier, load_pretrained
 
     encoder = (TimeSformer(size, 16, frames, 3, dim=64, depth=depth, heads=4, stem="conv") if small else
                TimeSformer(size, 16, frames, 3, dim=768, depth=depth, heads=12))  # ViT-B/16 (Bertasius et al.)
+    if weights and weights != "kinetics":  # a local TimeSformer checkpoint or ImageNet ViT-B/16 weights
+        missing = load_pretrained(encoder, weights)
+        print(f"TimeSformer: {weights} loaded, {len(missing)} encoder tensors left at random init")
     return RGBTimeSformer(TimeSformerClassifier(encoder, num_classes))
+
+
+# Where Kinetics-400 weights for our networks come from: a local file the user has (usnb downloads none of these)
+KINETICS = {
+    "timesformer": "facebookresearch/TimeSformer's TimeSformer_divST_8x32_224_K400.pyth, or 'imagenet' for ViT-B/16",
+    **{family: "a state dict of this network as usnb.models names its tensors, e.g. one saved by usnb or converted "
+               "from mmaction2's Kinetics-400 checkpoint of the same network"
+       for family in ("tsm", "tin", "i3d", "slowfast", "csn", "p3d")},
+}
+
+
+def load_local_weights(net: nn.Module, path: str | Path, name: str) -> str:
+    """Copy into `net` the tensors of the local state dict at `path` whose names and shapes match its own
+    ('module.' and 'backbone.' prefixes dropped); a head with another class count keeps its random init. Refuses a
+    file that matches fewer than half of `net`'s tensors. Returns what it did, in words."""
+    from .checkpoints import load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found. Fix: pass a local .pth of {name}'s weights "
+                                f"({KINETICS[OURS[name][0]]}), or weights=None for random weights")
+    state = load_checkpoint(path)
+    for key in ("state_dict", "model_state", "model"):
+        state = state.get(key, state) if isinstance(state, dict) else state
+    own = net.state_dict()
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items() if torch.is_tensor(v)}
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(matched) < len(own) / 2:
+        raise ValueError(f"{path}: only {len(matched)} of {len(own)} tensors of {name} match by name and shape: not "
+                         f"weights of this network as usnb builds it. Fix: {KINETICS[OURS[name][0]]}")
+    net.load_state_dict(matched, strict=False)
+    return (f"{name}: {len(matched)} of {len(own)} tensors loaded from {path}; "
+            f"{len(own) - len(matched)} left at random init (e.g. a head for another number of classes)")
 
 
 class RGBTimeSformer(nn.Module):

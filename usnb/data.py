@@ -141,3 +141,43 @@ class FeatureClips(Dataset):
         f = self.features[i]
         rng = np.random.default_rng(int(torch.randint(2**31, (1,))))
         return f[sampling.segment_indices(len(f), self.frames, rng)], int(self.labels[i])
+
+
+def interpolate_pair(x1: torch.Tensor, anchor: torch.Tensor, x3: torch.Tensor, lam: float) -> torch.Tensor:
+    """USCL's positive pair (Chen et al. 2021, sample pair generation): two frames of one video each mixed with a
+    third, the anchor: (lam x1 + (1 - lam) anchor, lam x3 + (1 - lam) anchor) as float (2, C, H, W)."""
+    anchor = anchor.float()
+    return torch.stack([lam * x1.float() + (1 - lam) * anchor, lam * x3.float() + (1 - lam) * anchor])
+
+
+class MixedFramePairs(Dataset):
+    """Item = one clip's positive pair, USCL's sample pair generation: three distinct random frames of the clip, each
+    augmented on its own, the first and the third mixed with the second (the anchor) by one lam ~ Beta(alpha, alpha)
+    (`interpolate_pair`): float (2, C, H, W) pixels. No label: the other clips of a batch are the negatives.
+
+    A clip of two frames gives them unmixed, a clip of one frame that frame augmented twice (lam = 1), as USCL's code.
+    """
+
+    def __init__(self, records: Sequence[VideoRecord], cache: ClipCache, augment: Callable, alpha: float = 0.5):
+        if alpha <= 0:
+            raise ValueError(f"the mixing weight's Beta(alpha, alpha) needs alpha > 0, got {alpha}")
+        self.records, self.cache, self.augment = list(records), cache, augment
+        self.beta = torch.distributions.Beta(torch.tensor(float(alpha)), torch.tensor(float(alpha)))
+        cache.prefill(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def parts(self, i: int) -> tuple[np.ndarray, torch.Tensor, float]:
+        """(frame indices (3,): x1, anchor, x3; the three augmented frames uint8 (3, C, H, W); lam) of item i, drawn
+        from torch's generator (seeded by `usnb.train.seed_everything`)."""
+        clip = self.cache.get(self.records[i])  # (T, H, W, C)
+        n = len(clip)
+        idx = torch.randperm(n)[:3].numpy() if n >= 3 else np.array([0, n - 1, n - 1])
+        lam = float(self.beta.sample()) if n >= 3 else 1.0
+        x = torch.from_numpy(np.ascontiguousarray(clip[idx])).permute(0, 3, 1, 2)  # (3, C, H, W)
+        return idx, torch.stack([self.augment(f) for f in x]), lam
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        _, x, lam = self.parts(i)
+        return interpolate_pair(x[0], x[1], x[2], lam)  # (2, C, H, W)

@@ -119,3 +119,81 @@ class GPUAugment:
             out = torch.where(flip[:, None, None, None, None], out.flip(-1), out)
         out = standardise_clips(out, self.mean_std)
         return out[:, 0] if image else out
+
+
+# ---------------------------------------------------------------- CVRL's strong augmentation, once per clip
+
+
+def jitter_clips(x: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, contrast_first: torch.Tensor
+                 ) -> torch.Tensor:
+    """SimCLRv2-style colour jitter of clips x (B, T, C, H, W) in [0, 1], one draw per clip: brightness x * b, contrast
+    (x - m) c + m with m the clip's mean, in the order `contrast_first` (B,) bool says, clipped to [0, 1] after each."""
+    shape = (-1, 1, 1, 1, 1)
+    b, c, first = brightness.view(shape).to(x), contrast.view(shape).to(x), contrast_first.view(shape)
+
+    def bright(y):
+        return (y * b).clamp(0, 1)
+
+    def contr(y):
+        m = y.mean(dim=(1, 2, 3, 4), keepdim=True)
+        return ((y - m) * c + m).clamp(0, 1)
+
+    return torch.where(first, bright(contr(x)), contr(bright(x)))
+
+
+def blur_clips(x: torch.Tensor, sigma: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Gaussian blur of every frame of clip i with sigma[i] (B,), a separable `kernel`-tap filter (odd), zero padded
+    ('SAME', as the public code): x (B, T, C, H, W) -> the same shape."""
+    b, t, c, h, w = x.shape
+    r = kernel // 2
+    taps = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
+    g = torch.exp(-taps[None] ** 2 / (2 * sigma.to(x)[:, None] ** 2))
+    g = (g / g.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B C, k): one filter per clip and channel
+    y = x.transpose(1, 2).reshape(1, b * c, t, h, w)  # clips' channels as groups
+    y = torch.nn.functional.conv3d(y, g.view(b * c, 1, 1, 1, -1), padding=(0, 0, r), groups=b * c)
+    y = torch.nn.functional.conv3d(y, g.view(b * c, 1, 1, -1, 1), padding=(0, r, 0), groups=b * c)
+    return y.reshape(b, c, t, h, w).transpose(1, 2)
+
+
+def solarize_clips(x: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
+    """Where `apply` (B,): pixels >= 0.5 become 1 - x (x in [0, 1])."""
+    return torch.where(apply.view(-1, 1, 1, 1, 1) & (x >= 0.5), 1 - x, x)
+
+
+class ConsistentAugment:
+    """CVRL's temporally consistent spatial augmentation (Qian et al. 2021, arXiv:2008.03800, Sec. 3.2), a batch of
+    uint8 clips (B, T, C, H, W) on the device -> standardised float (B, T, C, size, size). Every parameter is drawn once
+    per clip and applied to all its frames: a random resized crop (area `scale`, aspect `ratio`) and a horizontal flip
+    (`GPUAugment`, with the field of view `fov`); with probability `jitter_p` colour jitter of strength `strength`
+    (brightness and contrast 0.8 strength; saturation and hue, and the grayscale conversion drawn with `gray_p`, are
+    identities on grey clips: for C = 3 the conversion is the frames' channel mean); a Gaussian blur with probability
+    `blur_p`, sigma ~ U(0.1, 2), size // 10 taps (made odd); solarisation with probability `solarize_p`; then per-clip
+    standardisation. Defaults and the per-clip probabilities: the public code (video_ssl_input._process_image and
+    video_ssl_preprocess_ops: crop (0.3, 1) x (0.5, 2), jitter p 0.8, gray p 0.2, blur p 1.0 / 0.1 and
+    solarisation p 0 / 0.2 for the first / second clip)."""
+
+    def __init__(self, size: int, scale: tuple[float, float] = (0.3, 1.0), ratio: tuple[float, float] = (0.5, 2.0),
+                 fov: float = 1.0, strength: float = 1.0, jitter_p: float = 0.8, gray_p: float = 0.2):
+        self.crop = GPUAugment(size, scale=scale, ratio=ratio, fov=fov, mean_std=(0.0, 1.0))  # -> [0, 1]
+        self.size, self.strength, self.jitter_p, self.gray_p = size, strength, jitter_p, gray_p
+        self.kernel = 2 * ((size // 10) // 2) + 1
+
+    def __call__(self, x: torch.Tensor, blur_p: float = 1.0, solarize_p: float = 0.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        x = self.crop(x, generator=generator)  # (B, T, C, s, s) in [0, 1], one crop and flip per clip
+        b, dev = x.shape[0], x.device
+
+        def draw(lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
+            return torch.empty(b, device=dev).uniform_(lo, hi, generator=generator)
+
+        s = 0.8 * self.strength
+        jitter = draw() < self.jitter_p
+        jittered = jitter_clips(x, draw(max(0.0, 1 - s), 1 + s), draw(max(0.0, 1 - s), 1 + s), draw() < 0.5)
+        x = torch.where(jitter.view(-1, 1, 1, 1, 1), jittered, x)
+        gray = draw() < self.gray_p
+        if x.shape[2] == 3:
+            x = torch.where(gray.view(-1, 1, 1, 1, 1), x.mean(2, keepdim=True).expand_as(x), x)
+        blur = draw() < blur_p
+        x = torch.where(blur.view(-1, 1, 1, 1, 1), blur_clips(x, draw(0.1, 2.0), self.kernel), x)
+        x = solarize_clips(x, draw() < solarize_p).clamp(0, 1)
+        return standardise_clips(x)

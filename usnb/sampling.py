@@ -50,3 +50,38 @@ def sample_indices(n_frames: int, t: int | None, mode: str, rng: np.random.Gener
     if mode == "all":
         return all_indices(n_frames, t)
     raise ValueError(f"sampling mode must be 'uniform', 'random', 'segments' or 'all', got {mode!r}")
+
+
+def decreasing_interval(max_offset: int, rng: np.random.Generator) -> int:
+    """CVRL's temporal interval (Qian et al. 2021, arXiv:2008.03800, Sec. 3.2): a start-to-start distance
+    t in {0, ..., max_offset - 1} with density P(t) proportional to -t + c, c = max_offset (linear, falling to 0 at
+    max_offset), drawn by the inverse CDF t = floor(c (1 - sqrt(1 - u))), u ~ U[0, 1): P(t) = (2 (c - t) - 1) / c^2.
+    The public code (video_ssl_preprocess_ops.sample_ssl_sequence, power 1) draws the same law by bisection."""
+    if max_offset < 1:
+        raise ValueError(f"max_offset must be >= 1 start position, got {max_offset}")
+    return min(int(max_offset * (1 - np.sqrt(1 - rng.random()))), max_offset - 1)
+
+
+def interval_pair_indices(n_frames: int, t: int, stride: int, rng: np.random.Generator
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Two clips of T frames (every `stride`-th) of one video for CVRL's contrastive pair: their starts lie an interval
+    apart drawn by `decreasing_interval` (close clips likelier than distant ones), the earlier start uniform among the
+    positions that keep both clips inside the video, the order of the two clips random (as the public code).
+
+    A video shorter than one clip at `stride` takes the largest stride that fits; shorter than T frames, both clips
+    are the T frames spread over it (`uniform_indices`: frames repeat in temporal order, never padded)."""
+    if n_frames < 1 or t < 1 or stride < 1:
+        raise ValueError(f"need n_frames, t, stride >= 1, got n_frames={n_frames}, t={t}, stride={stride}")
+    if n_frames < t:
+        idx = uniform_indices(n_frames, t)
+        return idx, idx.copy()
+    if t > 1:
+        stride = min(stride, (n_frames - 1) // (t - 1))
+    span = (t - 1) * stride  # frames from a clip's first to its last
+    max_offset = n_frames - span  # start positions that keep a clip inside the video
+    gap = decreasing_interval(max_offset, rng)
+    first = int(rng.integers(0, max_offset - gap))
+    starts = [first, first + gap]
+    if rng.random() < 0.5:
+        starts.reverse()
+    return tuple(s + stride * np.arange(t) for s in starts)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import stats as st
@@ -285,3 +285,16 @@ def interval_text(value: float, ci: Sequence[float] | None, scale: float = 100, 
         return text
     return f"{text} [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
 
+
+
+def paired_against(y_true, reference: Sequence[float], others: Mapping[str, Sequence[float]], name: str = "ours"
+                   ) -> str:
+    """A Markdown table: for each of `others` (scores on the same clips, in the same order), AUC(other) -
+    AUC(`reference`) in points with DeLong's paired CI and its p-value: how far each comparison method is from the
+    paper's method on our data."""
+    lines = [f"| method | AUC | AUC - {name} (DeLong {LEVEL:.0%} CI) | p |", "|---|---|---|---|"]
+    for other, scores in others.items():
+        test = delong_test(y_true, scores, reference)
+        lines.append(f"| {other} | {auc_ci(y_true, scores)[0]:.3f} | {interval_text(test['delta'], test['ci'])} | "
+                     f"{test['p']:.3f} |")
+    return "\n".join(lines)

@@ -64,3 +64,14 @@ def simclr_augment(size: int, scale: tuple[float, float] = (0.5, 1.0), elastic: 
         v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4)], p=0.8),
         v2.RandomApply([ElasticWarp(elastic)], p=0.5),
     ])
+
+
+def uscl_augment(size: int, scale: tuple[float, float] = (0.8, 1.0), jitter: float = 0.8) -> v2.Compose:
+    """USCL's frame augmentation (Chen et al. 2021, its public code): random resized crop (area `scale`, aspect
+    0.8-1.25), horizontal flip and colour jitter (brightness and contrast `jitter`; saturation and hue do nothing
+    to grayscale frames), drawn anew for every frame."""
+    return v2.Compose([
+        v2.RandomResizedCrop(size, scale=scale, ratio=(0.8, 1.25), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.ColorJitter(brightness=jitter, contrast=jitter),
+    ])

@@ -129,6 +129,56 @@ OVERRIDES = {"small": {"BYOL (lung paper)": {"size": 48, "fov": 0.75}}, "paper":
 RUNNERS = {"KGA-Net": _kganet, "MVCC": _mvcc, "CLMAN": _clman, "BYOL (lung paper)": _byol}
 
 
+def _video_baseline(network: str):
+    """A comparison network of KGA-Net's Table 1 or CLMAN's Table 4 (`usnb.baselines`: CPU-sized in the small
+    profile) trained on the clips with CLMAN's fine-tuning schedule and clip augmentation, as CLMAN's paper trains its
+    Table 4 ("only set the batch size and epoch number to the same as ours")."""
+
+    def run(profile: str, dataset: str, source: dict, seed: int, out: Path, device, **overrides):
+        from ..baselines import train_baseline
+        from ..breast import train_clips
+        from ..train import stage_config
+        from . import clman as C
+
+        P = C.get_profile(profile, **overrides)
+        if network == "MViT" and (P.size, P.train_frames) != (224, 16):
+            raise ValueError(f"MViT takes 16 frames of 224 px, the {profile} profile gives {P.train_frames} of "
+                             f"{P.size}; use profile='paper' or another baseline")
+        data = C.load_data(dataset, field_of_view(P), **_videos(source))
+        clips, prepare = train_clips(data, P.train_frames, P.crop_scale, P.augment_on)
+        config = stage_config(P, "finetune", seed, baseline=network, dataset=data.dataset)
+        _, _, probs = train_baseline(network, clips, prepare, config, data, data.classes, P.train_frames, out,
+                                     device=device, small=P.name == "small")
+        labels = {s: label_index(data.clips[s], data.classes) for s in probs}
+        return data.clips, probs, labels, [f"CLMAN's {P.name} fine-tuning: {P.train_frames} frames of {P.size} px"]
+
+    return run
+
+
+def _pretraining(recipe: str):
+    """One of MVCC's Table 1 pretraining methods (USCL, CVRL) by its own recipe: pretrained on the training videos
+    (labels unused), fine-tuned, scored on the same split."""
+
+    def run(profile: str, dataset: str, source: dict, seed: int, out: Path, device, **overrides):
+        import importlib
+
+        R = importlib.import_module(f"usnb.recipes.{recipe}")
+        P = R.get_profile(profile, **overrides)
+        data = R.load_data(dataset, field_of_view(P), **_videos(source))
+        model, _ = R.train_row(data, P, seed, out, device=device)
+        _, preds = R.evaluate(model, data, P, device=device)
+        return data.clips, {s: p.probs for s, p in preds.items()}, {s: p.labels for s, p in preds.items()}, []
+
+    return run
+
+
+# extra rows: the papers' comparison methods on the same split (add them to the notebook's `methods`)
+EXTRA = {"USCL (pretraining)": _pretraining("uscl"), "CVRL (pretraining)": _pretraining("cvrl"),
+         **{f"{name} (video baseline)": _video_baseline(name) for name in
+            ("I3D", "SlowFast", "R(2+1)D", "CSN", "MViT", "R3D", "TimeSformer", "MC3", "P3D", "TIN Res18", "TIN Res34",
+             "TIN Res50", "TSM")}}
+
+
 def _videos(source: dict) -> dict:
     """The source's settings without the still images (only KGA-Net reads them)."""
     return {k: v for k, v in source.items() if k not in ("image_dir", "images")}
@@ -142,12 +192,13 @@ def run_method(name: str, profile: str, seed: int, out_dir: str | Path, dataset:
 
     Returns (Result, the split it used); pass a previous method's split as `reference_split` to check it is the same.
     """
-    if name not in RUNNERS:
-        raise ValueError(f"method must be one of {list(RUNNERS)}, got {name!r}")
+    runners = {**RUNNERS, **EXTRA}
+    if name not in runners:
+        raise ValueError(f"method must be one of {list(runners)}, got {name!r}")
     overrides = {**OVERRIDES.get(profile, {}).get(name, {}), **overrides}
     t0 = time.perf_counter()
     out = Path(out_dir) / name.split(" ")[0].lower().replace("-", "")
-    split, probs, labels, notes = RUNNERS[name](profile, dataset, dict(source or {}), seed, out, device, **overrides)
+    split, probs, labels, notes = runners[name](profile, dataset, dict(source or {}), seed, out, device, **overrides)
     if reference_split is not None:
         same_split(reference_split, split)
     result = Result(score(labels, probs), probs, labels, round(time.perf_counter() - t0, 1), notes,

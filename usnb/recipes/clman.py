@@ -65,6 +65,7 @@ ROWS = {
     "With Multi-meta Attn (ours)": Row(),
 }
 FULL_ROW = "With CL (ours)"  # CLMAN: the acceptance row
+FIG5 = ("R3D", "MC3", "P3D", "R(2+1)D", "TSM")  # Fig. 5: "the above five of the nine methods", with CLMAN
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,7 @@ PAPER_TABLE1 = PAPER_TABLES["Table 1"]
 # split as (positives, negatives, cases per column), for the CIs its own numbers carry: usnb/paper_claims.py.
 CLAIMS = paper_claims.CLAIMS["mvcc"]
 PAPER_TEST = paper_claims.paper_test("mvcc")
-OUT_OF_SCOPE = {
-    "USCL": "USCL (Chen et al. 2021) pretrains a ResNet on the US-4 lung/liver video set with its own contrastive "
-            "method: another data set and another backbone, not part of MVCC",
-    "CVRL": "CVRL (Qian et al. 2021) is contrastive video pretraining at Kinetics scale (a 3-D ResNet, days of TPU "
-            "time): a comparison method, not part of MVCC, and out of reach on a CPU",
-}
+OTHER_RECIPES = {"USCL": "uscl", "CVRL": "cvrl"}  # Table 1's other pretraining methods: usnb.recipes.<name>
 
 
 @dataclass(frozen=True)
