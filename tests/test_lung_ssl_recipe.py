@@ -56,3 +56,20 @@ def test_bad_fraction_and_profile_are_refused():
         fraction_subset([], 0)
     with pytest.raises(ValueError, match="profile must be one of"):
         L.get_profile("huge")
+
+
+def test_a_fine_tuned_row_retrains_when_its_pretrained_encoder_changes(tiny_lung, tmp_path, monkeypatch):
+    """The fine-tuned row's checkpoint holds a hash of the weights it starts from: after the SSL model changed (here:
+    other weights), the row retrains instead of reloading the old fine-tuning; the same start reloads."""
+    import usnb.train
+
+    P = L.get_profile("small", ssl_steps=2, supervised_steps=2, ssl_batch=4, supervised_batch=4, frames=4, size=16)
+    data = L.load_data("phantom", P, data_dir=tiny_lung)
+    calls = []
+    fit = usnb.train.fit
+    monkeypatch.setattr(usnb.train, "fit", lambda *a, **k: calls.append(1) or fit(*a, **k))
+    torch.manual_seed(0)
+    first, second = L.build_encoder(P), L.build_encoder(P)
+    for encoder in (first, first, second):
+        L.train_classifier(data, data.clips["train"], P, 0, tmp_path, encoder, None, name="ft", progress=False)
+    assert len(calls) == 2  # trained, reloaded, retrained

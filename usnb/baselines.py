@@ -1,5 +1,5 @@
-"""The torchvision video classifiers that KGA-Net's Table 1 and CLMAN's Table 4 compare with, trained and scored
-through the same loop, data and evaluation as the papers' own methods.
+"""The video classifiers that KGA-Net's Table 1 and CLMAN's Table 4 compare with (torchvision's and ours, in
+`usnb.models`), trained and scored through the same loop, data and evaluation as the papers' own methods.
 
 Input of every baseline: (B, 3, T, H, W); grey clips are repeated over the three channels.
 """
@@ -46,18 +46,27 @@ def video_baseline(name: str, num_classes: int = 2, weights: str | None = None, 
         if weights == "kinetics":
             warnings.warn(f"{name}: no Kinetics weights are available to usnb here; training from random weights "
                           f"(usnb downloads none for its own networks). Fix: pass weights='path/to/file.pth' "
-                          f"({KINETICS[OURS[name][0]]})", stacklevel=2)
+                          f"({_source(name)})", stacklevel=2)
         elif weights and name != "TimeSformer":
             print(load_local_weights(net, weights, name))
         return net
     builder = getattr(video, BASELINES[name])
     net = builder(weights=None)
+    if weights and weights != "kinetics":  # a local file: its tensors that match, the head kept at ours
+        net = _with_head(net, num_classes)
+        print(load_local_weights(net, weights, name))
+        return net
     if weights == "kinetics":
         try:
             net = builder(weights="DEFAULT")
         except Exception as err:  # noqa: BLE001 - offline: say so, keep random weights
             warnings.warn(f"could not download Kinetics weights for {name} ({type(err).__name__}); training from "
                           "random weights. Fix: run where the internet is reachable", stacklevel=2)
+    return _with_head(net, num_classes)
+
+
+def _with_head(net: nn.Module, num_classes: int) -> nn.Module:
+    """A torchvision video model with a new `num_classes` head."""
     if hasattr(net, "fc"):  # R(2+1)D, R3D, MC3
         net.fc = nn.Linear(net.fc.in_features, num_classes)
         return net
@@ -66,6 +75,14 @@ def video_baseline(name: str, num_classes: int = 2, weights: str | None = None, 
     head[-1] = (nn.Conv3d(old.in_channels, num_classes, kernel_size=1) if isinstance(old, nn.Conv3d)
                 else nn.Linear(old.in_features, num_classes))
     return net
+
+
+def unfit(name: str, size: int, frames: int) -> str | None:
+    """Why a baseline cannot take clips of `frames` frames of `size` px (None: it can): MViT takes only 16 of 224."""
+    if name == "MViT" and (size, frames) != (224, 16):
+        return (f"MViT takes 16 frames of 224 px, the profile gives {frames} of {size}; use the paper profile "
+                "(profile='paper') or another baseline")
+    return None
 
 
 def _ours(name: str, num_classes: int, frames: int, size: int, small: bool, weights: str | None = None) -> nn.Module:
@@ -104,11 +121,18 @@ def _ours(name: str, num_classes: int, frames: int, size: int, small: bool, weig
 
 # Where Kinetics-400 weights for our networks come from: a local file the user has (usnb downloads none of these)
 KINETICS = {
+    "torchvision": "torchvision's Kinetics-400 weights of this model saved as a state dict (weights='kinetics' "
+                   "downloads them where the internet is reachable)",
     "timesformer": "facebookresearch/TimeSformer's TimeSformer_divST_8x32_224_K400.pyth, or 'imagenet' for ViT-B/16",
     **{family: "a state dict of this network as usnb.models names its tensors, e.g. one saved by usnb or converted "
                "from mmaction2's Kinetics-400 checkpoint of the same network"
        for family in ("tsm", "tin", "i3d", "slowfast", "csn", "p3d")},
 }
+
+
+def _source(name: str) -> str:
+    """Where Kinetics weights for baseline `name` come from, in words."""
+    return KINETICS[OURS[name][0] if name in OURS else "torchvision"]
 
 
 def load_local_weights(net: nn.Module, path: str | Path, name: str) -> str:
@@ -120,7 +144,7 @@ def load_local_weights(net: nn.Module, path: str | Path, name: str) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found. Fix: pass a local .pth of {name}'s weights "
-                                f"({KINETICS[OURS[name][0]]}), or weights=None for random weights")
+                                f"({_source(name)}), or weights=None for random weights")
     state = load_checkpoint(path)
     for key in ("state_dict", "model_state", "model"):
         state = state.get(key, state) if isinstance(state, dict) else state
@@ -129,7 +153,7 @@ def load_local_weights(net: nn.Module, path: str | Path, name: str) -> str:
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if len(matched) < len(own) / 2:
         raise ValueError(f"{path}: only {len(matched)} of {len(own)} tensors of {name} match by name and shape: not "
-                         f"weights of this network as usnb builds it. Fix: {KINETICS[OURS[name][0]]}")
+                         f"weights of this network as usnb builds it. Fix: {_source(name)}")
     net.load_state_dict(matched, strict=False)
     return (f"{name}: {len(matched)} of {len(own)} tensors loaded from {path}; "
             f"{len(own) - len(matched)} left at random init (e.g. a head for another number of classes)")

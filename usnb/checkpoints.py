@@ -52,3 +52,15 @@ def ema_update(average: dict, state: dict, decay: float) -> None:
                 average[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
             else:
                 average[k].copy_(v)
+
+
+def state_fingerprint(module: torch.nn.Module) -> str:
+    """A short hash of a module's weights (names, shapes, values): the weights a run starts from, for a checkpoint's
+    fingerprint (a fine-tuned row whose pretrained encoder changed must retrain)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name, value in module.state_dict().items():
+        digest.update(f"{name}{tuple(value.shape)}".encode())
+        digest.update(value.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]

@@ -54,8 +54,8 @@ def sample_indices(n_frames: int, t: int | None, mode: str, rng: np.random.Gener
 
 def decreasing_interval(max_offset: int, rng: np.random.Generator) -> int:
     """CVRL's temporal interval (Qian et al. 2021, arXiv:2008.03800, Sec. 3.2): a start-to-start distance
-    t in {0, ..., max_offset - 1} with density P(t) proportional to -t + c, c = max_offset (linear, falling to 0 at
-    max_offset), drawn by the inverse CDF t = floor(c (1 - sqrt(1 - u))), u ~ U[0, 1): P(t) = (2 (c - t) - 1) / c^2.
+    t in {0, ..., max_offset - 1} from the paper's linearly falling density -t + c, c = max_offset: drawn by its
+    inverse CDF t = floor(c (1 - sqrt(1 - u))), u ~ U[0, 1), so P(t) = (2 (c - t) - 1) / c^2, linear in t, 0 beyond.
     The public code (video_ssl_preprocess_ops.sample_ssl_sequence, power 1) draws the same law by bisection."""
     if max_offset < 1:
         raise ValueError(f"max_offset must be >= 1 start position, got {max_offset}")

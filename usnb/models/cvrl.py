@@ -15,7 +15,7 @@ arXiv:2008.03800; public code: tensorflow/models, official/projects/video_ssl (r
 * Sizes: 31,672,128 parameters without a head, the "R3D-50 (1x) 31.7M" of the public code's README; with the
   slow-only stem and a 400-class head 32,454,096, the count mmaction2 publishes for SlowOnly R50
   (configs/recognition/slowonly/metafile.yml, slowonly_r50_8x8x1_256e_kinetics400_rgb).
-* Projection head (`projection_head`): 3 hidden layers of 2048 units (linear, BN, ReLU), then a linear layer to
+* Projection head (`cvrl_projection`): 3 hidden layers of 2048 units (linear, BN, ReLU), then a linear layer to
   128 (VideoSSLModel: hidden_layer_num 3, hidden_dim 2048, projection_dim 128, BN in the MLP). The paper's
   "3-layer MLP" is read with the public code: three hidden layers before the 128-d output.
 * Loss: InfoNCE on the L2-normalised projections with temperature 0.1 (SSLLosses.temperature; losses.py), the two
@@ -64,7 +64,7 @@ def r3d_resnet(depth: int = 50, num_classes: int | None = 400, width: int = 64, 
     return net
 
 
-def projection_head(dim_in: int, hidden: int = 2048, dim_out: int = 128, hidden_layers: int = 3) -> nn.Sequential:
+def cvrl_projection(dim_in: int, hidden: int = 2048, dim_out: int = 128, hidden_layers: int = 3) -> nn.Sequential:
     """`hidden_layers` x (linear, BN, ReLU) of `hidden` units, then linear to `dim_out`: (B, dim_in) -> (B, dim_out)."""
     layers, d = [], dim_in
     for _ in range(hidden_layers):
@@ -88,7 +88,7 @@ class CVRL(nn.Module):
                  temperature: float = 0.1):
         super().__init__()
         self.encoder, self.temperature = encoder, temperature
-        self.head = projection_head(encoder.features, hidden, dim, hidden_layers)
+        self.head = cvrl_projection(encoder.features, hidden, dim, hidden_layers)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C, H, W) -> projections z (B, dim), before normalisation."""

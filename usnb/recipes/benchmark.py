@@ -135,20 +135,20 @@ def _video_baseline(network: str):
     Table 4 ("only set the batch size and epoch number to the same as ours")."""
 
     def run(profile: str, dataset: str, source: dict, seed: int, out: Path, device, **overrides):
-        from ..baselines import train_baseline
+        from ..baselines import train_baseline, unfit
         from ..breast import train_clips
         from ..train import stage_config
         from . import clman as C
 
         P = C.get_profile(profile, **overrides)
-        if network == "MViT" and (P.size, P.train_frames) != (224, 16):
-            raise ValueError(f"MViT takes 16 frames of 224 px, the {profile} profile gives {P.train_frames} of "
-                             f"{P.size}; use profile='paper' or another baseline")
+        if unfit(network, P.size, P.train_frames):
+            raise ValueError(unfit(network, P.size, P.train_frames))
         data = C.load_data(dataset, field_of_view(P), **_videos(source))
         clips, prepare = train_clips(data, P.train_frames, P.crop_scale, P.augment_on)
-        config = stage_config(P, "finetune", seed, baseline=network, dataset=data.dataset)
+        small = P.name == "small"
+        config = stage_config(P, "finetune", seed, baseline=network, dataset=data.dataset, small=small)
         _, _, probs = train_baseline(network, clips, prepare, config, data, data.classes, P.train_frames, out,
-                                     device=device, small=P.name == "small")
+                                     device=device, small=small)
         labels = {s: label_index(data.clips[s], data.classes) for s in probs}
         return data.clips, probs, labels, [f"CLMAN's {P.name} fine-tuning: {P.train_frames} frames of {P.size} px"]
 

@@ -289,6 +289,7 @@ def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {list(BASELINES)}, got {name!r}")
     dataset, prepare = train_clips(data, profile.train_frames, profile.crop_scale, profile.augment_on)
-    config = stage_config(profile, "finetune", seed, baseline=name, dataset=data.dataset)
+    small = profile.name == "small"
+    config = stage_config(profile, "finetune", seed, baseline=name, dataset=data.dataset, weights=weights, small=small)
     return baselines.train_baseline(name, dataset, prepare, config, data, data.classes, profile.train_frames, out_dir,
-                                    weights, device=device, small=profile.name == "small")
+                                    weights, device=device, small=small)

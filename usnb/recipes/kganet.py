@@ -113,11 +113,6 @@ def build_model(profile: Profile, row: Row = Row()) -> KGANet:
     return KGANet(build_backbone(profile), num_classes=len(CLASSES), attention=row.attention)
 
 
-def cam_layer(backbone: nn.Module) -> nn.Module:
-    """The last convolutional stage: the layer Grad-CAM explains."""
-    return backbone.layer4 if hasattr(backbone, "layer4") else backbone.features
-
-
 # ---------------------------------------------------------------- data
 
 
@@ -204,26 +199,23 @@ def attention_vs_distance(model: KGANet, preds: Predictions) -> tuple[np.ndarray
 
 def gradcam(model: KGANet):
     """Grad-CAM per frame on the backbone's last stage (`with K.gradcam(model) as cam: cam(x, target_class)`)."""
-    return frame_gradcam(model, cam_layer(model.backbone))
+    return frame_gradcam(model)  # the backbone's last stage (usnb.evaluate.last_stage)
 
 
 def localisation(model: KGANet, records: Sequence[VideoRecord], data: BreastData, max_frames: int = 128,
                  k: float = 0.1) -> dict:
     """Pointing game and top-k IoU of Grad-CAM on every boxed frame (`usnb.evaluate.localisation`)."""
-    return frame_localisation(model, cam_layer(model.backbone), records, data, data.classes, max_frames, k)
+    return frame_localisation(model, None, records, data, data.classes, max_frames, k)
 
 
-# ---------------------------------------------------------------- Table 1 video baselines (torchvision)
+# ---------------------------------------------------------------- Table 1 video baselines (usnb.baselines)
 
 BASELINES = ("I3D", "SlowFast", "R(2+1)D", "CSN", "MViT")  # Table 1's rows (usnb.baselines)
 
 
 def baseline_unfit(name: str, profile: Profile) -> str | None:
     """Why this profile cannot train a Table 1 baseline (None: it can): MViT takes only 16 frames of 224 px."""
-    if name == "MViT" and (profile.size, profile.train_frames) != (224, 16):
-        return (f"MViT takes 16 frames of 224 px, the profile gives {profile.train_frames} of {profile.size}; use the "
-                "paper profile (profile='paper') or another baseline")
-    return None
+    return baselines.unfit(name, profile.size, profile.train_frames)
 
 
 def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
@@ -235,6 +227,7 @@ def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out
     if baseline_unfit(name, profile):
         raise ValueError(baseline_unfit(name, profile))
     dataset, prepare = train_dataset(data, profile, Row())
-    config = stage_config(profile, "train", seed, baseline=name, dataset=data.dataset)
+    small = profile.name == "small"
+    config = stage_config(profile, "train", seed, baseline=name, dataset=data.dataset, weights=weights, small=small)
     return baselines.train_baseline(name, dataset, prepare, config, data, data.classes, profile.train_frames, out_dir,
-                                    weights, images=True, device=device, small=profile.name == "small")
+                                    weights, images=True, device=device, small=small)

@@ -17,6 +17,7 @@ from torch import nn
 
 from .. import paper_claims, params
 from ..augment_st import SpatioTemporalAugment
+from ..checkpoints import state_fingerprint
 from ..data import PairedDataset, Repeated, label_index
 from ..datasets.records import VideoRecord
 from ..evaluate import saliency_localisation, split_metrics
@@ -163,8 +164,10 @@ def train_classifier(data: LungData, records: Sequence[VideoRecord], profile: Pr
                                      probe, len(data.classes), train_encoder=True)
     # 5 % of the labels can be fewer clips than one batch: the clips repeat to fill the steps
     dataset = Repeated(clip_dataset(data, records, profile.frames), profile.supervised.steps * profile.supervised.batch)
-    config = stage_config(profile, "supervised", seed, row=name, dataset=data.dataset,
-                          clips=sorted(r.video_id for r in records))
+    start = None if encoder is None else state_fingerprint(encoder) + (
+        "" if probe is None else state_fingerprint(probe_classifier(encoder, probe, len(data.classes)).fc))
+    config = stage_config(profile, "supervised", seed, row=name, dataset=data.dataset, start=start,
+                          clips=sorted(r.video_id for r in records))  # start: the pretrained weights it begins from
     model, history = train_once(build, name, dataset, supervised_step(data, SpatioTemporalAugment()), config, out_dir,
                                 device, progress)
     return model.eval(), history
