@@ -10,6 +10,7 @@ import torch
 
 import usnb.train
 from usnb.data import MixedFramePairs, interpolate_pair
+from usnb.evaluate import view_indices
 from usnb.models.contrastive import nt_xent
 from usnb.recipes import uscl as U
 from usnb.view import field_of_view, frames
@@ -98,7 +99,7 @@ def test_uscl_row_pretrains_fine_tunes_predicts_and_reloads(tiny, tmp_path, monk
     clip = data.cache.get(record)
     with torch.no_grad():
         per_view = [float(model(data.view(frames(clip, idx), dims=4))["logits"].softmax(-1)[0, 1])
-                    for idx in U.view_indices(len(clip), profile.frames, profile.eval_views)]
+                    for idx in view_indices(len(clip), profile.frames, profile.eval_views)]
     assert preds["test"].probs[0] == pytest.approx(np.mean(per_view), abs=1e-6)
 
     def no_training(*args, **kwargs):

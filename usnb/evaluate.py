@@ -233,3 +233,20 @@ def visibility_correlation(per_frame: Sequence[np.ndarray], preds: Predictions) 
     pooled = spearmanr(np.concatenate([m * len(m) for m in per_frame]), np.concatenate(vis))[0]
     return {"within_clip_rho": float(np.mean(within)) if within else float("nan"), "pooled_rho": float(pooled),
             "clips": len(within)}
+
+
+
+def predict_views(model: nn.Module, records: Sequence[VideoRecord], data, frames: int, views: int,
+                  outputs: Callable = dict_outputs, device: torch.device | None = None) -> Predictions:
+    """P(class 1) and the video feature per video, each the mean over `views` T-frame views spread over it
+    (`view_indices`). `data` has `cache`, `view` and `classes` (MVCC, USCL, CVRL)."""
+    return predict(model, records, data.cache, data.view, data.classes, lambda n: view_indices(n, frames, views),
+                   outputs, device)
+
+
+def evaluate_views(model: nn.Module, data, frames: int, views: int, outputs: Callable = dict_outputs,
+                   device: torch.device | None = None) -> tuple[dict, dict[str, Predictions]]:
+    """`predict_views` on the validation and test videos of `data.clips`: test metrics at the Youden threshold chosen
+    on the validation split (the test split where there is none), and the predictions per split."""
+    return evaluate_splits(lambda records: predict_views(model, records, data, frames, views, outputs, device),
+                           data.clips)

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from .. import paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast, train_clips
 from ..datasets.records import VideoRecord
-from ..evaluate import Predictions, evaluate_splits, predict as predict_videos, view_indices
+from ..evaluate import Predictions, evaluate_views, predict_views
 from ..gpu_augment import ConsistentAugment
 from ..models.cvrl import CVRL, R3DClassifier, r3d_resnet
 from ..models.summary import n_params  # noqa: F401 (C.n_params in notebook 01)
@@ -212,14 +212,13 @@ def encoder_outputs(model: R3DClassifier, x: torch.Tensor) -> dict:
 def predict(model: R3DClassifier, records: Sequence[VideoRecord], data: BreastData, profile: Profile,
             device: torch.device | None = None) -> Predictions:
     """P(malignant) and the pooled feature per video, each the mean over `profile.eval_views` T-frame views."""
-    return predict_videos(model, records, data.cache, data.view, data.classes,
-                          lambda n: view_indices(n, profile.frames, profile.eval_views), encoder_outputs, device)
+    return predict_views(model, records, data, profile.frames, profile.eval_views, encoder_outputs, device)
 
 
 def evaluate(model: R3DClassifier, data: BreastData, profile: Profile, device: torch.device | None = None
              ) -> tuple[dict, dict[str, Predictions]]:
     """Test metrics at the Youden threshold chosen on the validation split (the test split where there is none)."""
-    return evaluate_splits(lambda records: predict(model, records, data, profile, device), data.clips)
+    return evaluate_views(model, data, profile.frames, profile.eval_views, encoder_outputs, device)
 
 
 def augment_examples(data: BreastData, profile: Profile, record: VideoRecord, seed: int = 0) -> torch.Tensor:

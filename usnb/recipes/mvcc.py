@@ -16,8 +16,8 @@ import torch
 from .. import paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast, train_clips
 from ..datasets.records import VideoRecord
-from ..evaluate import Predictions, VideoLogits, evaluate_splits, view_indices
-from ..evaluate import localisation as gradcam_localisation, predict as predict_videos
+from ..evaluate import Predictions, VideoLogits, evaluate_views, predict_views, view_indices
+from ..evaluate import localisation as gradcam_localisation
 from ..models.mvcc import MaskedVideoModel, dual_level_mask, masked_fraction, mvcc_loss, strategy_ratios
 from ..models.summary import n_params  # noqa: F401 (M.n_params in notebook 01)
 from ..models.timesformer import TimeSformer, TimeSformerClassifier, load_pretrained, patchify, unpatchify
@@ -222,14 +222,13 @@ def encoder_outputs(model: TimeSformerClassifier, x: torch.Tensor) -> dict:
 def predict(model: TimeSformerClassifier, records: Sequence[VideoRecord], data: BreastData, profile: Profile,
             device: torch.device | None = None) -> Predictions:
     """P(malignant) and q = En(x) per video, each the mean over `profile.eval_views` T-frame views spread over it."""
-    return predict_videos(model, records, data.cache, data.view, data.classes,
-                          lambda n: view_indices(n, profile.frames, profile.eval_views), encoder_outputs, device)
+    return predict_views(model, records, data, profile.frames, profile.eval_views, encoder_outputs, device)
 
 
 def evaluate(model: TimeSformerClassifier, data: BreastData, profile: Profile, device: torch.device | None = None
              ) -> tuple[dict, dict[str, Predictions]]:
     """Test metrics at the Youden threshold chosen on the validation split (the test split where there is none)."""
-    return evaluate_splits(lambda records: predict(model, records, data, profile, device), data.clips)
+    return evaluate_views(model, data, profile.frames, profile.eval_views, encoder_outputs, device)
 
 
 # ---------------------------------------------------------------- figures and explanations

@@ -23,8 +23,7 @@ from .. import paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast, train_clips
 from ..data import MixedFramePairs
 from ..datasets.records import VideoRecord
-from ..evaluate import Predictions, evaluate_splits, view_indices
-from ..evaluate import predict as predict_videos
+from ..evaluate import Predictions, dict_outputs, evaluate_views, predict_views
 from ..models.backbones import SmallCNN, resnet_backbone
 from ..models.summary import n_params  # noqa: F401 (U.n_params in a notebook)
 from ..models.uscl import FrameAverageClassifier, USCLPretrainer, pair_loss
@@ -193,11 +192,10 @@ def train_row(data: BreastData, profile: Profile, seed: int, out_dir: str | Path
 def predict(model: FrameAverageClassifier, records: Sequence[VideoRecord], data: BreastData, profile: Profile,
             device: torch.device | None = None) -> Predictions:
     """P(malignant) and the mean frame feature per video, each the mean over `profile.eval_views` T-frame views."""
-    return predict_videos(model, records, data.cache, data.view, data.classes,
-                          lambda n: view_indices(n, profile.frames, profile.eval_views), device=device)
+    return predict_views(model, records, data, profile.frames, profile.eval_views, dict_outputs, device)
 
 
 def evaluate(model: FrameAverageClassifier, data: BreastData, profile: Profile, device: torch.device | None = None
              ) -> tuple[dict, dict[str, Predictions]]:
     """Test metrics at the Youden threshold chosen on the validation split (the test split where there is none)."""
-    return evaluate_splits(lambda records: predict(model, records, data, profile, device), data.clips)
+    return evaluate_views(model, data, profile.frames, profile.eval_views, dict_outputs, device)
