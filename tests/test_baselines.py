@@ -1,4 +1,6 @@
 """The torchvision video baselines of KGA-Net's Table 1 and CLMAN's Table 4."""
+import re
+
 import pytest
 import torch
 
@@ -46,10 +48,11 @@ def test_our_table4_baselines_build_small_or_full_and_say_they_have_no_kinetics_
     assert loss.ndim == 0 and torch.isfinite(loss)
 
 
-@pytest.mark.parametrize("name", list(baselines.OURS))
-def test_each_of_our_baselines_learns_a_separable_toy_set_at_cpu_size(name):
-    """Every row we build (TSM, TIN, I3D, SlowFast, CSN, P3D, TimeSformer), small: (B, 2) logits on 4 frames of 32 px,
-    and the loss falls over a few Adam steps when class 1's clips are brighter."""
+@pytest.mark.parametrize("name", list(baselines.OURS) + list(baselines.VIDEO_RESNETS))
+def test_each_baseline_learns_a_separable_toy_set_at_cpu_size(name):
+    """Every row we build (TSM, TIN, I3D, SlowFast, CSN, P3D, TimeSformer) and torchvision's narrowed R3D, MC3,
+    R(2+1)D, small: (B, 2) logits on 4 frames of 32 px, and the loss falls over a few Adam steps when class 1's clips
+    are brighter."""
     torch.manual_seed(0)
     net = baselines.video_baseline(name, frames=4, small=True, size=32)
     y = torch.tensor([0, 1] * 4)
@@ -62,6 +65,31 @@ def test_each_of_our_baselines_learns_a_separable_toy_set_at_cpu_size(name):
         opt.zero_grad(), loss.backward(), opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < losses[0], losses
+
+
+@pytest.mark.parametrize("name, published, convs", [
+    ("R3D", 33_371_472, ["Conv3DSimple"] * 4),
+    ("MC3", 11_695_440, ["Conv3DSimple"] + ["Conv3DNoTemporal"] * 3),
+    ("R(2+1)D", 31_505_325, ["Conv2Plus1D"] * 4)])
+def test_torchvisions_video_resnets_are_narrowed_in_the_small_profile(name, published, convs):
+    """R3D, MC3, R(2+1)D keep torchvision's network at the paper's size (its published parameter counts, 400 classes)
+    and, small, the same network at stem width 16: every stage 1/4 as wide, each stage's convolution type kept, the
+    (2+1)-D middle width by Tran et al.'s rule (as many parameters as the 3-D convolution), R(2+1)D's stem 45/64."""
+    assert sum(p.numel() for p in baselines.video_baseline(name, num_classes=400).parameters()) == published
+    net = baselines.video_baseline(name, frames=4, small=True, size=32)
+    assert net.stem[0].out_channels == (11 if name == "R(2+1)D" else 16)
+    widths = [getattr(net, f"layer{i}")[0].conv2[1].num_features for i in (1, 2, 3, 4)]
+    assert widths == [16, 32, 64, 128] and net.fc.in_features == 128
+    assert [type(getattr(net, f"layer{i}")[-1].conv1[0]).__name__ for i in (1, 2, 3, 4)] == convs
+    if name == "R(2+1)D":
+        block = net.layer2[1]  # 32 -> 32 channels: middle width 32*32*27 // (32*9 + 3*32) = 72
+        assert block.conv1[0][0].out_channels == 72
+        spatial, temporal = block.conv1[0][0], block.conv1[0][3]
+        assert spatial.weight.numel() + temporal.weight.numel() <= 32 * 32 * 27
+    assert 0.04 < sum(p.numel() for p in net.parameters()) / published < 0.08  # about 1/16: every width 1/4
+    said = re.escape(name) + ": the small profile narrows it to stem width 16.*random weights"
+    with pytest.warns(UserWarning, match=said):
+        baselines.video_baseline(name, weights="kinetics", frames=4, small=True)
 
 
 def test_timesformer_row_is_vit_b16_at_the_papers_size():

@@ -22,6 +22,8 @@ from .train import TrainConfig, train_once
 from .view import FieldOfView, frames
 
 TORCHVISION = {"R(2+1)D": "r2plus1d_18", "R3D": "r3d_18", "MC3": "mc3_18", "MViT": "mvit_v2_s", "S3D": "s3d"}
+VIDEO_RESNETS = ("R3D", "MC3", "R(2+1)D")  # torchvision's VideoResNet-18s (Tran et al., CVPR 2018): narrowed when small
+SMALL_WIDTH = 16  # the small profile's stem width of the 3-D ResNets (64 at the paper's size): every stage 1/4 as wide
 # ours, in usnb.models (one file per family): name -> (family, depth at the paper's size, depth in the small profile)
 OURS = {"TSM": ("tsm", 50, 50), "TIN Res18": ("tin", 18, 18), "TIN Res34": ("tin", 34, 34),
         "TIN Res50": ("tin", 50, 50), "I3D": ("i3d", 50, 50), "SlowFast": ("slowfast", 50, 50),
@@ -34,8 +36,9 @@ def video_baseline(name: str, num_classes: int = 2, weights: str | None = None, 
     """A video classifier with a `num_classes` head; input (B, 3, T, H, W) with T = `frames`, H = W = `size`:
     torchvision's (weights='kinetics' loads its Kinetics-400 weights, which needs the internet; MViT needs T=16,
     224 px) or ours (`usnb.models`; random weights, said in a warning if Kinetics weights were asked for). `small`:
-    ours at CPU size, every stage 1/4 as wide (TimeSformer: 2 blocks of width 64 on a conv stem), CSN and P3D on
-    ResNet-50 instead of 152, SlowFast with alpha 2 when T is not a multiple of 8.
+    at CPU size, every stage 1/4 as wide (ours and torchvision's R3D, MC3, R(2+1)D; TimeSformer: 2 blocks of width 64
+    on a conv stem), CSN and P3D on ResNet-50 instead of 152, SlowFast with alpha 2 when T is not a multiple of 8.
+    Kinetics weights fit only the paper's widths: asked for with `small`, they are refused in a warning.
     """
     from torchvision.models import video
 
@@ -52,6 +55,13 @@ def video_baseline(name: str, num_classes: int = 2, weights: str | None = None, 
         return net
     builder = getattr(video, BASELINES[name])
     net = builder(weights=None)
+    if small and name in VIDEO_RESNETS:
+        net = narrow_video_resnet(net, SMALL_WIDTH)
+        if weights == "kinetics":
+            warnings.warn(f"{name}: the small profile narrows it to stem width {SMALL_WIDTH}, which Kinetics-400 "
+                          "weights (width 64) do not fit; training from random weights. Fix: profile='paper' for "
+                          "Kinetics weights", stacklevel=2)
+            weights = None
     if weights and weights != "kinetics":  # a local file: its tensors that match, the head kept at ours
         net = _with_head(net, num_classes)
         print(load_local_weights(net, weights, name))
@@ -74,6 +84,38 @@ def _with_head(net: nn.Module, num_classes: int) -> nn.Module:
     old = head[-1]
     head[-1] = (nn.Conv3d(old.in_channels, num_classes, kernel_size=1) if isinstance(old, nn.Conv3d)
                 else nn.Linear(old.in_features, num_classes))
+    return net
+
+
+def narrow_video_resnet(net: nn.Module, width: int) -> nn.Module:
+    """torchvision's R3D-18, MC3-18 or R(2+1)D-18 (a `VideoResNet`) rebuilt with stem width `width` instead of 64:
+    stages of 1, 2, 4, 8 times `width`, each with the convolution type it had (3-D, 2-D, or (2+1)-D, whose middle
+    width keeps the 3-D convolution's parameter count, Tran et al. Sec. 3.5), R(2+1)D's stem keeping its 45/64 middle
+    width; weights initialised as torchvision initialises them. (B, 3, T, H, W) -> (B, classes), shapes as the full
+    network."""
+    from torchvision.models.video.resnet import BasicBlock, R2Plus1dStem
+
+    if isinstance(net.stem, R2Plus1dStem):  # (1, 7, 7) spatial then (3, 1, 1) temporal convolution
+        mid = 45 * width // 64
+        net.stem = nn.Sequential(nn.Conv3d(3, mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
+                                 nn.BatchNorm3d(mid), nn.ReLU(inplace=True),
+                                 nn.Conv3d(mid, width, (3, 1, 1), padding=(1, 0, 0), bias=False),
+                                 nn.BatchNorm3d(width), nn.ReLU(inplace=True))
+    else:  # BasicStem: one (3, 7, 7) convolution
+        net.stem = nn.Sequential(nn.Conv3d(3, width, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+                                 nn.BatchNorm3d(width), nn.ReLU(inplace=True))
+    net.inplanes = width
+    for i, stride in enumerate((1, 2, 2, 2)):
+        stage = getattr(net, f"layer{i + 1}")
+        conv_builder = type(stage[0].conv1[0])  # Conv3DSimple, Conv3DNoTemporal or Conv2Plus1D
+        setattr(net, f"layer{i + 1}", net._make_layer(BasicBlock, conv_builder, width * 2 ** i, len(stage), stride))
+    net.fc = nn.Linear(8 * width, net.fc.out_features)
+    for m in net.modules():  # torchvision's VideoResNet initialisation
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
+    nn.init.normal_(net.fc.weight, 0, 0.01), nn.init.zeros_(net.fc.bias)
     return net
 
 
@@ -122,7 +164,8 @@ def _ours(name: str, num_classes: int, frames: int, size: int, small: bool, weig
 # Where Kinetics-400 weights for our networks come from: a local file the user has (usnb downloads none of these)
 KINETICS = {
     "torchvision": "torchvision's Kinetics-400 weights of this model saved as a state dict (weights='kinetics' "
-                   "downloads them where the internet is reachable)",
+                   "downloads them where the internet is reachable); in the small profile, a state dict of the "
+                   "narrowed network",
     "timesformer": "facebookresearch/TimeSformer's TimeSformer_divST_8x32_224_K400.pyth, or 'imagenet' for ViT-B/16",
     **{family: "a state dict of this network as usnb.models names its tensors, e.g. one saved by usnb or converted "
                "from mmaction2's Kinetics-400 checkpoint of the same network"

@@ -283,8 +283,8 @@ def localisation(model: CLMAN, records: Sequence[VideoRecord], data: BreastData,
 
 def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
                    weights: str | None = None, device: torch.device | None = None):
-    """Train a Table 4 baseline (torchvision's R3D, MC3, R(2+1)D; ours: TimeSformer, P3D, TSM, TIN, CPU-sized in the
-    small profile, `usnb.baselines`) on the clips with the fine-tuning schedule, as the paper does ("only set the
+    """Train a Table 4 baseline (torchvision's R3D, MC3, R(2+1)D; ours: TimeSformer, P3D, TSM, TIN; all CPU-sized in
+    the small profile, `usnb.baselines`) on the clips with the fine-tuning schedule, as the paper does ("only set the
     batch size and epoch number to the same as ours"): (test metrics at val's Youden, history, {split: P(malignant)})."""
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {list(BASELINES)}, got {name!r}")

@@ -222,7 +222,7 @@ def train_baseline(name: str, data: BreastData, profile: Profile, seed: int, out
                    weights: str | None = None, device: torch.device | None = None
                    ) -> tuple[dict, list[dict], dict[str, np.ndarray]]:
     """Train a Table 1 video baseline on clips + still images "treated as static videos" (Sec. 4.2) with the
-    profile's schedule (ours at CPU size in the small profile, see `usnb.baselines.video_baseline`): (test metrics at
+    profile's schedule (CPU-sized in the small profile, see `usnb.baselines.video_baseline`): (test metrics at
     Youden's threshold, history, {split: P(malignant)})."""
     if baseline_unfit(name, profile):
         raise ValueError(baseline_unfit(name, profile))
