@@ -181,3 +181,25 @@ class MixedFramePairs(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         _, x, lam = self.parts(i)
         return interpolate_pair(x[0], x[1], x[2], lam)  # (2, C, H, W)
+
+
+class ClipPairs(Dataset):
+    """Item i: two clips of video i by CVRL's temporal interval sampler (`sampling.interval_pair_indices`), uint8
+    (2, T, C, H, W) from the cache (no label)."""
+
+    def __init__(self, records: Sequence[VideoRecord], cache, frames: int, stride: int):
+        self.records, self.cache, self.frames, self.stride = list(records), cache, frames, stride
+        cache.prefill(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.pair(i, np.random.default_rng(int(torch.randint(2**31, (1,)))))  # torch's seeded generator
+
+    def pair(self, i: int, rng: np.random.Generator) -> torch.Tensor:
+        """The two clips of video i drawn with `rng`: uint8 (2, T, C, H, W)."""
+        clip = self.cache.get(self.records[i])  # (N, H, W, C)
+        a, b = sampling.interval_pair_indices(len(clip), self.frames, self.stride, rng)
+        x = torch.from_numpy(np.ascontiguousarray(clip[np.concatenate([a, b])])).permute(0, 3, 1, 2)
+        return x.reshape(2, self.frames, *x.shape[1:])  # (2, T, C, H, W)

@@ -14,13 +14,16 @@ METRIC_KEYS = ("acc", "sen", "spe", "pre", "f1", "auc", "ap")
 
 
 def write_metrics(out_dir: str | Path, paper: str, profile: str, dataset: str, seed: int, seconds: float,
-                  rows: dict[str, dict], claims: list[dict] | None = None) -> Path:
-    """Write `{paper, profile, dataset, seed, seconds, rows: {ROW: {acc, ..., ap, acc_ci, ..., ap_ci}}, claims}`.
+                  rows: dict[str, dict], claims: list[dict] | None = None,
+                  not_trained: dict[str, str] | None = None) -> Path:
+    """Write `{paper, profile, dataset, seed, seconds, rows: {ROW: {acc, ..., ap, acc_ci, ..., ap_ci}}, claims,
+    not_trained}`.
 
     Metrics are fractions in [0, 1] (nan allowed where undefined, written as null); anything else is an error. A row
     from `usnb.metrics.held_out_metrics` carries `<metric>_ci: [low, high]` (95 %), written beside each metric (k-fold
     rows from `pooled_metrics` also `<metric>_fold_sd`); `claims`
-    (`usnb.claims.judge` outputs) are written as they are, without the per-clip evidence.
+    (`usnb.claims.judge` outputs) are written as they are, without the per-clip evidence; `not_trained`: {row: why
+    this run could not train it} (the report prints the reasons under the paper's table).
     """
     clean = {}
     for name, metrics in rows.items():
@@ -45,6 +48,8 @@ def write_metrics(out_dir: str | Path, paper: str, profile: str, dataset: str, s
               "seconds": round(float(seconds), 1), "rows": clean}
     if claims is not None:
         record["claims"] = [json_safe(c) for c in claims]
+    if not_trained:
+        record["not_trained"] = {str(k): str(v) for k, v in not_trained.items()}
     path = out / "metrics.json"
     path.write_text(json.dumps(record, indent=1))
     return path
@@ -163,7 +168,8 @@ def paper_sections(records: list[RunRecord]) -> list[dict]:
                          "claims": pooled_claims(module, runs), "notebook": runs[0].notebook,
                          "warnings": Counter(w for r in runs for w in dict.fromkeys(r.data_warnings())),
                          "runs": len(runs),
-                         "not_trained": getattr(module, "OUT_OF_SCOPE", {}) if module else {}})
+                         "not_trained": {n: why for r in runs for n, why in r.metrics.get("not_trained", {}).items()
+                                         if n not in per_row}})
     return sorted(sections, key=lambda s: (s["notebook"], s["profile"], s["dataset"]))  # notebook order: 01_, 02_, ...
 
 

@@ -19,16 +19,15 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .. import paper_claims, params
 from ..breast import CLASSES, BreastData, load_breast, train_clips
+from ..data import ClipPairs
 from ..datasets.records import VideoRecord
 from ..evaluate import Predictions, evaluate_views, predict_views
 from ..gpu_augment import ConsistentAugment
 from ..models.cvrl import CVRL, R3DClassifier, r3d_resnet
 from ..models.summary import n_params  # noqa: F401 (C.n_params in notebook 01)
-from ..sampling import interval_pair_indices
 from ..train import Schedule, TrainConfig, stage_config, train_once
 
 PAPER_DATA = "its private breast US videos"  # MVCC's Table 1 row; the CVRL paper pretrains on Kinetics-400 / 600
@@ -129,24 +128,6 @@ def build_classifier(profile: Profile, encoder=None) -> R3DClassifier:
 load_data = load_breast  # (dataset, view, **source): clips by split of any source, the task mapped (usnb.breast)
 
 
-class ClipPairs(Dataset):
-    """Item i: two clips of video i by the temporal interval sampler, uint8 (2, T, C, H, W) from the cache (no label)."""
-
-    def __init__(self, records: Sequence[VideoRecord], cache, frames: int, stride: int):
-        self.records, self.cache, self.frames, self.stride = list(records), cache, frames, stride
-        cache.prefill(self.records)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        clip = self.cache.get(self.records[i])  # (N, H, W, C)
-        rng = np.random.default_rng(int(torch.randint(2**31, (1,))))  # torch's generator: seeded, restored on resume
-        a, b = interval_pair_indices(len(clip), self.frames, self.stride, rng)
-        x = torch.from_numpy(np.ascontiguousarray(clip[np.concatenate([a, b])])).permute(0, 3, 1, 2)
-        return x.reshape(2, self.frames, *x.shape[1:])  # (2, T, C, H, W)
-
-
 def pair_augment(data: BreastData, profile: Profile) -> ConsistentAugment:
     return ConsistentAugment(profile.size, profile.crop_area, profile.crop_ratio, data.view.fraction, profile.jitter)
 
@@ -224,9 +205,6 @@ def evaluate(model: R3DClassifier, data: BreastData, profile: Profile, device: t
 def augment_examples(data: BreastData, profile: Profile, record: VideoRecord, seed: int = 0) -> torch.Tensor:
     """The two augmented clips of one video as pretraining sees them, drawn with a fixed generator: (2, T, s, s)."""
     g = torch.Generator().manual_seed(seed)
-    clip = data.cache.get(record)
-    a, b = interval_pair_indices(len(clip), profile.frames, profile.stride, np.random.default_rng(seed))
-    x = torch.from_numpy(np.ascontiguousarray(clip[np.concatenate([a, b])])).permute(0, 3, 1, 2)
-    x = x.reshape(2, profile.frames, *x.shape[1:])
+    x = ClipPairs([record], data.cache, profile.frames, profile.stride).pair(0, np.random.default_rng(seed))
     aug = pair_augment(data, profile)
     return torch.cat([aug(x[i:i + 1], profile.blur_p[i], profile.solarize_p[i], g) for i in (0, 1)])[:, :, 0]
