@@ -941,7 +941,7 @@ def test_busv_absent_videos_and_other_class_folders_are_counted(busv_root):
         load_busv(busv_root)
     text = " | ".join(str(w.message) for w in caught)
     assert "class folder(s) ['unsure'] left out" in text
-    assert f"1 video(s) listed in the annotation JSON have no frame folder" in text and listed.name in text
+    assert "1 video(s) listed in the annotation JSON have no frame folder" in text and listed.name in text
 
 
 @pytest.mark.bad_input

@@ -195,8 +195,12 @@ def load_local_weights(net: nn.Module, path: str | Path, name: str) -> str:
     state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items() if torch.is_tensor(v)}
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if len(matched) < len(own) / 2:
-        raise ValueError(f"{path}: only {len(matched)} of {len(own)} tensors of {name} match by name and shape: not "
-                         f"weights of this network as usnb builds it. Fix: {_source(name)}")
+        named = sum(k in own for k in state)
+        why = (f"{named} match by name but other shapes: weights of {name} at another width (the small profile builds "
+               "every baseline a quarter as wide; Kinetics weights fit profile='paper')" if named >= len(own) / 2
+               else "not weights of this network as usnb builds it")
+        raise ValueError(f"{path}: only {len(matched)} of {len(own)} tensors of {name} match by name and shape; "
+                         f"{why}. Fix: {_source(name)}")
     net.load_state_dict(matched, strict=False)
     return (f"{name}: {len(matched)} of {len(own)} tensors loaded from {path}; "
             f"{len(own) - len(matched)} left at random init (e.g. a head for another number of classes)")
