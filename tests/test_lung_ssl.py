@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from usnb import augment_st as A
 from usnb.explain import occlusion, weighted_iou
 from usnb.models.contrastive import byol_loss, nt_xent
-from usnb.models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR, trainable_parameters
+from usnb.models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR
+from usnb.models.summary import n_params
 from usnb.probe import fit_probe
 from usnb.recipes import lung_ssl as L
 from usnb.splits import fraction_subset
@@ -217,10 +218,10 @@ def test_encoder_shapes_and_trainable_counts():
     enc = _tiny_encoder()
     assert enc(torch.rand(2, 1, 4, 16, 16)).shape == (2, 8)
     frozen = EncoderClassifier(enc, 2, train_encoder=False)
-    assert trainable_parameters(frozen) == 2 * (8 + 1)
+    assert n_params(frozen, trainable=True) == 2 * (8 + 1)
     frozen.train()
     assert not frozen.encoder.training  # a frozen feature extractor keeps its BatchNorm statistics
-    assert trainable_parameters(EncoderClassifier(_tiny_encoder(), 2)) == sum(p.numel() for p in _tiny_encoder().parameters()) + 18
+    assert n_params(EncoderClassifier(_tiny_encoder(), 2), trainable=True) == sum(p.numel() for p in _tiny_encoder().parameters()) + 18
     assert VideoSimCLR(_tiny_encoder(), 16, 8)(torch.rand(3, 1, 4, 8, 8), torch.rand(3, 1, 4, 8, 8)).ndim == 0
 
 
@@ -369,8 +370,6 @@ def test_saliency_localisation_scores_boxed_clips_against_seeded_noise():
 
 
 def test_n_params_counts_all_or_trainable_parameters():
-    from usnb.models.summary import n_params
-
     model = EncoderClassifier(_tiny_encoder(), 2, train_encoder=False)
     total = sum(p.numel() for p in model.encoder.parameters()) + 2 * (model.encoder.out_dim + 1)
-    assert n_params(model) == total and n_params(model, trainable=True) == trainable_parameters(model) == 2 * (8 + 1)
+    assert n_params(model) == total and n_params(model, trainable=True) == 2 * (8 + 1)

@@ -149,8 +149,3 @@ class EncoderClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))  # (B, K)
-
-
-def trainable_parameters(model: nn.Module) -> int:
-    """Parameters the optimizer updates (requires_grad): Table 3's 'trainable parameters' column."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
