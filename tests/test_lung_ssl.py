@@ -221,7 +221,8 @@ def test_encoder_shapes_and_trainable_counts():
     assert n_params(frozen, trainable=True) == 2 * (8 + 1)
     frozen.train()
     assert not frozen.encoder.training  # a frozen feature extractor keeps its BatchNorm statistics
-    assert n_params(EncoderClassifier(_tiny_encoder(), 2), trainable=True) == sum(p.numel() for p in _tiny_encoder().parameters()) + 18
+    encoder_size = sum(p.numel() for p in _tiny_encoder().parameters())
+    assert n_params(EncoderClassifier(_tiny_encoder(), 2), trainable=True) == encoder_size + 18
     assert VideoSimCLR(_tiny_encoder(), 16, 8)(torch.rand(3, 1, 4, 8, 8), torch.rand(3, 1, 4, 8, 8)).ndim == 0
 
 

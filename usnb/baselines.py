@@ -95,7 +95,7 @@ def narrow_video_resnet(net: nn.Module, width: int) -> nn.Module:
     network."""
     from torchvision.models.video.resnet import BasicBlock, R2Plus1dStem
 
-    if isinstance(net.stem, R2Plus1dStem):  # (1, 7, 7) spatial then (3, 1, 1) temporal convolution
+    if isinstance(net.stem, R2Plus1dStem) or net.stem[0].kernel_size[0] == 1:  # (1, 7, 7), then (3, 1, 1)
         mid = 45 * width // 64
         net.stem = nn.Sequential(nn.Conv3d(3, mid, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
                                  nn.BatchNorm3d(mid), nn.ReLU(inplace=True),
@@ -114,8 +114,10 @@ def narrow_video_resnet(net: nn.Module, width: int) -> nn.Module:
         if isinstance(m, nn.Conv3d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, nn.BatchNorm3d):
-            nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
-    nn.init.normal_(net.fc.weight, 0, 0.01), nn.init.zeros_(net.fc.bias)
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    nn.init.normal_(net.fc.weight, 0, 0.01)
+    nn.init.zeros_(net.fc.bias)
     return net
 
 
@@ -195,10 +197,10 @@ def load_local_weights(net: nn.Module, path: str | Path, name: str) -> str:
     state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items() if torch.is_tensor(v)}
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if len(matched) < len(own) / 2:
-        named = sum(k in own for k in state)
-        why = (f"{named} match by name but other shapes: weights of {name} at another width (the small profile builds "
-               "every baseline a quarter as wide; Kinetics weights fit profile='paper')" if named >= len(own) / 2
-               else "not weights of this network as usnb builds it")
+        reshaped = sum(k in own and own[k].shape != v.shape for k, v in state.items())
+        why = (f"{reshaped} more match by name but have other shapes: weights of {name} at another width (the small "
+               "profile builds every baseline a quarter as wide as the paper profile): load them at the profile they "
+               "fit" if len(matched) + reshaped >= len(own) / 2 else "not weights of this network as usnb builds it")
         raise ValueError(f"{path}: only {len(matched)} of {len(own)} tensors of {name} match by name and shape; "
                          f"{why}. Fix: {_source(name)}")
     net.load_state_dict(matched, strict=False)
