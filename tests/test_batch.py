@@ -310,6 +310,8 @@ def test_report_shows_cis_the_papers_own_columns_and_the_claims_pooled_over_seed
     assert saved["not_trained"] == unfit | {"Table 1: I3D": "no time"}
     text = write_report(tmp_path)[1].read_text()
     assert "*Table 1: MViT*: not trained here. MViT takes 16 frames of 224 px, the profile gives 4 of 64" in text
+    table1, table2 = text.index("### Table 1\n"), text.index("### Table 2\n")
+    assert table1 < text.index("*Table 1: MViT*") < table2  # under the table it belongs to
     assert "*Table 1: I3D*: not trained" not in text  # another seed trained it
     assert "### The paper's claims" in text
     line = next(l for l in text.splitlines() if l.startswith("| KGA-Net > w/o image guidance (AUC)"))

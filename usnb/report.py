@@ -1,6 +1,7 @@
 """The run contract: every notebook writes `metrics.json` to its output folder in one format."""
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -120,6 +121,25 @@ def _table_of(name: str, tables: dict) -> list[tuple[str, str]]:
     return hits
 
 
+def _not_trained(runs: list[RunRecord], trained: dict, tables: dict) -> dict[str | None, dict[str, str]]:
+    """{paper's table (None: no table has the row): {row: why}} of the rows the runs could not train, leaving out those
+    another run of the group trained."""
+    notes: dict[str | None, dict[str, str]] = {}
+    for r in runs:
+        for name, why in r.metrics.get("not_trained", {}).items():
+            if name not in trained:
+                table = next((t for t, _ in _table_of(name, tables)), None)
+                notes.setdefault(table, {})[name] = why
+    return notes
+
+
+def _say_not_trained(notes: dict[str, str], md: list[str], body: list[str]) -> None:
+    """Append 'ROW: not trained here. WHY.' for each note to the Markdown lines and the HTML body."""
+    for name, reason in notes.items():
+        md += [f"*{name}*: not trained here. {reason}.", ""]
+        body.append(f"<p><em>{html.escape(name)}</em>: not trained here. {html.escape(reason)}.</p>")
+
+
 def paper_sections(records: list[RunRecord]) -> list[dict]:
     """Per (paper, profile, dataset): each of the paper's tables with our mean(std) over seeds beside its numbers.
 
@@ -168,8 +188,7 @@ def paper_sections(records: list[RunRecord]) -> list[dict]:
                          "claims": pooled_claims(module, runs), "notebook": runs[0].notebook,
                          "warnings": Counter(w for r in runs for w in dict.fromkeys(r.data_warnings())),
                          "runs": len(runs),
-                         "not_trained": {n: why for r in runs for n, why in r.metrics.get("not_trained", {}).items()
-                                         if n not in per_row}})
+                         "not_trained": _not_trained(runs, per_row, tables)})
     return sorted(sections, key=lambda s: (s["notebook"], s["profile"], s["dataset"]))  # notebook order: 01_, 02_, ...
 
 
@@ -217,20 +236,17 @@ class _Html(str):
 
 def _href(path) -> str:
     """A relative path as an attribute value: %-quoted (spaces, '#', '?' and quotes in folder names), then escaped."""
-    import html
     from urllib.parse import quote
 
     return html.escape(quote(str(path)))
 
 
 def _link(path, text: str) -> _Html:
-    import html
 
     return _Html(f"<a href='{_href(path)}'>{html.escape(text)}</a>")
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    import html
 
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
     body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, _Html) else html.escape(str(c))}</td>" for c in row)
@@ -266,7 +282,6 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
     """report.md and report.html (each paper's tables, ours beside the paper's, its claims, key figures; a section
     for each failed run saying where it failed) and index.html (every run with its status, time and files; each
     executed notebook also as HTML) in `out`. Returns (report.html, report.md)."""
-    import html
 
     out = Path(out).resolve()
     records = collect_runs(out)
@@ -303,9 +318,8 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
             body += [f"<h3>{html.escape(name)}</h3>",
                      f"<p class='caption'>{html.escape(table.caption)}</p>" if table.caption else "",
                      _html_table(table.header(), cells)]
-        for name, reason in s["not_trained"].items():
-            md += [f"*{name}*: not trained here. {reason}.", ""]
-            body.append(f"<p><em>{html.escape(name)}</em>: not trained here. {html.escape(reason)}.</p>")
+            _say_not_trained(s["not_trained"].get(name, {}), md, body)  # under the table the rows belong to
+        _say_not_trained(s["not_trained"].get(None, {}), md, body)
         if s["claims"]:
             from .claims import CLAIMS_HEADER, claims_table, summary
 
