@@ -15,6 +15,26 @@ def tiny_breast(tmp_path_factory):
                     n_images=4, workers=1)
 
 
+def _phantom16(tmp_path_factory, n_images: int) -> Path:
+    """16 breast sweeps of 8 frames at 32 px, half malignant, `n_images` stills: every split holds both classes."""
+    from usnb.phantom import generate
+
+    return generate("breast", tmp_path_factory.mktemp(f"p16_{n_images}") / "breast", n=16, size=32, frames=8, seed=1,
+                    positive_fraction=0.5, n_images=n_images, workers=1)
+
+
+@pytest.fixture(scope="session")
+def phantom16(tmp_path_factory):
+    """The recipes' tiny breast phantom without stills, generated once per test session (tests read it, never write)."""
+    return _phantom16(tmp_path_factory, 0)
+
+
+@pytest.fixture(scope="session")
+def phantom16_stills(tmp_path_factory):
+    """The same sweeps with 6 still images (KGA-Net's image branch, the cross-paper benchmark)."""
+    return _phantom16(tmp_path_factory, 6)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path, monkeypatch):
     """Tests never write into the user's USNB_DATA_DIR."""

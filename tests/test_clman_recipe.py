@@ -10,15 +10,6 @@ from usnb.view import field_of_view
 
 
 @pytest.fixture(scope="module")
-def phantom16(tmp_path_factory):
-    """16 clips of 8 frames at 32 px, half malignant: every split holds both classes."""
-    from usnb.phantom import generate
-
-    return generate("breast", tmp_path_factory.mktemp("c16") / "breast", n=16, size=32, frames=8, seed=1,
-                    positive_fraction=0.5, n_images=0, workers=1)
-
-
-@pytest.fixture(scope="module")
 def trained(phantom16, tmp_path_factory):
     profile = C.get_profile("small", size=24, width=4, train_frames=4, finetune_batch=4, finetune_steps=2,
                             simclr_batch=4, simclr_frames=2, simclr_steps=2, head_steps=2, eval_frames=8)

@@ -13,15 +13,6 @@ from usnb.sampling import decreasing_interval, interval_pair_indices
 from usnb.view import field_of_view
 
 
-@pytest.fixture(scope="module")
-def phantom16(tmp_path_factory):
-    """16 clips of 8 frames at 32 px, half malignant: every split holds both classes."""
-    from usnb.phantom import generate
-
-    return generate("breast", tmp_path_factory.mktemp("c16") / "breast", n=16, size=32, frames=8, seed=1,
-                    positive_fraction=0.5, n_images=0, workers=1)
-
-
 @pytest.fixture
 def tiny(phantom16):
     profile = C.get_profile("small", size=16, fov=0.75, frames=4, width=4, proj_hidden=16, proj_dim=8,

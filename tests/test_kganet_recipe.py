@@ -12,12 +12,9 @@ from usnb.view import FieldOfView, field_of_view
 
 
 @pytest.fixture(scope="module")
-def phantom16(tmp_path_factory):
-    """16 clips of 8 frames at 32 px, half malignant, 6 stills: every split holds both classes."""
-    from usnb.phantom import generate
-
-    return generate("breast", tmp_path_factory.mktemp("p16") / "breast", n=16, size=32, frames=8, seed=1,
-                    positive_fraction=0.5, n_images=6, workers=1)
+def phantom16(phantom16_stills):
+    """The tiny phantom with 6 stills (`tests/conftest.py`)."""
+    return phantom16_stills
 
 
 @pytest.fixture

@@ -7,15 +7,6 @@ from usnb.recipes import mvcc as M
 from usnb.view import field_of_view, frames
 
 
-@pytest.fixture(scope="module")
-def phantom16(tmp_path_factory):
-    """16 clips of 8 frames at 32 px, half malignant: every split holds both classes."""
-    from usnb.phantom import generate
-
-    return generate("breast", tmp_path_factory.mktemp("m16") / "breast", n=16, size=32, frames=8, seed=1,
-                    positive_fraction=0.5, n_images=0, workers=1)
-
-
 @pytest.fixture
 def tiny(phantom16):
     profile = M.get_profile("small", size=16, fov=0.75, patch=8, frames=4, dim=16, depth=1, heads=2, decoder_dim=8,
