@@ -154,7 +154,7 @@ def test_batch_killed_half_way_finishes_only_the_missing_runs(tmp_path):
     assert (out / "report.md").exists() and (out / "index.html").exists()
     assert all(is_finished(r) for r in plan([str(nb)], out, [0, 1, 2], {"profile": "small"}))
     # another parameter value is another run: not finished
-    assert not is_finished(plan([str(nb)], out, [0], {"profile": "paper"})[0])
+    assert not is_finished(plan([str(nb)], out, [0, 1], {"profile": "paper"})[0])
 
 
 @pytest.mark.bad_input

@@ -102,7 +102,7 @@ def test_phantom_command_never_deletes_files_it_did_not_write(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "2 file(s) it did not write" in err and "notes.txt" in err and "Fix: move them out" in err
+    assert "2 thing(s) it did not write" in err and "notes.txt" in err and "Fix: move them out" in err
     assert all(p.read_text() == "the user's" for p in mine) and (tmp_path / "l" / "phantom.json").exists()
 
 

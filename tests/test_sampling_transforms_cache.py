@@ -199,7 +199,7 @@ def test_prefill_verifies_cached_entries_so_training_reads_only(tiny_breast, tmp
     ClipCache(tmp_path / "cache", size=(32, 32)).prefill(records, progress=False)
     fresh = ClipCache(tmp_path / "cache", size=(32, 32))
     fresh.prefill(records, progress=False)
-    assert fresh._checked == {fresh.file(r).name for r in records}
+    assert set(fresh._checked) == {fresh.file(r).name for r in records}
     monkeypatch.setattr(ClipCache, "_problem", lambda *a: (_ for _ in ()).throw(AssertionError("verified again")))
     assert all(fresh.get(r).shape == (12, 32, 32, 1) for r in records)  # no second check in the loop
 

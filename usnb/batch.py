@@ -13,9 +13,12 @@ submitit. Notebooks are never edited: only papermill parameters change.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -51,6 +54,46 @@ class Outcome:
     skipped: bool = False  # finished by an earlier batch
 
 
+OWN_FILES = ("report.md", "report.html", "index.html")  # a batch folder's own files (usnb.report)
+
+
+def _is_run_folder(folder: Path) -> bool:
+    """A folder `usnb run` wrote a run into: its status.json or run.json names the notebook, or its run.lock a pid."""
+    if _made_by(folder) is not None:
+        return True
+    try:
+        return isinstance(json.loads((folder / "run.lock").read_text()).get("pid"), int)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _listing(folder: Path, names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def check_run_folders(out: Path, folders: Sequence[Path], single: bool) -> None:
+    """FileExistsError unless every folder a batch writes is new, empty or usnb's own: a run folder (`single`: `out`
+    itself) or a batch folder (`out` holding notebook folders, submitit/ and the report's files), so that no file of
+    the user's (a parameters.json, a run.log, a checkpoints/ folder) is overwritten."""
+    from .report import _written_here
+
+    fix = "Fix: pass a new or empty --out folder (or the folder of an earlier usnb run, to resume it)"
+    if not single and out.is_dir():
+        foreign = sorted(p.name + "/" * p.is_dir() for p in out.iterdir()
+                         if not ((p.is_dir() and not p.is_symlink() and (re.fullmatch(r"\d\d_\w+", p.name)
+                                                                         or p.name == "submitit"))
+                                 or (p.name in OWN_FILES and _written_here(p))))
+        if foreign:
+            raise FileExistsError(f"--out {out} is not a usnb batch folder: it holds {_listing(out, foreign)}, which "
+                                  f"a batch would write beside or over. {fix}")
+    for folder in folders:
+        if folder.is_dir() and any(folder.iterdir()) and not _is_run_folder(folder):
+            names = sorted(p.name + "/" * p.is_dir() for p in folder.iterdir())
+            raise FileExistsError(f"{'--out ' if single else ''}{folder} is not a usnb run folder: it holds "
+                                  f"{_listing(folder, names)}, which a run would overwrite (parameters.json, "
+                                  f"run.log, status.json, figures, checkpoints/). {fix}")
+
+
 def check_out(out: Path) -> None:
     """An --out that can hold run folders: a writable folder, or one that can be made; else an error naming the fix."""
     if out.exists() and not out.is_dir():
@@ -70,6 +113,8 @@ def plan(notebooks: Sequence[str] | None, out: str | Path, seeds: Sequence[int] 
     if len(set(seeds)) != len(list(seeds)):
         raise ValueError(f"seeds repeat: {list(seeds)}; give each seed once")
     single = len(paths) == 1 and len(seeds) == 1
+    check_run_folders(Path(out).resolve(), [Path(out).resolve()] if single else
+                      [Path(out).resolve() / nb.stem / f"seed{seed}" for nb in paths for seed in seeds], single)
     runs = []
     for nb in paths:
         own = set(notebook_parameters(nb)) or set(parameters or {})  # each notebook gets the parameters it has
@@ -169,13 +214,15 @@ _CHILDREN: set[subprocess.Popen] = set()  # the runs going now, stopped with thi
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (a zombie, dead but not yet reaped, does not)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:  # alive, another user's
+    except psutil.Error:  # alive, another user's
         return True
-    return True
 
 
 LOCK_BEAT = 60  # seconds between a live lock's heartbeats (its file's mtime is touched)
@@ -199,19 +246,22 @@ def _take_lock(folder: Path) -> str | None:
             except (OSError, json.JSONDecodeError):
                 held, age = {}, float("inf")
             pid = held.get("pid") if isinstance(held, dict) else None
-            if isinstance(held, dict) and held.get("host") == mine["host"]:
-                live = isinstance(pid, int) and _pid_alive(pid)
+            executor = held.get("executor") if isinstance(held, dict) else None
+            if isinstance(held, dict) and held.get("host") == mine["host"]:  # the batch, or the run it started
+                live = [p for p in (pid, executor) if isinstance(p, int) and _pid_alive(p)]
             else:
-                live = age < LOCK_STALE
+                live = [pid] if age < LOCK_STALE else []
             if live:
-                return (f"another usnb run (pid {pid} on {held.get('host', '?')}) is running {folder}; wait for it, "
-                        "or stop it and run again (the run resumes)")
+                who = f"pid {pid}" + (f", its executor pid {executor}" if isinstance(executor, int) else "")
+                return (f"another usnb run ({who} on {held.get('host', '?')}) is running {folder}; wait for it, "
+                        f"or stop it (kill {' '.join(map(str, live))}) and run again (the run resumes)")
             lock.unlink(missing_ok=True)  # stale: its process is gone
     return f"could not lock {folder}"
 
 
 def _stop_children(signum, frame) -> None:
-    """SIGTERM / SIGINT: stop the runs going (their folders stay unfinished: the next `usnb run` redoes them)."""
+    """SIGTERM / SIGINT / SIGHUP: stop the runs going (their folders stay unfinished: the next `usnb run` redoes
+    them). A run killed with SIGKILL cannot do this; its executors stop by themselves (`_die_with_parent`)."""
     for child in list(_CHILDREN):
         child.terminate()
     for child in list(_CHILDREN):
@@ -231,9 +281,11 @@ def execute_in_child(run: Run, env: dict | None = None) -> Outcome:
         return Outcome(run, False, 0.0, busy)
     try:
         (Path(run.out_dir) / "status.json").unlink(missing_ok=True)
-        child = subprocess.Popen(_child_command(run), env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+        child = subprocess.Popen(_child_command(run), env={**os.environ, **(env or {}), PARENT: str(os.getpid())},
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _CHILDREN.add(child)
+        with atomic_write(Path(run.out_dir) / "run.lock") as tmp:  # the lock names the executor too
+            tmp.write_text(json.dumps({"pid": os.getpid(), "host": platform.node(), "executor": child.pid}))
         while True:  # the lock's heartbeat: another host sees the run is alive while its mtime is recent
             try:
                 stdout, stderr = child.communicate(timeout=LOCK_BEAT)
@@ -270,12 +322,11 @@ def run_batch(runs: Sequence[Run], parallel: int = 1, slurm: dict | None = None,
     slurm: submitit parameters ({"cluster": "slurm" | "local", "slurm_partition": ..., "timeout_min": ...,
     "gpus_per_node": ...}); each run becomes one job, and this call waits for all of them.
     """
-    import signal
     import threading
 
     handlers = {}
     if threading.current_thread() is threading.main_thread():  # a kill or Ctrl-C stops the runs too
-        handlers = {sig: signal.signal(sig, _stop_children) for sig in (signal.SIGTERM, signal.SIGINT)}
+        handlers = {sig: signal.signal(sig, _stop_children) for sig in _STOP_SIGNALS}
     try:
         return _run_batch(runs, parallel, slurm, echo)
     finally:
@@ -345,8 +396,57 @@ def _run_submitit(runs: Sequence[Run], options: dict) -> list[Outcome]:
     return outcomes
 
 
+PARENT = "USNB_BATCH_PID"  # the `usnb run` process that started an executor: the executor lives only while it does
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
+
+
+def _stop_descendants(code: int) -> None:
+    """Stop this process's children and theirs (the notebook's kernel, torchrun's workers), then exit with `code`."""
+    import psutil
+
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        children = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=5)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    os._exit(code)
+
+
+def _die_with_parent() -> None:
+    """An executor stops (with its kernel) when its `usnb run` is gone, however that died (SIGKILL included): on
+    Linux the kernel sends it SIGTERM at once (PR_SET_PDEATHSIG); everywhere a watcher thread checks every 2 s."""
+    import threading
+
+    parent = int(os.environ.get(PARENT) or 0)
+    for sig in _STOP_SIGNALS:  # a stop, a hang-up or the parent's death: the kernel goes too
+        signal.signal(sig, lambda signum, frame: _stop_descendants(128 + signum))
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    if not parent:
+        return
+    if not _pid_alive(parent):  # it died before the line above took effect
+        _stop_descendants(1)
+
+    def watch():
+        while _pid_alive(parent):
+            time.sleep(2)
+        _stop_descendants(1)
+
+    threading.Thread(target=watch, daemon=True, name="usnb-parent-watch").start()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Child entry point: `python -m usnb.batch RUN_FOLDER/run.json` executes that run here."""
+    _die_with_parent()
     spec = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
     outcome = execute(Run(**spec))
     return 0 if outcome.ok else 1

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -55,7 +56,7 @@ class ClipCache:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise self._unwritable(err) from err
-        self._checked: set[str] = set()  # entries verified by this process
+        self._checked: dict[str, tuple[int, int]] = {}  # entries verified by this process: (bytes, `_sample` CRC)
         self._native: dict[str, np.ndarray] = {}  # entry -> the file's frame of each cached frame
         self._shape: dict[str, tuple[int, int, int]] = {}  # entry -> the file's (frames, H, W)
 
@@ -75,14 +76,19 @@ class ClipCache:
         return self.root / f"{self.key(record.path)}.npy"
 
     def get(self, record: VideoRecord) -> np.ndarray:
-        """The whole clip, decoding it on the first call only (or when its entry is damaged)."""
+        """The whole clip, decoding it on the first call only (or when its entry is damaged).
+
+        An entry is verified whole (its SHA-1) the first time this process reads it; every later read checks its
+        file size and a CRC of a sample of its frames (`_sample`), so that an entry damaged while a run goes on is
+        named, decoded again, and the run goes on."""
         target = self.file(record)
-        if target.exists() and target.name not in self._checked:
-            problem = self._problem(target)
+        if target.exists():
+            problem = self._problem(target) if target.name not in self._checked else self._changed(target)
             if problem:
                 warnings.warn(f"{target}: the cache entry of {record.path} {problem}; decoding the clip again",
                               DataWarning, stacklevel=2)
                 target.unlink(missing_ok=True)
+                self._checked.pop(target.name, None)
         if not target.exists():
             frames, kept = self._decode(record)
             try:
@@ -91,8 +97,32 @@ class ClipCache:
                 self._write_sidecar(target, frames, kept)
             except OSError as err:
                 raise self._unwritable(err) from err
-        self._checked.add(target.name)
-        return np.load(target, mmap_mode="r")
+        frames = np.load(target, mmap_mode="r")
+        if target.name not in self._checked:  # verified whole above (or just written): remember what it looks like
+            self._checked[target.name] = (target.stat().st_size, self._sample(frames))
+        return frames
+
+    @staticmethod
+    def _sample(frames: np.ndarray) -> int:
+        """CRC-32 of up to 8 frames spread evenly over the clip, first and last included: a cheap check on each read
+        (about a quarter of a 32-frame clip; a fixed cost for a long one)."""
+        crc = 0
+        for i in uniform_indices(len(frames), min(8, len(frames))):
+            crc = zlib.crc32(np.ascontiguousarray(frames[int(i)]).data, crc)
+        return crc
+
+    def _changed(self, target: Path) -> str | None:
+        """None if a verified entry still has its size and its frames' sample CRC, else what changed."""
+        size, crc = self._checked[target.name]
+        try:
+            if target.stat().st_size != size:
+                return f"changed size while this process used it ({size} -> {target.stat().st_size} bytes)"
+            frames = np.load(target, mmap_mode="r")
+        except Exception as err:  # noqa: BLE001 - unreadable now: decoded again
+            return f"became unreadable while this process used it ({type(err).__name__})"
+        if self._sample(frames) != crc:
+            return "changed in place while this process used it (its frames' checksum differs)"
+        return None
 
     def _decode(self, record: VideoRecord) -> tuple[np.ndarray, list[int] | None]:
         """(frames, None) for a whole clip; (frames, the file's frame of each) for one longer than max_frames."""

@@ -36,6 +36,35 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
                            "Fix: delete it to retrain") from err
 
 
+def state_dict_of(state, path: str | Path, what: str, fix: str) -> dict:
+    """The tensors of a weights file's contents (a state dict, or one under 'state_dict', 'model_state' or 'model');
+    a RuntimeError naming the file, what it holds and `fix` where it holds no weights (a bare tensor, a list)."""
+    for key in ("state_dict", "model_state", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not any(torch.is_tensor(v) for v in state.values()):
+        held = f"a tensor of shape {tuple(state.shape)}" if torch.is_tensor(state) else \
+            f"a {type(state).__name__}" + (f" with keys {list(state)[:5]}" if isinstance(state, dict) else "")
+        raise RuntimeError(f"{path}: holds {held}, not the weights of {what} (a state dict: name -> tensor). "
+                           f"Fix: {fix}")
+    return state
+
+
+def load_weights_into(net: torch.nn.Module, state, path: str | Path, what: str, fix: str) -> None:
+    """`net.load_state_dict` from a weights file's contents, refusing a file that holds no weights or another
+    network's, naming the file, how many of the network's tensors it matches and `fix`."""
+    state = state_dict_of(state, path, what, fix)
+    own = net.state_dict()
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        matched = sum(k in own and tuple(own[k].shape) == tuple(v.shape) for k, v in state.items() if torch.is_tensor(v))
+        foreign = [k for k in state if k not in own][:3]
+        raise RuntimeError(f"{path}: holds the weights of another network: {matched} of {len(own)} tensors of {what} "
+                           f"match by name and shape" + (f" (it has e.g. {foreign})" if foreign else "")
+                           + f". Fix: {fix}") from err
+
+
 def _pickled_objects(path: str | Path) -> list[str]:
     """Names of the Python objects pickled into a checkpoint file ([] if none, or not a checkpoint)."""
     try:

@@ -16,6 +16,10 @@ def _phantom(args) -> int:
     except (FileExistsError, ValueError, PermissionError) as err:  # bad settings or folder: said, nothing touched
         print(f"usnb phantom: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a read-only file system: the partial folder is removed, the old one kept
+        print(f"usnb phantom: could not write the phantom to {Path(args.out).resolve()} ({err.strerror or err}); "
+              "nothing was changed there. Fix: free space there, or pass another --out folder", file=sys.stderr)
+        return 1
     from .phantom import load_phantom
 
     splits = {s: sum(r.split == s for r in load_phantom(out)) for s in ("train", "val", "test")}
@@ -39,8 +43,43 @@ def _value(text: str):
 
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):  # deeply nested text: the string itself
         return text
+
+
+def _as_list(name: str, value, defaults: dict):
+    """A -p value for a parameter whose default is a list: one name becomes a one-item list (`-p baselines R3D`);
+    several names in one string are refused with the list's spelling (a string would be read letter by letter)."""
+    if not isinstance(defaults.get(name), (list, tuple)) or not isinstance(value, str):
+        return value
+    if "," in value:
+        names = ", ".join(f'"{v.strip()}"' for v in value.split(","))
+        raise ValueError(f"-p {name} {value!r}: a list is written as a Python list, e.g. -p {name} '[{names}]'")
+    return [value]
+
+
+def _at_least(low: int):
+    """An argparse type: a whole number >= low."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is not >= {low}")
+        return value
+    return parse
+
+
+_positive = _at_least(1)
+
+
+def _folds(text: str) -> int:
+    """An argparse type: a k-fold count, 2 to 20."""
+    value = _at_least(-2**63)(text)
+    if not 2 <= value <= 20:
+        raise argparse.ArgumentTypeError(f"{value} folds: a k-fold split needs 2 to 20 folds")
+    return value
 
 
 def _batch(notebooks: list[str], out: Path, seeds: list[int], parameters: dict, gpus: int = 1, parallel: int = 1,
@@ -53,8 +92,13 @@ def _batch(notebooks: list[str], out: Path, seeds: list[int], parameters: dict, 
     outcomes = run_batch(runs, parallel=parallel, slurm=slurm)
     failed = [o for o in outcomes if not o.ok]
     if report and len(runs) > 1:
-        html, md = write_report(out)
-        print(f"report: {md} and {html}")
+        from .report import ReportError
+
+        try:
+            html, md = write_report(out)
+            print(f"report: {md} and {html}")
+        except ReportError as err:  # a file of the user's where the report goes: kept, said
+            print(f"usnb run: no report written: {err}", file=sys.stderr)
     if failed:
         print(f"{len(failed)} of {len(runs)} runs failed:", file=sys.stderr)
         for o in failed:
@@ -84,20 +128,22 @@ def _run(args) -> int:
     import os
 
     from .batch import check_out
-    from .notebooks import check_parameter_names, find_notebooks
+    from .notebooks import check_parameter_names, find_notebooks, parameter_defaults
 
     try:
-        check_parameter_names(find_notebooks(None if args.all else args.notebooks), [name for name, _ in args.p],
+        notebooks = find_notebooks(None if args.all else args.notebooks)
+        check_parameter_names(notebooks, [name for name, _ in args.p],
                               {"seed": "--seed / --seeds", "out_dir": "--out", "profile": "--profile",
                                "dataset": "--dataset", "data_dir": "--data-dir"})
         check_out(Path(args.out))
+        defaults = {k: v for nb in notebooks for k, v in parameter_defaults(nb).items()}
+        for name, value in args.p:  # folders: against the caller's folder, not notebooks/ where papermill runs
+            value = _as_list(name, _value(value), defaults)
+            params[name] = str(Path(value).expanduser().resolve()) if name.endswith("_dir") and \
+                isinstance(value, str) else value
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
         print(f"usnb run: {err}", file=sys.stderr)
         return 2
-    for name, value in args.p:  # folders: against the caller's folder, not notebooks/ where papermill runs
-        value = _value(value)
-        params[name] = str(Path(value).expanduser().resolve()) if name.endswith("_dir") and isinstance(value, str) \
-            else value
     for name in ("USNB_DATA_DIR", "USNB_CACHE_DIR"):  # the runs inherit these: make them absolute the same way
         if os.environ.get(name):
             os.environ[name] = str(Path(os.environ[name]).expanduser().resolve())
@@ -127,11 +173,19 @@ def _demo(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import write_report
+    from .report import ReportError, collect_runs, write_report
 
-    html, md = write_report(args.out)
+    try:
+        html, md = write_report(args.out)
+    except ReportError as err:  # no such folder, no runs, a file of the user's where the report goes: nothing written
+        print(f"usnb report: {err}", file=sys.stderr)
+        return 2
     print(f"report: {md} and {html}")
-    return 0
+    damaged = [r for r in collect_runs(Path(args.out).expanduser().resolve()) if r.damaged]
+    for r in damaged:
+        print(f"usnb report: {r.folder}: damaged run, listed as such in the report ({r.damaged}). Fix: run it "
+              "again", file=sys.stderr)
+    return 1 if damaged else 0
 
 
 def _figure(args) -> int:
@@ -156,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("phantom", help="generate the built-in ultrasound phantom")
     p.add_argument("--kind", choices=["breast", "lung"], default="breast")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n", type=int, help="number of clips (default 300)")
-    p.add_argument("--size", type=int, help="frame size in pixels, even (default 112)")
-    p.add_argument("--frames", type=int, help="frames per clip (default 32)")
+    p.add_argument("--n", type=_positive, help="number of clips (default 300)")
+    p.add_argument("--size", type=_positive, help="frame size in pixels, even (default 112)")
+    p.add_argument("--frames", type=_positive, help="frames per clip (default 32)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.set_defaults(func=_phantom)
 
@@ -170,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--positive", nargs="+", help="labels that form the positive class (every other: negative); "
                    "prints the mapping and the class counts per split")
     c.add_argument("--drop", nargs="+", default=[], help="labels left out (with --positive)")
-    c.add_argument("--folds", type=int, help="a source without a split: k-fold by patient (default: the breast "
+    c.add_argument("--folds", type=_folds, help="a source without a split: k-fold by patient (default: the breast "
                    "notebooks' 60/20/20 split; notebook 04: 5 folds)")
     c.set_defaults(func=_data_check)
 
@@ -195,13 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", help="several seeds, e.g. --seeds 0 1 2 3 (the papers' mean(std))")
     p.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="any notebook parameter, e.g. -p train_steps 300")
-    p.add_argument("--gpus", type=int, default=1, help="processes per run under torchrun (DDP), one per GPU")
-    p.add_argument("--parallel", type=int, default=1, help="runs at once; with GPUs, each on its own GPU")
+    p.add_argument("--gpus", type=_positive, default=1, help="processes per run under torchrun (DDP), one per GPU")
+    p.add_argument("--parallel", type=_positive, default=1, help="runs at once; with GPUs, each on its own GPU")
     p.add_argument("--slurm", nargs="?", const="slurm", choices=["slurm", "local"],
                    help="submit each run as a job with submitit ('local': submitit's local executor, for testing)")
     p.add_argument("--slurm-partition")
-    p.add_argument("--slurm-time", type=int, default=120, help="minutes per job")
-    p.add_argument("--slurm-cpus", type=int, default=8, help="CPUs per job")
+    p.add_argument("--slurm-time", type=_positive, default=120, help="minutes per job")
+    p.add_argument("--slurm-cpus", type=_positive, default=8, help="CPUs per job")
     p.add_argument("--no-report", action="store_true")
     p.set_defaults(func=_run)
 

@@ -77,6 +77,7 @@ def notebook_view(records, source: str, positive, drop, folds: int | None, echo=
     echo("notebooks 01-03, 05 (" + "; ".join(notes) + "):")
     for name, recs in parts.items():
         echo(line(name, recs))
+    small_batches(len(parts["train"]), echo)
     if not all(r.split for r in task):
         k = folds or 5
         echo(f"notebook 04 ({k}-fold by patient, folds={k}):")
@@ -87,3 +88,15 @@ def notebook_view(records, source: str, positive, drop, folds: int | None, echo=
             echo(f"  a {k}-fold split is impossible: {err}")
             return False
     return True
+
+
+def small_batches(n_train: int, echo=print) -> None:
+    """Say which notebooks' stages have a larger batch than the training split has clips (`usnb.train.fit` clips
+    the batch to the split), at the small and the paper profile."""
+    from .recipes import clman, kganet, lung_ssl, mvcc
+    from .train import batch_notes
+
+    for notebook, module in (("01 MVCC", mvcc), ("02 CLMAN", clman), ("03 KGA-Net", kganet), ("04 lung", lung_ssl)):
+        for profile in ("small", "paper"):
+            for note in batch_notes(module.get_profile(profile), n_train):
+                echo(f"note: notebook {notebook}, {profile} profile: {note}")

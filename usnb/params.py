@@ -13,8 +13,12 @@ import numbers
 from typing import Mapping, Sequence
 
 
+INT_MAX = 2**63 - 1  # an integer parameter fits a 64-bit integer (torch, NumPy and every counter take it)
+
+
 def _bad(name: str, value, allowed: str) -> ValueError:
-    return ValueError(f"notebook parameter {name} = {value!r} ({type(value).__name__}) is not {allowed}. "
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:60] + f"... ({len(repr(value))} characters)"
+    return ValueError(f"notebook parameter {name} = {shown} ({type(value).__name__}) is not {allowed}. "
                       f"Fix: set {name} in the parameters cell, or run with `-p {name} VALUE`")
 
 
@@ -24,10 +28,13 @@ def number(name: str, value, low: float | None = None, high: float | None = None
     allowed = kind + (f" in [{low}, {high}]" if low is not None and high is not None else
                       f" >= {low}" if low is not None else f" <= {high}" if high is not None else "")
     ok_type = isinstance(value, numbers.Integral if integer else numbers.Real)  # NumPy scalars too
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value):  # True is an int to Python, not to us
+    # True is an int to Python, not to us; an int is finite however large (math.isfinite would overflow on 10**400)
+    if isinstance(value, bool) or not ok_type or (not isinstance(value, numbers.Integral) and not math.isfinite(value)):
         raise _bad(name, value, allowed)
     if (low is not None and value < low) or (high is not None and value > high):
         raise _bad(name, value, allowed)
+    if integer and abs(value) > INT_MAX:
+        raise _bad(name, value, f"{kind} of at most {INT_MAX} (64 bits)")
     return value
 
 

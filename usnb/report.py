@@ -74,13 +74,19 @@ def json_safe(value):
 FIGURES = ("roc", "tsne", "gradcam", "occlusion", "fraction", "reconstruction", "attention")  # shown first
 
 
+class ReportError(Exception):
+    """The report cannot be written: no such folder, no runs in it, or a file of the user's where it would go."""
+
+
 @dataclass
 class RunRecord:
-    """One run folder of a batch: its status.json, parameters and (when it got that far) metrics.json."""
+    """One run folder of a batch: its status.json, parameters and (when it got that far) metrics.json. A run whose
+    status.json or metrics.json cannot be read, or does not have the run contract's fields, is `damaged` (why)."""
 
     folder: Path
     status: dict
     metrics: dict | None
+    damaged: str = ""
 
     @property
     def notebook(self) -> str:
@@ -100,15 +106,66 @@ class RunRecord:
         return [m.group(1).strip() for m in re.finditer(r"DataWarning: (.+)", text)]
 
 
+def _read_record(path: Path) -> tuple[dict | None, str]:
+    """(the JSON object in `path`, "") or (None, what is wrong with the file)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        return None, f"{path.name} cannot be read ({err})"
+    except json.JSONDecodeError as err:
+        return None, f"{path.name} is not JSON, half-written or corrupt ({err})"
+    return (record, "") if isinstance(record, dict) else (None, f"{path.name} holds a {type(record).__name__}, "
+                                                                "not an object")
+
+
+def _status_problem(status: dict) -> str:
+    """What status.json lacks of the run contract (`usnb.batch.execute` writes it), or ""."""
+    kinds = {"ok": bool, "notebook": str, "parameters": dict, "seconds": (int, float), "error": (str, type(None))}
+    for key, kind in kinds.items():
+        if key in ("ok", "notebook") and key not in status:
+            return f"status.json has no {key!r}"
+        if key in status and not isinstance(status[key], kind):
+            return f"status.json: {key} is {status[key]!r}, not {getattr(kind, '__name__', 'a number or text')}"
+    return ""
+
+
+def _metrics_problem(m: dict) -> str:
+    """What metrics.json lacks of the run contract (`write_metrics` writes it), or ""."""
+    for key, kind in (("paper", str), ("profile", str), ("dataset", str), ("seed", int), ("rows", dict)):
+        if not isinstance(m.get(key), kind) or isinstance(m.get(key), bool):
+            return f"metrics.json: {key} is {m.get(key)!r}, not {kind.__name__}"
+    number = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))  # noqa: E731
+    for name, row in m["rows"].items():
+        if not isinstance(row, dict) or not all(number(row.get(k)) for k in METRIC_KEYS):
+            return f"metrics.json: row {name!r} is not {{metric: number or null}}"
+        for k, v in row.items():
+            if k.endswith("_ci") and not (isinstance(v, list) and len(v) == 2 and all(map(number, v))):
+                return f"metrics.json: row {name!r}: {k} is {v!r}, not [low, high]"
+    if not isinstance(m.get("claims", []), list) or not all(isinstance(c, dict) for c in m.get("claims", [])):
+        return "metrics.json: claims is not a list of objects"
+    if not isinstance(m.get("not_trained", {}), dict):
+        return "metrics.json: not_trained is not an object"
+    return ""
+
+
 def collect_runs(out: str | Path) -> list[RunRecord]:
-    """Every run folder under `out` (a folder with status.json), sorted by notebook and seed."""
+    """Every run folder under `out` (a folder with status.json), sorted by notebook and seed; a run whose records
+    are damaged is kept, marked `damaged`, without its metrics."""
     records = []
-    for status in sorted(Path(out).rglob("status.json")):
-        if any(part.startswith("rank") for part in status.relative_to(out).parts[:-1]):
+    for path in sorted(Path(out).rglob("status.json")):
+        if any(part.startswith("rank") for part in path.relative_to(out).parts[:-1]):
             continue  # torchrun's other ranks
-        metrics = status.parent / "metrics.json"
-        records.append(RunRecord(status.parent, json.loads(status.read_text()),
-                                 json.loads(metrics.read_text()) if metrics.exists() else None))
+        status, why = _read_record(path)
+        why = why or _status_problem(status)
+        metrics = None
+        if not why and (path.parent / "metrics.json").exists():
+            metrics, why = _read_record(path.parent / "metrics.json")
+            why = why or _metrics_problem(metrics)
+        if why:
+            keep = status if status is not None and not _status_problem(status) else {}
+            records.append(RunRecord(path.parent, {**keep, "ok": False, "error": f"damaged run: {why}"}, None, why))
+        else:
+            records.append(RunRecord(path.parent, status, metrics))
     return sorted(records, key=lambda r: (r.notebook, str(r.seed)))
 
 
@@ -278,27 +335,53 @@ STYLE = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto;paddin
          ".failed{color:#a00}</style>")
 
 
+MARK = "<!-- written by usnb report: rewritten by each `usnb report` and batch -->"
+
+
+def _written_here(path: Path) -> bool:
+    """Whether a report.md, report.html or index.html is one usnb wrote (its mark, or the title earlier versions
+    wrote), so that a report rewrites its own files and never the user's."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:2000]
+    except OSError:
+        return False
+    return MARK in head or head.startswith("# usnb batch report") or \
+        "<title>usnb batch report</title>" in head or "<title>runs</title>" in head and "<h1>Every run</h1>" in head
+
+
 def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Path, Path]:
     """report.md and report.html (each paper's tables, ours beside the paper's, its claims, key figures; a section
     for each failed run saying where it failed) and index.html (every run with its status, time and files; each
     executed notebook also as HTML) in `out`. Returns (report.html, report.md)."""
 
-    out = Path(out).resolve()
+    out = Path(out).expanduser().resolve()
+    if not out.is_dir():
+        raise ReportError(f"{out}: no such folder. Fix: pass the --out folder of a `usnb run` batch")
     records = collect_runs(out)
+    if not records:
+        raise ReportError(f"no runs under {out} (no status.json in any folder below it); nothing written. Fix: pass "
+                          "the --out folder of a `usnb run` batch")
+    report_md, report_html, index = out / "report.md", out / "report.html", out / "index.html"
+    theirs = [p.name for p in (report_md, report_html, index) if p.exists() and not _written_here(p)]
+    if theirs:
+        raise ReportError(f"{out} holds {', '.join(theirs)} that usnb did not write; nothing written (a report "
+                          "never overwrites a file it did not write). Fix: move them, or run the batch into another "
+                          "--out folder")
     pages = {r.folder: export_html(r.folder / f"{r.notebook}.ipynb") for r in records}
     sections = paper_sections(records)
     failed = [r for r in records if not r.status.get("ok")]
     counts = f"{len(records)} runs, {len(failed)} failed."
-    md = [f"# {title}", "", f"{counts} {INTRO} Every run: [index.html](index.html).", ""]
-    body = [f"<h1>{html.escape(title)}</h1>",
+    md = [MARK, f"# {title}", "", f"{counts} {INTRO} Every run: [index.html](index.html).", ""]
+    body = [MARK, f"<h1>{html.escape(title)}</h1>",
             f"<p>{html.escape(counts)} {html.escape(INTRO)} Every run: <a href='index.html'>index</a>.</p>"]
     # notebook order: a failed run's section stands where its notebook's would
     entries = [(s["notebook"], 0, s) for s in sections] + [(r.notebook, 1, r) for r in failed]
     for _, kind, entry in sorted(entries, key=lambda e: (e[0], e[1])):
         if kind == 1:
             r = entry
-            heading = f"{r.notebook}, seed {r.seed}: FAILED"
-            where = f"It stopped at {r.status.get('error')}."
+            heading = f"{r.notebook}, seed {r.seed}: {'DAMAGED' if r.damaged else 'FAILED'}"
+            where = (f"Its records are damaged: {r.damaged}; the run is left out of the tables. Fix: run it again "
+                     "(`usnb run` redoes it)." if r.damaged else f"It stopped at {r.status.get('error')}.")
             log, page = (r.folder / "run.log").relative_to(out), pages.get(r.folder)
             md += [f"## {heading}", "", f"{where} Its log: [{log}]({log})"
                    + (f"; the notebook as far as it ran: [{page.relative_to(out)}]({page.relative_to(out)})"
@@ -348,7 +431,6 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
                                        f"alt='{html.escape(p.stem)}'></a><figcaption>{html.escape(p.stem)}"
                                        "</figcaption></figure>" for p in rel)
                      + "</div>"]
-    report_md, report_html = out / "report.md", out / "report.html"
     report_md.write_text("\n".join(md) + "\n")
     report_html.write_text(f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}"
                            + "\n".join(body))
@@ -364,8 +446,8 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
         files += [link(f, f.stem) for f in r.figures()]
         rows.append([r.notebook, str(r.seed), "ok" if r.status.get("ok") else f"FAILED: {r.status.get('error')}",
                      f"{r.status.get('seconds', 0):.0f}", _Html(" ".join(files))])
-    (out / "index.html").write_text(
-        f"<!doctype html><meta charset='utf-8'><title>runs</title>{STYLE}<h1>Every run</h1>"
+    index.write_text(
+        f"<!doctype html><meta charset='utf-8'><title>runs</title>{STYLE}{MARK}<h1>Every run</h1>"
         f"<p><a href='report.html'>report</a></p>"
         + _html_table(["notebook", "seed", "status", "seconds", "files"], rows))
     return report_html, report_md

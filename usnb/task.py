@@ -91,7 +91,9 @@ def task_labels(records: Sequence[Record], source: str, classes: tuple[str, str]
                              f"label(s) form the positive class, e.g. -p positive '[\"{labels[-1]}\"]' (every other "
                              "label is negative; -p drop '[...]' leaves labels out)")
         positive, default_drop, names = DEFAULT_TASKS[source]
-        positive, drop, names = list(positive), drop or list(default_drop), names or classes
+        present = {r.label for r in records}  # a copy of the set may lack a label (POCUS without its `uncertain`)
+        positive = [label for label in positive if label in present] or list(positive)  # none there: said below
+        drop, names = drop or [label for label in default_drop if label in present], names or classes
     else:
         names = class_names(records, positive, drop)
     return binary_task(records, positive, drop, names, strict=strict), names

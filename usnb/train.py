@@ -7,6 +7,7 @@ per pass over the data; atomic checkpoints with resume at pass boundaries;
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -24,6 +25,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from . import live
+from .errors import DataWarning
 from .checkpoints import ema_update, load_checkpoint, save_checkpoint
 
 
@@ -227,6 +229,15 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     s = config.schedule
     if s.batch % world:
         raise ValueError(f"batch {s.batch} must divide evenly over {world} processes")
+    if len(dataset) < s.batch:  # a small data set of the user's: every step takes the whole split
+        clipped = len(dataset) - len(dataset) % world
+        if clipped == 0:
+            raise ValueError(f"{len(dataset)} training items cannot fill one batch on each of {world} processes; "
+                             "add training clips (of other patients) or run on fewer GPUs")
+        warnings.warn(f"the training split has {len(dataset)} items, fewer than the batch of {s.batch}: each step "
+                      f"takes a batch of {clipped} (the same {s.steps} steps). Fix: more training clips, or set "
+                      "the stage's batch (STAGE_batch in get_profile) to say it yourself", DataWarning, stacklevel=2)
+        s = dataclasses.replace(s, batch=clipped)
     seed_everything(config.seed)
     model.to(device)
     if config.channels_last:
@@ -248,7 +259,7 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     start = 0
     average = {k: v.detach().clone() for k, v in model.state_dict().items()} if s.ema else None
     if checkpoint and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, map_location=device)
+        state = training_state(load_checkpoint(checkpoint, map_location=device), checkpoint)
         if state.get("fingerprint") == config.fingerprint():
             load_weights(model, state["model"], checkpoint)
             if average is not None:
@@ -313,12 +324,30 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     return history
 
 
+TRAINING_STATE = ("model", "optimizer", "scheduler", "history", "epoch", "fingerprint", "torch_rng")  # `fit` saves
+
+
+def training_state(state, path: str | Path, keys: tuple[str, ...] = TRAINING_STATE) -> dict:
+    """A checkpoint's contents if they are a usnb training checkpoint holding `keys` (what `fit` saves to resume:
+    TRAINING_STATE); else a RuntimeError naming the file and what it holds, before anything overwrites it."""
+    fix = ("move it away (a run writes its training checkpoints under out_dir/checkpoints/), or delete it to "
+           "retrain; weights to start from go into the notebook's weights parameter")
+    if not isinstance(state, dict):
+        held = f"a tensor of shape {tuple(state.shape)}" if torch.is_tensor(state) else f"a {type(state).__name__}"
+        raise RuntimeError(f"{path}: holds {held}, not a usnb training checkpoint. Fix: {fix}")
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise RuntimeError(f"{path}: not a usnb training checkpoint: it lacks {', '.join(missing)} (it holds "
+                           f"{', '.join(map(str, list(state)[:6]))}). Fix: {fix}")
+    return state
+
+
 def train_or_load(model: torch.nn.Module, checkpoint: str | Path, config: TrainConfig, train: Callable[[], list],
                   device: torch.device | None = None) -> list[dict]:
     """Reuse a finished checkpoint whose config matches (loads its weights), else call `train()`."""
     path = Path(checkpoint)
     if path.exists():
-        state = load_checkpoint(path, map_location=device or "cpu")
+        state = training_state(load_checkpoint(path, map_location=device or "cpu"), path, ("model", "history"))
         if state.get("fingerprint") == config.fingerprint() and state.get("step") == config.schedule.steps:
             load_weights(model, state["ema"] if state.get("ema") is not None else state["model"], path)
             return state["history"]
@@ -367,6 +396,20 @@ def learned_fields(profile, stage: str | None = None) -> dict:
     skip = set(getattr(type(profile), "EVAL_ONLY", ()))
     skip |= {k for k, v in vars(profile).items() if isinstance(v, Schedule) and k != stage}
     return {k: v for k, v in asdict(profile).items() if k not in skip}
+
+
+def batch_notes(profile, n_train: int) -> list[str]:
+    """What `fit` will say about a profile's stages whose batch is larger than `n_train` training clips (the batch is
+    clipped to the split): a notebook's data cell and `usnb data check` say it before any training starts."""
+    stages = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)
+              if isinstance(getattr(profile, f.name), Schedule)}
+    big = {name: s.batch for name, s in stages.items() if s.batch > n_train}
+    if not big:
+        return []
+    return [f"the training split has {n_train} clips, fewer than the batch of stage(s) "
+            + ", ".join(f"{k} ({v})" for k, v in big.items())
+            + f": where a stage trains on clips, each step takes all {n_train} (the batch is clipped, with a warning); "
+            "more training clips, of other patients, make training steadier"]
 
 
 def stage_config(profile, stage: str, seed: int, **extra) -> TrainConfig:

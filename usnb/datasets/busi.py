@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import DataError, DataWarning
 from .records import ImageRecord
 
+OTHER_IMAGES = (".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")  # counted, left out: BUSI is PNG
 _MASK = re.compile(r"^(?P<stem>.+)_mask(_\d+)?$")
 
 
@@ -22,13 +23,14 @@ def load_busi(root: str | Path, include_normal: bool = False, require_masks: boo
     root = Path(root)
     base = root / "Dataset_BUSI_with_GT" if (root / "Dataset_BUSI_with_GT").is_dir() else root
     classes = ["benign", "malignant"] + (["normal"] if include_normal else [])
-    records = []
+    records, other = [], []
     for label in classes:
         folder = base / label
         if not folder.is_dir():
             raise DataError(folder, f"BUSI class folder {label}/ not found",
                             "pass the folder holding Dataset_BUSI_with_GT/ (see data_cards/busi.md)")
         images, masks = {}, {}
+        other += [q for q in folder.iterdir() if q.suffix.lower() in OTHER_IMAGES]
         for p in sorted(q for q in folder.iterdir() if q.suffix.lower() == ".png"):  # .PNG too
             m = _MASK.match(p.stem)
             if m:
@@ -46,6 +48,10 @@ def load_busi(root: str | Path, include_normal: bool = False, require_masks: boo
             records.append(ImageRecord(image_id=f"{label}/{stem}", path=path, label=label, patient_id=f"{label}/{stem}",
                                        mask_paths=sorted(masks.get(stem, []), key=lambda q: _natural(q.stem)),
                                        source="busi", licence="CC BY 4.0, Al-Dhabyani et al. 2020"))
+    if other:
+        warnings.warn(f"BUSI {base}: {len(other)} image(s) that are not PNG left out (e.g. {sorted(other)[0]}); "
+                      "BUSI's images and masks are PNG files: convert them to PNG (image and mask) to use them",
+                      DataWarning)
     if not include_normal and (base / "normal").is_dir():
         n = sum(1 for q in (base / "normal").iterdir() if q.suffix.lower() == ".png" and not _MASK.match(q.stem))
         warnings.warn(f"BUSI {base}: normal/ ({n} images) left out: the papers' task is benign vs malignant "

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DataError
-from ..io import check_readable, clip_shape
-from .records import ImageRecord, VideoRecord
+from ..io import check_readable
+from .records import ImageRecord, VideoRecord, outside_clip
 
 REQUIRED = ("path", "label", "split", "patient_id")
 SPLITS = ("train", "val", "test", "")
@@ -50,13 +50,26 @@ def _rows(csv_path: Path, required: Sequence[str]) -> list[dict]:
                 rows.append({k.strip(): (v or "").strip() for k, v in row.items() if k})
     except UnicodeDecodeError as err:
         raise DataError(csv_path, f"manifest is not UTF-8 text ({err})", "save the CSV as UTF-8") from err
+    except csv.Error as err:  # a field over csv's size limit (an unclosed quote swallows the rest), a NUL byte
+        raise DataError(csv_path, f"row {reader.line_num}: not a CSV row ({err})",
+                        "close every quote, keep each field short (a path, a label), save the file as plain CSV "
+                        "text") from err
     if not rows:
         raise DataError(csv_path, "manifest has no rows", "list one clip per row")
     return rows
 
 
+def control_characters(text: str) -> bool:
+    """Whether `text` holds a control character (a NUL, a tab, a line break): no id, label or path may."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def _check_row(csv_path: Path, line: int, row: dict, labels: Sequence[str] | None, seen: dict) -> Path:
     where = f"row {line}"
+    for column, value in row.items():
+        if control_characters(value):
+            raise DataError(csv_path, f"{where}: {column} {value!r} holds a control character",
+                            "remove it (ids, labels and paths are plain text)")
     if not row["path"]:
         raise DataError(csv_path, f"{where}: empty path", "give the clip's path, relative to the CSV")
     if labels is not None and row["label"] not in labels:
@@ -66,7 +79,14 @@ def _check_row(csv_path: Path, line: int, row: dict, labels: Sequence[str] | Non
                         "give every row a patient id (the video id if nothing better is known)")
     if row["split"] not in SPLITS:
         raise DataError(csv_path, f"{where}: unknown split {row['split']!r}", "use train, val, test or leave it empty")
-    full = (csv_path.parent / row["path"]).resolve()  # compared resolved: `a.mp4` and `./a.mp4` are one clip
+    try:
+        full = (csv_path.parent / row["path"]).resolve()  # compared resolved: `a.mp4` and `./a.mp4` are one clip
+    except (OSError, RuntimeError) as err:  # a symbolic link loop (RuntimeError before Python 3.13)
+        raise DataError(csv_path, f"{where}: path {row['path']!r} cannot be followed ({err})",
+                        "point the symbolic link at the clip itself") from err
+    if (csv_path.parent / row["path"]).is_symlink() and not full.exists():
+        raise DataError(csv_path, f"{where}: path {row['path']!r} is a symbolic link that leads nowhere (to {full})",
+                        "point the link at the clip, or list the clip itself")
     if full in seen:
         raise DataError(csv_path, f"{where}: duplicate path {row['path']!r} (first at row {seen[full]})",
                         "list each clip once")
@@ -115,29 +135,6 @@ def _annotation(csv_path: Path, line: int, ann_path: Path) -> tuple[dict, dict, 
     return meta, boxes, keyframe
 
 
-def _outside_clip(line: int, record: VideoRecord) -> list[str]:
-    """What of a row's keyframe and boxes lies outside its clip (frames from 0; boxes x y w h in the native frame's
-    pixels, 1 px of rounding allowed)."""
-    if record.keyframe is None and not record.boxes:
-        return []
-    try:
-        frames, height, width = clip_shape(record.path)
-    except DataError:  # an unreadable clip is named where it is decoded (`usnb data check` lists every one)
-        return []
-    problems = []
-    if record.keyframe is not None and record.keyframe >= frames:
-        problems.append(f"row {line}: keyframe {record.keyframe} is beyond the clip's {frames} frames")
-    for i, boxes in sorted(record.boxes.items()):
-        if i >= frames:
-            problems.append(f"row {line}: a box on frame {i}, beyond the clip's {frames} frames")
-            continue
-        for x, y, w, h in boxes:
-            if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
-                problems.append(f"row {line}: box (x {x:g}, y {y:g}, w {w:g}, h {h:g}) on frame {i} reaches outside "
-                                f"the {width} x {height} px frame")
-    return problems
-
-
 def _parse_box(csv_path: Path, line: int, text: str) -> tuple[float, float, float, float]:
     """'x y w h' (spaces, commas or semicolons) -> (x, y, w, h) with positive w and h."""
     parts = [p for p in text.replace(",", " ").replace(";", " ").split() if p]
@@ -157,7 +154,7 @@ def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source:
     csv_path = _manifest_file(path, "manifest.csv")
     rows = _rows(csv_path, REQUIRED)
     _check_label_spellings(csv_path, rows)
-    records, seen, missing, outside = [], {}, [], []
+    records, seen, missing, outside, ids = [], {}, [], [], {}
     for line, row in enumerate(rows, start=2):
         full = _check_row(csv_path, line, row, labels, seen)
         if not full.exists():
@@ -180,11 +177,18 @@ def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source:
                 raise DataError(csv_path, f"row {line}: a box needs its keyframe", "fill the keyframe column")
             boxes.setdefault(keyframe, []).append(box)
         video_id = meta.get("video_id") or Path(row["path"]).as_posix()  # suffix kept: a.mp4 and a.avi differ
+        if not isinstance(video_id, str) or control_characters(video_id):
+            raise DataError(csv_path.parent / row["annotation"], f"row {line}: video_id {video_id!r} is not plain text",
+                            "give the annotation a text video_id, or leave it out (the path is the id)")
+        if video_id in ids:  # one id for two clips would make them one video for the leakage check
+            raise DataError(csv_path, f"row {line}: video_id {video_id!r} is also row {ids[video_id]}'s",
+                            "give each clip its own video_id in its annotation (or leave it out: the path is the id)")
+        ids[video_id] = line
         records.append(VideoRecord(video_id=video_id, path=full,
                                    label=row["label"], patient_id=row["patient_id"], split=row["split"],
                                    source=source, licence=row.get("licence", ""), boxes=boxes,
                                    keyframe=keyframe, meta=meta))
-        outside += _outside_clip(line, records[-1])
+        outside += [f"row {line}: {problem}" for problem in outside_clip(records[-1])]
     _check_files(csv_path, missing)
     if outside:
         shown = "; ".join(outside[:20]) + (f"; and {len(outside) - 20} more" if len(outside) > 20 else "")

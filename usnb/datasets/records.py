@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import io
+from ..errors import DataError
 
 Box = tuple[float, float, float, float]  # (x, y, w, h) in pixels of the original frame
 
@@ -95,3 +96,26 @@ def class_counts(records: Sequence[Record]) -> dict[str, dict[str, int]]:
         per = out.setdefault(r.split or "all", {})
         per[r.label] = per.get(r.label, 0) + 1
     return {s: dict(sorted(c.items())) for s, c in sorted(out.items())}
+
+
+def outside_clip(record: VideoRecord) -> list[str]:
+    """What of a clip's keyframe and boxes lies outside it (frames from 0; boxes x y w h in the native frame's pixels,
+    1 px of rounding allowed); [] where the clip cannot be read (it is named where it is decoded)."""
+    if record.keyframe is None and not record.boxes:
+        return []
+    try:
+        frames, height, width = io.clip_shape(record.path)
+    except (DataError, OSError, IndexError):  # an unreadable clip is named where it is decoded (`usnb data check`)
+        return []
+    problems = []
+    if record.keyframe is not None and record.keyframe >= frames:
+        problems.append(f"keyframe {record.keyframe} is beyond the clip's {frames} frames")
+    for i, boxes in sorted(record.boxes.items()):
+        if i >= frames:
+            problems.append(f"a box on frame {i}, beyond the clip's {frames} frames")
+            continue
+        for x, y, w, h in boxes:
+            if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
+                problems.append(f"box (x {x:g}, y {y:g}, w {w:g}, h {h:g}) on frame {i} reaches outside the "
+                                f"{width} x {height} px frame")
+    return problems

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoints import load_checkpoint
+from ..checkpoints import load_checkpoint, load_weights_into
 
 
 class SmallCNN(nn.Module):
@@ -63,7 +63,8 @@ def resnet_backbone(depth: int = 50, in_channels: int = 1, weights: str | Path |
                                     "state dict (.pth) or weights=None")
         state = load_checkpoint(path)
     if state is not None:
-        net.load_state_dict(state)
+        load_weights_into(net, state, weights if weights != "imagenet" else "ImageNet weights", f"ResNet-{depth}",
+                          f"pass a torchvision ResNet-{depth} state dict (.pth), or weights=None")
     if in_channels != 3:
         conv = net.conv1
         net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)

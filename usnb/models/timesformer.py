@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checkpoints import load_checkpoint
+from ..checkpoints import load_checkpoint, state_dict_of
 
 
 def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
@@ -415,8 +415,12 @@ def load_pretrained(encoder: TimeSformer, weights: str | Path | None) -> list[st
         if not path.is_file():
             raise FileNotFoundError(f"{path}: weights file not found. Fix: pass a ViT-B/16 or TimeSformer state dict "
                                     "(.pth), weights='imagenet' or weights=None")
-        state = load_checkpoint(path)
-        state = state.get("model_state", state.get("model", state)) if isinstance(state, dict) else state
+        state = state_dict_of(load_checkpoint(path), path, "a ViT-B/16 or TimeSformer",
+                              "pass a ViT-B/16 or TimeSformer state dict (.pth), weights='imagenet' or weights=None")
     converted = convert_state(state, encoder)
     missing, _ = encoder.load_state_dict(converted, strict=False)
+    if len(missing) == len(encoder.state_dict()) and weights != "imagenet":  # not one tensor fitted: another network
+        raise RuntimeError(f"{weights}: holds the weights of another network: none of its {len(state)} tensors fit "
+                           f"the TimeSformer (it has e.g. {list(state)[:3]}). Fix: pass a ViT-B/16 or TimeSformer "
+                           "state dict (.pth), weights='imagenet' or weights=None")
     return list(missing)

@@ -158,14 +158,14 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 def generate(kind: str = "breast", out: str | Path | None = None, workers: int | None = None, **spec_kw) -> Path:
     """Write a phantom data set to `out` (default: USNB_DATA_DIR/phantom/<spec>); returns the folder."""
     spec = PhantomSpec(kind=kind, **spec_kw)
-    out = Path(out) if out else data_dir() / "phantom" / spec.folder_name()
+    out = Path(out).expanduser().resolve() if out else data_dir() / "phantom" / spec.folder_name()  # '.' has a name
     if out.exists() and any(out.iterdir()):
         if not (out / "phantom.json").exists():
             raise FileExistsError(f"{out} exists and is not a phantom folder; refusing to overwrite it. "
                                   "Fix: choose an empty or new --out folder")
         foreign = _not_written_by_the_phantom(out)
         if foreign:
-            raise FileExistsError(f"{out} holds a phantom and {len(foreign)} file(s) it did not write (e.g. "
+            raise FileExistsError(f"{out} holds a phantom and {len(foreign)} thing(s) it did not write (e.g. "
                                   f"{', '.join(foreign[:3])}); regenerating would delete them. Fix: move them out of "
                                   "the folder, or choose another --out folder")
     tmp = out.with_name(out.name + f".partial-{os.getpid()}")
@@ -181,17 +181,34 @@ def generate(kind: str = "breast", out: str | Path | None = None, workers: int |
 
 
 def _not_written_by_the_phantom(folder: Path) -> list[str]:
-    """Files under a phantom folder that its manifests, annotations and phantom.json do not account for."""
+    """What under a phantom folder its manifests, annotations and phantom.json do not account for: files, folders
+    that hold none of its files (an empty one too) and symbolic links (the phantom writes none)."""
     own = {"phantom.json", "manifest.csv", "images.csv"}
     for name in ("manifest.csv", "images.csv"):
         if (folder / name).exists():
             with open(folder / name, newline="") as f:
                 for row in csv.DictReader(f):
                     own.update(row.get(k) for k in ("path", "mask_path", "annotation") if row.get(k))
+    own_dirs = {"videos", "images", "annotations"} | {f"{d}/{label}" for d in ("videos", "images")
+                                                       for labels in LABELS.values() for label in labels}
+    own_dirs |= {parent.as_posix() for rel in own for parent in Path(rel).parents if parent != Path(".")}
+
     def owned(rel: str) -> bool:  # a listed file, or a frame inside a listed frame folder
         return rel in own or any(rel.startswith(o.rstrip("/") + "/") for o in own)
 
-    return sorted(rel for p in folder.rglob("*") if p.is_file() and not owned(rel := str(p.relative_to(folder))))
+    foreign = []
+    for top, dirs, files in os.walk(folder):  # symbolic links are not followed: each is listed itself
+        for name in dirs + files:
+            path = Path(top) / name
+            rel = path.relative_to(folder).as_posix()
+            if path.is_symlink():
+                foreign.append(f"{rel} (a symbolic link)")
+            elif name in dirs and not (rel in own_dirs or owned(rel)):
+                foreign.append(f"{rel}/")
+            elif name in files and not owned(rel):
+                foreign.append(rel)
+        dirs[:] = [d for d in dirs if not (Path(top) / d).is_symlink()]
+    return sorted(foreign)
 
 
 def _write(spec: PhantomSpec, tmp: Path, workers: int | None) -> None:
