@@ -82,13 +82,15 @@ class ClipCache:
         file size and a CRC of a sample of its frames (`_sample`), so that an entry damaged while a run goes on is
         named, decoded again, and the run goes on."""
         target = self.file(record)
-        if target.exists():
-            problem = self._problem(target) if target.name not in self._checked else self._changed(target)
+        if target.name in self._checked:  # the cheap check of every later read
+            frames, problem = self._unchanged(target)
+            if frames is not None:
+                return frames
+            self._decode_again(record, target, problem)
+        elif target.exists():
+            problem = self._problem(target)
             if problem:
-                warnings.warn(f"{target}: the cache entry of {record.path} {problem}; decoding the clip again",
-                              DataWarning, stacklevel=2)
-                target.unlink(missing_ok=True)
-                self._checked.pop(target.name, None)
+                self._decode_again(record, target, problem)
         if not target.exists():
             frames, kept = self._decode(record)
             try:
@@ -98,9 +100,14 @@ class ClipCache:
             except OSError as err:
                 raise self._unwritable(err) from err
         frames = np.load(target, mmap_mode="r")
-        if target.name not in self._checked:  # verified whole above (or just written): remember what it looks like
-            self._checked[target.name] = (target.stat().st_size, self._sample(frames))
+        self._checked[target.name] = (target.stat().st_size, self._sample(frames))  # verified whole or just written
         return frames
+
+    def _decode_again(self, record: VideoRecord, target: Path, problem: str) -> None:
+        warnings.warn(f"{target}: the cache entry of {record.path} {problem}; decoding the clip again", DataWarning,
+                      stacklevel=3)
+        target.unlink(missing_ok=True)
+        self._checked.pop(target.name, None)
 
     @staticmethod
     def _sample(frames: np.ndarray) -> int:
@@ -111,18 +118,20 @@ class ClipCache:
             crc = zlib.crc32(np.ascontiguousarray(frames[int(i)]).data, crc)
         return crc
 
-    def _changed(self, target: Path) -> str | None:
-        """None if a verified entry still has its size and its frames' sample CRC, else what changed."""
+    def _unchanged(self, target: Path) -> tuple[np.ndarray | None, str]:
+        """(the entry's frames, "") if a verified entry still has its size and its frames' sample CRC, else (None,
+        what changed)."""
         size, crc = self._checked[target.name]
         try:
-            if target.stat().st_size != size:
-                return f"changed size while this process used it ({size} -> {target.stat().st_size} bytes)"
+            now = target.stat().st_size
+            if now != size:
+                return None, f"changed size while this process used it ({size} -> {now} bytes)"
             frames = np.load(target, mmap_mode="r")
         except Exception as err:  # noqa: BLE001 - unreadable now: decoded again
-            return f"became unreadable while this process used it ({type(err).__name__})"
+            return None, f"became unreadable while this process used it ({type(err).__name__})"
         if self._sample(frames) != crc:
-            return "changed in place while this process used it (its frames' checksum differs)"
-        return None
+            return None, "changed in place while this process used it (its frames' checksum differs)"
+        return frames, ""
 
     def _decode(self, record: VideoRecord) -> tuple[np.ndarray, list[int] | None]:
         """(frames, None) for a whole clip; (frames, the file's frame of each) for one longer than max_frames."""
