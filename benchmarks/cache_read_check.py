@@ -1,4 +1,4 @@
-"""The cost of the clip cache's check on each read (`usnb.cache.ClipCache._changed`: file size and a CRC of up to 8
+"""The cost of the clip cache's check on each read (`usnb.cache.ClipCache._unchanged`: file size and a CRC of up to 8
 frames), against a read without it, for a phantom clip (32 x 112 x 112) and a long one (1,024 frames).
 
     python benchmarks/cache_read_check.py

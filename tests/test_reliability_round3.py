@@ -35,6 +35,7 @@ pytestmark = pytest.mark.bad_input
 # ------------------------------------------------------------------------------- the user's files and runs
 def _fake_run(folder: Path, status="ok", metrics=None) -> Path:
     folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"notebook": "notebooks/03_kganet.ipynb", "out_dir": str(folder)}))
     text = status if isinstance(status, str) and status != "ok" else json.dumps(
         {"ok": True, "error": "", "seconds": 1.0, "notebook": "03_kganet.ipynb", "parameters": {"seed": 0}})
     (folder / "status.json").write_text(text)
@@ -88,7 +89,18 @@ def test_report_lists_a_damaged_run_and_reports_the_others(tmp_path, capsys, sta
     err = capsys.readouterr().err
     assert f"{bad}: damaged run" in err and why in err
     report = (tmp_path / "report.md").read_text()
-    assert "DAMAGED" in report and why in report and "2 runs, 1 failed" in report
+    assert "## 03_kganet, seed 0: DAMAGED" in report and why in report and "2 runs, 1 failed" in report
+    from usnb.batch import is_finished, plan
+
+    runs = plan(["kganet"], tmp_path, [0, 1])  # the damaged folder neither stops the plan nor counts as finished
+    assert not is_finished(runs[0])
+
+
+def test_a_half_written_executed_notebook_leaves_the_report_whole(tmp_path):
+    run = _fake_run(tmp_path / "03_kganet" / "seed0")
+    (run / "03_kganet.ipynb").write_text('{"cells": [')
+    assert main(["report", str(tmp_path)]) == 0
+    assert "03_kganet.ipynb" in (tmp_path / "index.html").read_text()
 
 
 def test_run_refuses_a_folder_that_is_not_a_run_folder(tmp_path, capsys):
@@ -103,6 +115,29 @@ def test_run_refuses_a_folder_that_is_not_a_run_folder(tmp_path, capsys):
     assert sorted(p.name for p in mine.iterdir()) == ["checkpoints", "parameters.json"]
     assert main(["run", "data_tour", "--seeds", "0", "1", "--out", str(mine)]) == 2  # a batch into it too
     assert "is not a usnb batch folder: it holds checkpoints/, parameters.json" in capsys.readouterr().err
+
+
+def test_resumable_folders_are_not_refused(tmp_path, capsys):
+    from usnb.batch import plan
+
+    batch = tmp_path / "batch"  # a batch of the user's own notebook, a .DS_Store, submitit's logs
+    _fake_run(batch / "my-study" / "seed0").joinpath("status.json").write_text(json.dumps(
+        {"ok": True, "notebook": "my-study.ipynb", "parameters": {"seed": 0}}))
+    (batch / ".DS_Store").write_text("x")
+    (batch / "submitit").mkdir()
+    nb = tmp_path / "my-study.ipynb"
+    nb.write_text((REPO / "notebooks" / "00_data_tour.ipynb").read_text())
+    assert len(plan([str(nb)], batch, [0, 1])) == 2
+    single = tmp_path / "single"
+    (single / "submitit").mkdir(parents=True)  # a SLURM job that never started
+    assert len(plan([str(nb)], single, [0])) == 1
+    with pytest.raises(FileExistsError, match="is not a usnb run folder"):  # one run into a batch folder: refused
+        plan([str(nb)], batch, [0])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(mine)]) == 2
+    assert "usnb demo: --out" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "mine"
 
 
 def _sleeper(path: Path, pid_file: Path) -> Path:
@@ -145,6 +180,28 @@ def test_a_killed_run_takes_its_executor_and_kernel_with_it(tmp_path, sig):
     assert not (out / "status.json").exists()  # unfinished: the next usnb run redoes it
 
 
+def test_a_run_under_nohup_survives_the_hang_up(tmp_path):
+    kernel_pid = tmp_path / "kernel.pid"
+    nb, out = _sleeper(tmp_path / "99_sleep.ipynb", kernel_pid), tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "usnb.cli", "run", str(nb), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what nohup does
+    deadline = time.time() + 120
+    while not kernel_pid.exists() or not kernel_pid.read_text():
+        assert time.time() < deadline and proc.poll() is None
+        time.sleep(0.3)
+    executor = json.loads((out / "run.lock").read_text())["executor"]
+    proc.send_signal(signal.SIGHUP)  # the terminal closes
+    time.sleep(3)
+    assert proc.poll() is None and not _gone(executor) and not _gone(int(kernel_pid.read_text()))
+    proc.terminate()
+    proc.wait(timeout=30)
+    deadline = time.time() + 20
+    while not (_gone(executor) and _gone(int(kernel_pid.read_text()))):
+        assert time.time() < deadline
+        time.sleep(0.3)
+
+
 def test_a_lock_whose_batch_died_but_whose_executor_runs_refuses_a_second_executor(tmp_path):
     from usnb.batch import _take_lock
 
@@ -169,6 +226,12 @@ def test_phantom_regeneration_keeps_empty_folders_and_links_it_did_not_make(tmp_
     err = capsys.readouterr().err
     assert "2 thing(s) it did not write" in err and "my_empty/" in err and "videos/link.mp4 (a symbolic link)" in err
     assert (out / "my_empty").is_dir() and (out / "videos" / "link.mp4").is_symlink()
+
+
+def test_phantom_onto_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "f").write_text("mine")
+    assert main(["phantom", "--out", str(tmp_path / "f"), "--n", "4"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and (tmp_path / "f").read_text() == "mine"
 
 
 def test_phantom_into_the_current_folder_and_onto_a_full_disk(tmp_path, monkeypatch, capsys):
@@ -209,6 +272,8 @@ def test_a_cache_entry_damaged_during_a_run_is_named_and_decoded_again(tiny_brea
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.array_equal(cache.get(record), clean)  # an intact entry reads without a word
+        entry.unlink()  # the cache cleared: decoded again without a word
+        assert np.array_equal(cache.get(record), clean)
 
 
 # ------------------------------------------------------------------------------------- BUSV annotation JSON
@@ -297,7 +362,7 @@ def test_timesformer_weights_of_another_network_are_refused(tmp_path):
 
     torch.save(torch.nn.Linear(3, 3).state_dict(), tmp_path / "linear.pth")
     encoder = TimeSformer(img_size=32, patch=16, frames=2, dim=32, depth=1, heads=2)
-    with pytest.raises(RuntimeError, match="linear.pth: weights file holds neither a ViT .* nor a TimeSformer"):
+    with pytest.raises(ValueError, match="linear.pth: weights file holds neither a ViT .* nor a TimeSformer"):
         load_pretrained(encoder, tmp_path / "linear.pth")
 
 
@@ -344,6 +409,30 @@ def test_two_rows_with_one_video_id_are_refused(tmp_path):
                                  "annotation": "b.json"}])
     with pytest.raises(DataError, match="m.csv: row 3: video_id 'same' is also row 2's"):
         load_manifest(path)
+
+
+def test_numeric_video_ids_and_line_breaks_in_free_text_are_accepted(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps({"video_id": 17}))
+    path = _manifest(tmp_path, [{"path": "a.mp4", "label": "benign", "split": "", "patient_id": "p1",
+                                 "annotation": "a.json"}])
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerow(["b.mp4", "benign", "", "p2", ""])
+    text = path.read_text().replace("path,label,split,patient_id,annotation", "path,label,split,patient_id,annotation,notes")
+    path.write_text(text.replace("a.json\r\n", 'a.json,"two\nlines"\r\n'))
+    assert [r.video_id for r in load_manifest(path)] == ["17", "b.mp4"]
+
+
+def test_folder_names_with_control_characters_are_refused(tmp_path):
+    from PIL import Image
+
+    from usnb.datasets import load_folders
+
+    for name in ("ok", "bad\tname"):
+        for t in range(2):
+            (tmp_path / "benign" / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "benign" / name / f"{t:06d}.png")
+    with pytest.raises(DataError, match=r"clip 'benign/bad\\tname' .*holds a control character"):
+        load_folders(tmp_path)
 
 
 @pytest.mark.parametrize("column", ["label", "patient_id", "path"])
@@ -417,6 +506,11 @@ def test_a_training_split_smaller_than_the_batch_clips_the_batch_with_a_warning(
     notes = batch_notes(kganet.get_profile("small"), 3)
     assert len(notes) == 1 and "the training split has 3 clips, fewer than the batch of stage(s) train (" in notes[0]
     assert batch_notes(kganet.get_profile("small"), 10_000) == []
+    from usnb.recipes import lung_ssl
+
+    kfold = batch_notes(lung_ssl.get_profile("small"), {"all": {"normal": 10, "consolidation": 10}}, folds=5)
+    assert "has 12 clips" in kfold[0]  # notebook 04's k-fold: 80 % of 4 of 5 folds of 20 clips
+    assert batch_notes(lung_ssl.get_profile("small"), {"train": {"normal": 20, "consolidation": 20}}) == []
 
 
 def test_data_check_says_a_split_is_smaller_than_a_batch_first(tmp_path):

@@ -71,24 +71,34 @@ def _listing(folder: Path, names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def check_run_folders(out: Path, folders: Sequence[Path], single: bool) -> None:
+def _entries(folder: Path) -> list[Path]:
+    """What a folder holds, leaving out hidden files (.DS_Store, .nfs*) and submitit's job logs."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "submitit")
+
+
+def check_run_folders(out: Path, folders: Sequence[Path], single: bool, stems: Sequence[str] = ()) -> None:
     """FileExistsError unless every folder a batch writes is new, empty or usnb's own: a run folder (`single`: `out`
-    itself) or a batch folder (`out` holding notebook folders, submitit/ and the report's files), so that no file of
-    the user's (a parameters.json, a run.log, a checkpoints/ folder) is overwritten."""
-    from .report import _written_here
+    itself) or a batch folder (`out` holding folders of notebooks (`stems`, NN_name, or any holding a run folder),
+    submitit/ and the report's files), so that no file of the user's (a parameters.json, a run.log, a checkpoints/
+    folder) is overwritten."""
+    from .report import written_by_usnb
 
     fix = "Fix: pass a new or empty --out folder (or the folder of an earlier usnb run, to resume it)"
+
+    def ours(p: Path) -> bool:
+        if p.is_dir() and not p.is_symlink():
+            return p.name in stems or bool(re.fullmatch(r"\d\d_\w+", p.name)) or \
+                any(q.is_dir() and _is_run_folder(q) for q in p.iterdir())
+        return p.name in OWN_FILES and written_by_usnb(p)
+
     if not single and out.is_dir():
-        foreign = sorted(p.name + "/" * p.is_dir() for p in out.iterdir()
-                         if not ((p.is_dir() and not p.is_symlink() and (re.fullmatch(r"\d\d_\w+", p.name)
-                                                                         or p.name == "submitit"))
-                                 or (p.name in OWN_FILES and _written_here(p))))
+        foreign = [p.name + "/" * p.is_dir() for p in _entries(out) if not ours(p)]
         if foreign:
             raise FileExistsError(f"--out {out} is not a usnb batch folder: it holds {_listing(out, foreign)}, which "
                                   f"a batch would write beside or over. {fix}")
     for folder in folders:
-        if folder.is_dir() and any(folder.iterdir()) and not _is_run_folder(folder):
-            names = sorted(p.name + "/" * p.is_dir() for p in folder.iterdir())
+        if folder.is_dir() and _entries(folder) and not _is_run_folder(folder):
+            names = [p.name + "/" * p.is_dir() for p in _entries(folder)]
             raise FileExistsError(f"{'--out ' if single else ''}{folder} is not a usnb run folder: it holds "
                                   f"{_listing(folder, names)}, which a run would overwrite (parameters.json, "
                                   f"run.log, status.json, figures, checkpoints/). {fix}")
@@ -114,7 +124,8 @@ def plan(notebooks: Sequence[str] | None, out: str | Path, seeds: Sequence[int] 
         raise ValueError(f"seeds repeat: {list(seeds)}; give each seed once")
     single = len(paths) == 1 and len(seeds) == 1
     check_run_folders(Path(out).resolve(), [Path(out).resolve()] if single else
-                      [Path(out).resolve() / nb.stem / f"seed{seed}" for nb in paths for seed in seeds], single)
+                      [Path(out).resolve() / nb.stem / f"seed{seed}" for nb in paths for seed in seeds], single,
+                      [nb.stem for nb in paths])
     runs = []
     for nb in paths:
         own = set(notebook_parameters(nb)) or set(parameters or {})  # each notebook gets the parameters it has
@@ -137,10 +148,10 @@ def _made_by(folder: Path) -> str | None:
     for name in ("status.json", "run.json"):
         try:
             record = json.loads((folder / name).read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # missing, not JSON, not UTF-8
             continue
-        notebook = record.get("notebook")
-        if notebook:
+        notebook = record.get("notebook") if isinstance(record, dict) else None
+        if isinstance(notebook, str) and notebook:
             return Path(notebook).name
     return None
 
@@ -151,14 +162,17 @@ def _requested(run: Run) -> dict:
 
 def is_finished(run: Run) -> bool:
     """status.json says ok, with the parameters this run asks for (another -p value means another run)."""
-    status = Path(run.out_dir) / "status.json"
-    if not status.exists():
+    from .report import metrics_problem, read_record
+
+    folder = Path(run.out_dir)
+    record, damaged = read_record(folder / "status.json")
+    if damaged or record.get("ok") is not True or \
+            record.get("parameters") != json.loads(json.dumps(_requested(run))):
         return False
-    try:
-        record = json.loads(status.read_text())
-    except json.JSONDecodeError:
-        return False
-    return record.get("ok") is True and record.get("parameters") == json.loads(json.dumps(_requested(run)))
+    if (folder / "metrics.json").exists():  # a damaged metrics.json: the run is done again
+        metrics, damaged = read_record(folder / "metrics.json")
+        return not (damaged or metrics_problem(metrics))
+    return True
 
 
 def _write_json(path: Path, data) -> None:
@@ -326,7 +340,8 @@ def run_batch(runs: Sequence[Run], parallel: int = 1, slurm: dict | None = None,
 
     handlers = {}
     if threading.current_thread() is threading.main_thread():  # a kill or Ctrl-C stops the runs too
-        handlers = {sig: signal.signal(sig, _stop_children) for sig in _STOP_SIGNALS}
+        handlers = {sig: signal.signal(sig, _stop_children) for sig in _STOP_SIGNALS
+                    if signal.getsignal(sig) is not signal.SIG_IGN}  # `nohup usnb run ...` keeps ignoring SIGHUP
     try:
         return _run_batch(runs, parallel, slurm, echo)
     finally:
@@ -424,8 +439,9 @@ def _die_with_parent() -> None:
     import threading
 
     parent = int(os.environ.get(PARENT) or 0)
-    for sig in _STOP_SIGNALS:  # a stop, a hang-up or the parent's death: the kernel goes too
-        signal.signal(sig, lambda signum, frame: _stop_descendants(128 + signum))
+    for sig in _STOP_SIGNALS:  # a stop, a hang-up or the parent's death: the kernel goes too (an ignored one, as
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # under nohup, stays ignored)
+            signal.signal(sig, lambda signum, frame: _stop_descendants(128 + signum))
     if sys.platform.startswith("linux"):
         import ctypes
 

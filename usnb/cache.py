@@ -86,7 +86,8 @@ class ClipCache:
             frames, problem = self._unchanged(target)
             if frames is not None:
                 return frames
-            self._decode_again(record, target, problem)
+            if problem:
+                self._decode_again(record, target, problem)
         elif target.exists():
             problem = self._problem(target)
             if problem:
@@ -122,6 +123,9 @@ class ClipCache:
         """(the entry's frames, "") if a verified entry still has its size and its frames' sample CRC, else (None,
         what changed)."""
         size, crc = self._checked[target.name]
+        if not target.exists():  # removed (the cache cleared): decoded again without a word
+            self._checked.pop(target.name, None)
+            return None, ""
         try:
             now = target.stat().st_size
             if now != size:

@@ -169,7 +169,11 @@ def _demo(args) -> int:
     for name, why in IN_PROGRESS.items():
         print(f"{name}: left out of the demo ({why}); run it with `usnb run {name.split('_', 1)[1]}`")
     ready = [str(p) for p in find_notebooks() if p.stem not in IN_PROGRESS]
-    return _batch(ready, Path(args.out), args.seeds, {"profile": args.profile})
+    try:
+        return _batch(ready, Path(args.out), args.seeds, {"profile": args.profile})
+    except (ValueError, FileExistsError) as err:  # planning refused the batch before any run started
+        print(f"usnb demo: {err}", file=sys.stderr)
+        return 2
 
 
 def _report(args) -> int:

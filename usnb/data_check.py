@@ -77,7 +77,9 @@ def notebook_view(records, source: str, positive, drop, folds: int | None, echo=
     echo("notebooks 01-03, 05 (" + "; ".join(notes) + "):")
     for name, recs in parts.items():
         echo(line(name, recs))
-    small_batches(len(parts["train"]), echo)
+    k = folds or 5  # notebook 04 without the source's own split: 80 % of the other k - 1 folds train
+    small_batches(len(parts["train"]), len(parts["train"]) if all(r.split for r in task) else
+                  int(len(task) * (k - 1) / k * 0.8), echo)
     if not all(r.split for r in task):
         k = folds or 5
         echo(f"notebook 04 ({k}-fold by patient, folds={k}):")
@@ -90,13 +92,15 @@ def notebook_view(records, source: str, positive, drop, folds: int | None, echo=
     return True
 
 
-def small_batches(n_train: int, echo=print) -> None:
-    """Say which notebooks' stages have a larger batch than the training split has clips (`usnb.train.fit` clips
-    the batch to the split), at the small and the paper profile."""
+def small_batches(n_breast: int, n_lung: int, echo=print) -> None:
+    """Say which notebooks' stages have a larger batch than their training split has clips (`usnb.train.fit` clips
+    the batch to the split), at the small and the paper profile: `n_breast` training clips for notebooks 01-03,
+    `n_lung` for notebook 04."""
     from .recipes import clman, kganet, lung_ssl, mvcc
     from .train import batch_notes
 
-    for notebook, module in (("01 MVCC", mvcc), ("02 CLMAN", clman), ("03 KGA-Net", kganet), ("04 lung", lung_ssl)):
+    for notebook, module, n_train in (("01 MVCC", mvcc, n_breast), ("02 CLMAN", clman, n_breast),
+                                      ("03 KGA-Net", kganet, n_breast), ("04 lung", lung_ssl, n_lung)):
         for profile in ("small", "paper"):
             for note in batch_notes(module.get_profile(profile), n_train):
                 echo(f"note: notebook {notebook}, {profile} profile: {note}")

@@ -106,7 +106,7 @@ class RunRecord:
         return [m.group(1).strip() for m in re.finditer(r"DataWarning: (.+)", text)]
 
 
-def _read_record(path: Path) -> tuple[dict | None, str]:
+def read_record(path: Path) -> tuple[dict | None, str]:
     """(the JSON object in `path`, "") or (None, what is wrong with the file)."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -118,7 +118,7 @@ def _read_record(path: Path) -> tuple[dict | None, str]:
                                                                 "not an object")
 
 
-def _status_problem(status: dict) -> str:
+def status_problem(status: dict) -> str:
     """What status.json lacks of the run contract (`usnb.batch.execute` writes it), or ""."""
     kinds = {"ok": bool, "notebook": str, "parameters": dict, "seconds": (int, float), "error": (str, type(None))}
     for key, kind in kinds.items():
@@ -129,7 +129,7 @@ def _status_problem(status: dict) -> str:
     return ""
 
 
-def _metrics_problem(m: dict) -> str:
+def metrics_problem(m: dict) -> str:
     """What metrics.json lacks of the run contract (`write_metrics` writes it), or ""."""
     for key, kind in (("paper", str), ("profile", str), ("dataset", str), ("seed", int), ("rows", dict)):
         if not isinstance(m.get(key), kind) or isinstance(m.get(key), bool):
@@ -155,14 +155,18 @@ def collect_runs(out: str | Path) -> list[RunRecord]:
     for path in sorted(Path(out).rglob("status.json")):
         if any(part.startswith("rank") for part in path.relative_to(out).parts[:-1]):
             continue  # torchrun's other ranks
-        status, why = _read_record(path)
-        why = why or _status_problem(status)
+        status, why = read_record(path)
+        why = why or status_problem(status)
         metrics = None
         if not why and (path.parent / "metrics.json").exists():
-            metrics, why = _read_record(path.parent / "metrics.json")
-            why = why or _metrics_problem(metrics)
+            metrics, why = read_record(path.parent / "metrics.json")
+            why = why or metrics_problem(metrics)
         if why:
-            keep = status if status is not None and not _status_problem(status) else {}
+            keep = status if status is not None and not status_problem(status) else {}
+            if not keep:  # named by its place: OUT/<notebook>/seed<k>
+                seed = re.fullmatch(r"seed(\d+)", path.parent.name)
+                keep = {"notebook": path.parent.parent.name if seed else path.parent.name,
+                        "parameters": {"seed": int(seed.group(1))} if seed else {}}
             records.append(RunRecord(path.parent, {**keep, "ok": False, "error": f"damaged run: {why}"}, None, why))
         else:
             records.append(RunRecord(path.parent, status, metrics))
@@ -319,7 +323,10 @@ def export_html(notebook: Path) -> Path | None:
     if not target.exists() or target.stat().st_mtime < notebook.stat().st_mtime:
         from nbconvert import HTMLExporter
 
-        body, _ = HTMLExporter().from_filename(str(notebook))
+        try:
+            body, _ = HTMLExporter().from_filename(str(notebook))
+        except Exception:  # noqa: BLE001 - a half-written or damaged notebook: the report links the .ipynb only
+            return None
         with atomic_write(target) as tmp:
             tmp.write_text(body, encoding="utf-8")
     return target
@@ -338,7 +345,7 @@ STYLE = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto;paddin
 MARK = "<!-- written by usnb report: rewritten by each `usnb report` and batch -->"
 
 
-def _written_here(path: Path) -> bool:
+def written_by_usnb(path: Path) -> bool:
     """Whether a report.md, report.html or index.html is one usnb wrote (its mark, or the title earlier versions
     wrote), so that a report rewrites its own files and never the user's."""
     try:
@@ -362,7 +369,7 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
         raise ReportError(f"no runs under {out} (no status.json in any folder below it); nothing written. Fix: pass "
                           "the --out folder of a `usnb run` batch")
     report_md, report_html, index = out / "report.md", out / "report.html", out / "index.html"
-    theirs = [p.name for p in (report_md, report_html, index) if p.exists() and not _written_here(p)]
+    theirs = [p.name for p in (report_md, report_html, index) if p.exists() and not written_by_usnb(p)]
     if theirs:
         raise ReportError(f"{out} holds {', '.join(theirs)} that usnb did not write; nothing written (a report "
                           "never overwrites a file it did not write). Fix: move them, or run the batch into another "

@@ -398,9 +398,18 @@ def learned_fields(profile, stage: str | None = None) -> dict:
     return {k: v for k, v in asdict(profile).items() if k not in skip}
 
 
-def batch_notes(profile, n_train: int) -> list[str]:
-    """What `fit` will say about a profile's stages whose batch is larger than `n_train` training clips (the batch is
-    clipped to the split): a notebook's data cell and `usnb data check` say it before any training starts."""
+def batch_notes(profile, counts: dict | int, folds: int | None = None) -> list[str]:
+    """What `fit` will say about a profile's stages whose batch is larger than the training clips (it clips the batch
+    to the split): a notebook's data cell and `usnb data check` say it before any training starts. `counts`: the
+    number of training clips, or a data set's `counts()` ({split: {class: clips}}; a source split later by k-fold
+    comes as 'all', of which 80 % of the other `folds - 1` folds train)."""
+    if isinstance(counts, dict):
+        if "train" in counts:
+            counts = sum(counts["train"].values())
+        else:
+            k = folds or 5
+            counts = int(sum(counts.get("all", {}).values()) * (k - 1) / k * 0.8)
+    n_train = counts
     stages = {f.name: getattr(profile, f.name) for f in dataclasses.fields(profile)
               if isinstance(getattr(profile, f.name), Schedule)}
     big = {name: s.batch for name, s in stages.items() if s.batch > n_train}

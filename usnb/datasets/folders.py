@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import DataError, DataWarning
 from ..io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_readable, frame_files
-from .records import ImageRecord, VideoRecord
+from .records import ImageRecord, VideoRecord, control_characters
 
 PATIENTS = "patients.csv"
 
@@ -91,6 +91,10 @@ def load_folders(root: str | Path, patients: str | Path | None = None, patient_p
             if patient is None:
                 unmatched.append(name)
                 continue
+            if control_characters(name) or control_characters(patient):
+                raise DataError(clip if control_characters(name) else table_path,
+                                f"clip {name!r} (patient {patient!r}) holds a control character",
+                                "rename it: ids, labels and patients are plain text")
             records.append(VideoRecord(video_id=name, path=clip.resolve(), label=folder.name, patient_id=patient,
                                        source=source))
     if unmatched:

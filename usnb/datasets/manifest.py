@@ -13,7 +13,7 @@ from typing import Sequence
 
 from ..errors import DataError
 from ..io import check_readable
-from .records import ImageRecord, VideoRecord, outside_clip
+from .records import ImageRecord, VideoRecord, control_characters, outside_clip
 
 REQUIRED = ("path", "label", "split", "patient_id")
 SPLITS = ("train", "val", "test", "")
@@ -59,15 +59,10 @@ def _rows(csv_path: Path, required: Sequence[str]) -> list[dict]:
     return rows
 
 
-def control_characters(text: str) -> bool:
-    """Whether `text` holds a control character (a NUL, a tab, a line break): no id, label or path may."""
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)
-
-
 def _check_row(csv_path: Path, line: int, row: dict, labels: Sequence[str] | None, seen: dict) -> Path:
     where = f"row {line}"
-    for column, value in row.items():
-        if control_characters(value):
+    for column, value in row.items():  # the columns that name things; free text (notes) may hold line breaks
+        if column in REQUIRED + ("annotation", "mask_path") and control_characters(value):
             raise DataError(csv_path, f"{where}: {column} {value!r} holds a control character",
                             "remove it (ids, labels and paths are plain text)")
     if not row["path"]:
@@ -177,6 +172,8 @@ def load_manifest(path: str | Path, labels: Sequence[str] | None = None, source:
                 raise DataError(csv_path, f"row {line}: a box needs its keyframe", "fill the keyframe column")
             boxes.setdefault(keyframe, []).append(box)
         video_id = meta.get("video_id") or Path(row["path"]).as_posix()  # suffix kept: a.mp4 and a.avi differ
+        if isinstance(video_id, int) and not isinstance(video_id, bool):  # COCO / ImageNet-VID ids are numbers
+            video_id = str(video_id)
         if not isinstance(video_id, str) or control_characters(video_id):
             raise DataError(csv_path.parent / row["annotation"], f"row {line}: video_id {video_id!r} is not plain text",
                             "give the annotation a text video_id, or leave it out (the path is the id)")

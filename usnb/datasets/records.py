@@ -98,6 +98,11 @@ def class_counts(records: Sequence[Record]) -> dict[str, dict[str, int]]:
     return {s: dict(sorted(c.items())) for s, c in sorted(out.items())}
 
 
+def control_characters(text: str) -> bool:
+    """Whether `text` holds a control character (a NUL, a tab, a line break): no id, label or path may."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def outside_clip(record: VideoRecord) -> list[str]:
     """What of a clip's keyframe and boxes lies outside it (frames from 0; boxes x y w h in the native frame's pixels,
     1 px of rounding allowed); [] where the clip cannot be read (it is named where it is decoded)."""

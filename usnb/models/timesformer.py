@@ -419,8 +419,8 @@ def load_pretrained(encoder: TimeSformer, weights: str | Path | None) -> list[st
                               "pass a ViT-B/16 or TimeSformer state dict (.pth), weights='imagenet' or weights=None")
     try:
         converted = convert_state(state, encoder)
-    except ValueError as err:  # neither a ViT nor a TimeSformer
-        raise RuntimeError(f"{weights}: {err}") from err
+    except ValueError as err:  # neither a ViT nor a TimeSformer, or another width: said with the file's name
+        raise ValueError(f"{weights}: {err}") from err
     missing, _ = encoder.load_state_dict(converted, strict=False)
     if len(missing) == len(encoder.state_dict()) and weights != "imagenet":  # not one tensor fitted: another network
         raise RuntimeError(f"{weights}: holds the weights of another network: none of its {len(state)} tensors fit "

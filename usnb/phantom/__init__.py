@@ -159,6 +159,8 @@ def generate(kind: str = "breast", out: str | Path | None = None, workers: int |
     """Write a phantom data set to `out` (default: USNB_DATA_DIR/phantom/<spec>); returns the folder."""
     spec = PhantomSpec(kind=kind, **spec_kw)
     out = Path(out).expanduser().resolve() if out else data_dir() / "phantom" / spec.folder_name()  # '.' has a name
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder. Fix: pass a new or empty --out folder")
     if out.exists() and any(out.iterdir()):
         if not (out / "phantom.json").exists():
             raise FileExistsError(f"{out} exists and is not a phantom folder; refusing to overwrite it. "
