@@ -21,11 +21,10 @@ from torch.utils.data import TensorDataset
 
 from usnb import params
 from usnb.cache import ClipCache
-from usnb.cli import _as_list, main
+from usnb.cli import main
 from usnb.datasets import load_busi, load_busv, load_manifest
 from usnb.datasets.records import VideoRecord
 from usnb.errors import DataError, DataWarning
-from usnb.notebooks import parameter_defaults
 from usnb.phantom import generate, load_phantom
 
 REPO = Path(__file__).resolve().parents[1]
@@ -479,16 +478,6 @@ def test_out_of_range_command_line_numbers_are_refused(argv, message, capsys):
     assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_one_name_for_a_list_parameter_is_a_one_item_list(tmp_path, capsys):
-    defaults = parameter_defaults(REPO / "notebooks" / "03_kganet.ipynb")
-    assert isinstance(defaults["baselines"], list)
-    assert _as_list("baselines", "R(2+1)D", defaults) == ["R(2+1)D"]  # not 'R', '(', '2', ...
-    assert _as_list("baselines", ["I3D", "CSN"], defaults) == ["I3D", "CSN"]
-    assert _as_list("train_steps", 3, defaults) == 3
-    assert main(["run", "kganet", "--out", str(tmp_path / "r"), "-p", "baselines", "I3D, CSN"]) == 2
-    assert """-p baselines '["I3D", "CSN"]'""" in capsys.readouterr().err
-
-
 # --------------------------------------------------------------------------------- small data of the user's
 def test_a_training_split_smaller_than_the_batch_clips_the_batch_with_a_warning():
     from usnb.train import Schedule, TrainConfig, batch_notes, fit
@@ -532,3 +521,14 @@ def test_a_default_task_does_not_require_the_labels_it_only_drops():
     task, classes = task_labels(records, "pocus", ("normal", "consolidation"))
     assert classes == ("regular", "pathology")
     assert [r.label for r in task] == ["pathology", "regular", "pathology", "regular"]
+
+
+def test_a_notebook_list_parameter_given_one_name_is_a_one_item_list():
+    assert params.names("baselines", "R(2+1)D", ["I3D", "R(2+1)D"]) == ["R(2+1)D"]
+    assert params.names("baselines", ("I3D",), ["I3D", "R(2+1)D"]) == ["I3D"]
+    with pytest.raises(ValueError, match=r"baselines = 'R3D' \(str\) is not one of \['I3D', 'R\(2\+1\)D'\]"):
+        params.names("baselines", ["R3D"], ["I3D", "R(2+1)D"])
+    with pytest.raises(ValueError, match="is not a name or a list of names among"):
+        params.names("baselines", 3, ["I3D"])
+    with pytest.raises(ValueError, match=r"""several are a list: `-p baselines '\["I3D", "CSN"\]'`"""):
+        params.names("baselines", "I3D, CSN", ["I3D", "CSN"])

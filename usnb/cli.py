@@ -47,17 +47,6 @@ def _value(text: str):
         return text
 
 
-def _as_list(name: str, value, defaults: dict):
-    """A -p value for a parameter whose default is a list: one name becomes a one-item list (`-p baselines R3D`);
-    several names in one string are refused with the list's spelling (a string would be read letter by letter)."""
-    if not isinstance(defaults.get(name), (list, tuple)) or not isinstance(value, str):
-        return value
-    if "," in value:
-        names = ", ".join(f'"{v.strip()}"' for v in value.split(","))
-        raise ValueError(f"-p {name} {value!r}: a list is written as a Python list, e.g. -p {name} '[{names}]'")
-    return [value]
-
-
 def _at_least(low: int):
     """An argparse type: a whole number >= low."""
     def parse(text: str) -> int:
@@ -128,7 +117,7 @@ def _run(args) -> int:
     import os
 
     from .batch import check_out
-    from .notebooks import check_parameter_names, find_notebooks, parameter_defaults
+    from .notebooks import check_parameter_names, find_notebooks
 
     try:
         notebooks = find_notebooks(None if args.all else args.notebooks)
@@ -136,9 +125,8 @@ def _run(args) -> int:
                               {"seed": "--seed / --seeds", "out_dir": "--out", "profile": "--profile",
                                "dataset": "--dataset", "data_dir": "--data-dir"})
         check_out(Path(args.out))
-        defaults = {k: v for nb in notebooks for k, v in parameter_defaults(nb).items()}
         for name, value in args.p:  # folders: against the caller's folder, not notebooks/ where papermill runs
-            value = _as_list(name, _value(value), defaults)
+            value = _value(value)
             params[name] = str(Path(value).expanduser().resolve()) if name.endswith("_dir") and \
                 isinstance(value, str) else value
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:

@@ -43,30 +43,14 @@ def find_notebooks(names: list[str] | None = None) -> list[Path]:
     return picked
 
 
-def _parameter_assignments(notebook: Path) -> list:
-    """The assignments of its cell tagged `parameters` (ast nodes)."""
+def notebook_parameters(notebook: Path) -> list[str]:
+    """The names its cell tagged `parameters` assigns: what papermill can set (and `usnb run -p` may name)."""
     cells = json.loads(Path(notebook).read_text())["cells"]
     cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
     if cell is None:
         return []
-    return [node for node in ast.parse("".join(cell["source"])).body if isinstance(node, ast.Assign)]
-
-
-def notebook_parameters(notebook: Path) -> list[str]:
-    """The names its cell tagged `parameters` assigns: what papermill can set (and `usnb run -p` may name)."""
-    return [t.id for node in _parameter_assignments(notebook) for t in node.targets if isinstance(t, ast.Name)]
-
-
-def parameter_defaults(notebook: Path) -> dict:
-    """{name: default} of its parameters whose default is a Python literal (None, numbers, text, lists)."""
-    out = {}
-    for node in _parameter_assignments(notebook):
-        try:
-            value = ast.literal_eval(node.value)
-        except ValueError:  # an expression (os.environ.get(...)): no literal default
-            continue
-        out.update({t.id: value for t in node.targets if isinstance(t, ast.Name)})
-    return out
+    tree = ast.parse("".join(cell["source"]))
+    return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)]
 
 
 def check_parameter_names(notebooks: list[Path], names: list[str], flags: dict[str, str]) -> None:

@@ -50,6 +50,18 @@ def choice(name: str, value, options: Sequence):
     return value
 
 
+def names(name: str, value, options: Sequence) -> list:
+    """A list of names, each one of `options`: one name given alone (`baselines = "R3D"`) is a one-item list, not
+    read letter by letter; anything else is a ValueError listing the options."""
+    if isinstance(value, str) and "," in value:  # several names in one string: say how a list is written
+        listed = ", ".join(f'"{v.strip()}"' for v in value.split(","))
+        raise _bad(name, value, f"one name; several are a list: `-p {name} '[{listed}]'`")
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise _bad(name, value, f"a name or a list of names among {list(options)}")
+    return [choice(name, v, options) for v in value]
+
+
 # the recipes' profile fields that count something that cannot be zero: run lengths, batch sizes, frames, pixels
 AT_LEAST_ONE = {"steps", "batch", "frames", "train_frames", "simclr_frames", "eval_frames", "eval_views", "size",
                 "patch"}
