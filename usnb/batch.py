@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -78,7 +77,7 @@ def _entries(folder: Path) -> list[Path]:
 
 def check_run_folders(out: Path, folders: Sequence[Path], single: bool, stems: Sequence[str] = ()) -> None:
     """FileExistsError unless every folder a batch writes is new, empty or usnb's own: a run folder (`single`: `out`
-    itself) or a batch folder (`out` holding folders of notebooks (`stems`, NN_name, or any holding a run folder),
+    itself) or a batch folder (`out` holding folders of notebooks (the planned `stems`, or any holding a run folder),
     submitit/ and the report's files), so that no file of the user's (a parameters.json, a run.log, a checkpoints/
     folder) is overwritten."""
     from .report import written_by_usnb
@@ -87,8 +86,7 @@ def check_run_folders(out: Path, folders: Sequence[Path], single: bool, stems: S
 
     def ours(p: Path) -> bool:
         if p.is_dir() and not p.is_symlink():
-            return p.name in stems or bool(re.fullmatch(r"\d\d_\w+", p.name)) or \
-                any(q.is_dir() and _is_run_folder(q) for q in p.iterdir())
+            return p.name in stems or any(q.is_dir() and _is_run_folder(q) for q in p.iterdir())
         return p.name in OWN_FILES and written_by_usnb(p)
 
     if not single and out.is_dir():
@@ -434,23 +432,16 @@ def _stop_descendants(code: int) -> None:
 
 
 def _die_with_parent() -> None:
-    """An executor stops (with its kernel) when its `usnb run` is gone, however that died (SIGKILL included): on
-    Linux the kernel sends it SIGTERM at once (PR_SET_PDEATHSIG); everywhere a watcher thread checks every 2 s."""
+    """An executor stops (with its kernel) when its `usnb run` is gone, however that died (SIGKILL included): a
+    watcher thread checks the parent every 2 s, on every platform."""
     import threading
 
     parent = int(os.environ.get(PARENT) or 0)
     for sig in _STOP_SIGNALS:  # a stop, a hang-up or the parent's death: the kernel goes too (an ignored one, as
         if signal.getsignal(sig) is not signal.SIG_IGN:  # under nohup, stays ignored)
             signal.signal(sig, lambda signum, frame: _stop_descendants(128 + signum))
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
     if not parent:
         return
-    if not _pid_alive(parent):  # it died before the line above took effect
-        _stop_descendants(1)
 
     def watch():
         while _pid_alive(parent):

@@ -77,9 +77,9 @@ def notebook_view(records, source: str, positive, drop, folds: int | None, echo=
     echo("notebooks 01-03, 05 (" + "; ".join(notes) + "):")
     for name, recs in parts.items():
         echo(line(name, recs))
-    k = folds or 5  # notebook 04 without the source's own split: 80 % of the other k - 1 folds train
-    small_batches(len(parts["train"]), len(parts["train"]) if all(r.split for r in task) else
-                  int(len(task) * (k - 1) / k * 0.8), echo)
+    own = all(r.split for r in task)  # else notebook 04 splits the clips by k-fold
+    small_batches(len(parts["train"]), {"train": {"clips": len(parts["train"])}} if own else
+                  {"all": {"clips": len(task)}}, folds, echo)
     if not all(r.split for r in task):
         k = folds or 5
         echo(f"notebook 04 ({k}-fold by patient, folds={k}):")
@@ -92,15 +92,15 @@ def notebook_view(records, source: str, positive, drop, folds: int | None, echo=
     return True
 
 
-def small_batches(n_breast: int, n_lung: int, echo=print) -> None:
+def small_batches(n_breast: int, lung: dict, folds: int | None, echo=print) -> None:
     """Say which notebooks' stages have a larger batch than their training split has clips (`usnb.train.fit` clips
-    the batch to the split), at the small and the paper profile: `n_breast` training clips for notebooks 01-03,
-    `n_lung` for notebook 04."""
+    the batch to the split), at the small and the paper profile: `n_breast` training clips for notebooks 01-03;
+    notebook 04's counts as `batch_notes` takes them (a source without a split: 'all', split by `folds`)."""
     from .recipes import clman, kganet, lung_ssl, mvcc
     from .train import batch_notes
 
     for notebook, module, n_train in (("01 MVCC", mvcc, n_breast), ("02 CLMAN", clman, n_breast),
-                                      ("03 KGA-Net", kganet, n_breast), ("04 lung", lung_ssl, n_lung)):
+                                      ("03 KGA-Net", kganet, n_breast), ("04 lung", lung_ssl, lung)):
         for profile in ("small", "paper"):
-            for note in batch_notes(module.get_profile(profile), n_train):
+            for note in batch_notes(module.get_profile(profile), n_train, folds):
                 echo(f"note: notebook {notebook}, {profile} profile: {note}")
