@@ -205,16 +205,17 @@ class TimeSformer(nn.Module):
         self._check(x)
         b, t, c, h, w = x.shape
         n, p = self.num_patches, self.patch
-        idx, t_keep, _ = visible_index(mask)  # (B, L)
-        patches = patchify(x, p).reshape(b, t * n, -1)
-        patches = patches.gather(1, idx[..., None].expand(-1, -1, patches.shape[-1]))  # (B, L, p*p*C)
+        patches, t_keep, same = gather_visible(patchify(x, p), mask)  # (B, L, p*p*C)
         if self.stem == "linear":
             weight = self.patch_embed.proj.weight.permute(0, 2, 3, 1).reshape(self.dim, -1)  # same order as patchify
             tok = patches @ weight.T + self.patch_embed.proj.bias
         else:
-            tok = self.patch_embed.conv(patches.reshape(-1, p, p, c).permute(0, 3, 1, 2)).reshape(b, idx.shape[1], -1)
-        pos = (self.pos_embed[0][idx % n] + self.time_embed[0][idx // n])  # (B, L, D)
-        same = ((idx % n)[:, :, None] == (idx % n)[:, None, :])[:, None]
+            tok = self.patch_embed.conv(patches.reshape(-1, p, p, c).permute(0, 3, 1, 2)).reshape(b, patches.shape[1], -1)
+        # positions of the whole (t, n) grid, then the visible ones gathered: the backward of a gather scatters into
+        # distinct slots and is deterministic, where indexing the embeddings with repeated positions (idx % n)
+        # accumulated their gradients in a thread-dependent order (a masked row's weights changed run to run)
+        grid = self.pos_embed[:, None] + self.time_embed[:, :t, None]  # (1, T, N, D)
+        pos, _, _ = gather_visible(grid.expand(b, -1, -1, -1), mask)  # (B, L, D)
         return tok + pos, t_keep, same
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
