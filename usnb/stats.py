@@ -7,9 +7,13 @@
   resampled separately, so every replicate keeps the test split's class counts) with a fixed seed; BCa intervals
   (scipy.stats.bootstrap). The threshold stays fixed (it was chosen on the validation clips). Paired deltas between
   two rows: the same resampled clips for both rows, percentile intervals.
-- Clips are treated as independent. Two sweeps of one patient are not (40 % of the breast phantom's patients have
-  two), so every interval here is somewhat too narrow on such data; a patient-level (cluster) bootstrap and
-  Obuchowski's clustered AUC variance would widen them.
+- Patients with several clips (two sweeps of one lesion: 40 % of the breast phantom's patients; several clips per
+  patient in POCUS and in users' data) are not independent samples: given `groups` (each test clip's patient id)
+  with at least one patient holding two clips, AUC and its paired deltas use Obuchowski's clustered variance
+  (Obuchowski 1997, Biometrics 53:567, Eqs. 2-5), and the threshold metrics and AP a patient-level (cluster)
+  bootstrap: whole patients resampled, stratified by the patient's labels, percentile intervals. With one clip per
+  patient both reduce to the clip-level methods above (and the clip-level code runs), so nothing changes there.
+  `interval_method` says which a split gets.
 - The papers' numbers: Hanley & McNeil (1982) for an AUC's standard error from its class counts, Wilson (1927)
   intervals for a proportion.
 """
@@ -76,16 +80,89 @@ def delong(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     return aucs, s10 / m + s01 / n  # Eq. (13)
 
 
-def auc_ci(y_true, y_score, level: float = LEVEL) -> tuple[float, float, float]:
-    """(AUC, low, high): DeLong's standard error, a normal interval clipped to [0, 1]."""
-    aucs, cov = delong(y_true, y_score)
+def clustered(groups) -> bool:
+    """True when `groups` (one patient id per clip, or None) puts two clips or more in one patient."""
+    if groups is None:
+        return False
+    _, counts = np.unique(np.asarray(groups).astype(str), return_counts=True)
+    return bool((counts > 1).any())
+
+
+def interval_method(groups) -> str:
+    """What the intervals of a test split with these patient ids take into account, in words."""
+    if not clustered(groups):
+        return "clip level (one clip per patient, or patients unknown): DeLong AUC, stratified bootstrap"
+    ids, counts = np.unique(np.asarray(groups).astype(str), return_counts=True)
+    return (f"patient level ({int((counts > 1).sum())} of {len(ids)} patients hold several of the {int(counts.sum())} "
+            "clips): Obuchowski's clustered AUC variance, patient (cluster) bootstrap")
+
+
+def _group_index(groups, n: int) -> tuple[np.ndarray, int]:
+    """Patient ids -> (cluster index of each clip (N,), number of clusters)."""
+    g = np.asarray(groups).astype(str).reshape(-1)
+    if len(g) != n:
+        raise ValueError(f"{n} clips but {len(g)} patient ids; pass one patient id per clip (groups=...)")
+    _, index = np.unique(g, return_inverse=True)
+    return index, int(index.max()) + 1
+
+
+def obuchowski(y_true, scores, groups) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs of K score sets on the same clips and their (K, K) covariance when clips are clustered by patient.
+
+    Obuchowski (1997), with I clusters, M positive and N negative clips, m_i / n_i of them in cluster i, the
+    clip-level structural components V10 / V01 of DeLong (see `delong`) summed per cluster, V10_i and V01_i:
+      S10 = I10 / ((I10 - 1) M) sum_i (V10_i - m_i AUC)^2          (Eq. 3; I10: clusters holding a positive)
+      S01 = I01 / ((I01 - 1) N) sum_i (V01_i - n_i AUC)^2          (Eq. 4; I01: clusters holding a negative)
+      S11 = I / (I - 1) sum_i (V10_i - m_i AUC)(V01_i - n_i AUC)   (Eq. 5)
+      var(AUC) = S10 / M + S01 / N + 2 S11 / (M N)                  (Eq. 2)
+    and for two score sets k, l the same sums of products (S11 taken both ways), which gives the paired test.
+    With one clip per cluster, S11 = 0 and S10 / M, S01 / N are DeLong's terms.
+    """
+    y, s = _binary(y_true, scores)
+    index, n_clusters = _group_index(groups, len(y))
+    pos, neg = s[:, y == 1], s[:, y == 0]
+    m, n = pos.shape[1], neg.shape[1]
+    tx = np.stack([_midranks(r) for r in pos])
+    ty = np.stack([_midranks(r) for r in neg])
+    tz = np.stack([_midranks(r) for r in s])
+    aucs = (tz[:, y == 1].sum(1) - m * (m + 1) / 2) / (m * n)
+    v10 = (tz[:, y == 1] - tx) / n  # (K, M): each positive's share of negatives it outranks
+    v01 = 1.0 - (tz[:, y == 0] - ty) / m  # (K, N)
+
+    def per_cluster(v, members):  # (K, clips of one class) -> (K, I) sums per cluster
+        out = np.zeros((len(s), n_clusters))
+        for k in range(len(s)):
+            out[k] = np.bincount(index[members], weights=v[k], minlength=n_clusters)
+        return out
+
+    m_i = np.bincount(index[y == 1], minlength=n_clusters)
+    n_i = np.bincount(index[y == 0], minlength=n_clusters)
+    d10 = per_cluster(v10, y == 1) - m_i * aucs[:, None]  # (K, I)
+    d01 = per_cluster(v01, y == 0) - n_i * aucs[:, None]
+    i10, i01 = int((m_i > 0).sum()), int((n_i > 0).sum())
+    s10 = i10 / ((i10 - 1) * m) * d10 @ d10.T if i10 > 1 else np.zeros((len(s), len(s)))
+    s01 = i01 / ((i01 - 1) * n) * d01 @ d01.T if i01 > 1 else np.zeros((len(s), len(s)))
+    s11 = n_clusters / (n_clusters - 1) * d10 @ d01.T if n_clusters > 1 else np.zeros((len(s), len(s)))
+    return aucs, s10 / m + s01 / n + (s11 + s11.T) / (m * n)
+
+
+def _auc_cov(y_true, scores, groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong, or Obuchowski where `groups` puts several clips in one patient."""
+    return obuchowski(y_true, scores, groups) if clustered(groups) else delong(y_true, scores)
+
+
+def auc_ci(y_true, y_score, level: float = LEVEL, groups=None) -> tuple[float, float, float]:
+    """(AUC, low, high): DeLong's standard error (Obuchowski's where `groups` clusters the clips), a normal interval
+    clipped to [0, 1]."""
+    aucs, cov = _auc_cov(y_true, y_score, groups)
     auc, se = float(aucs[0]), math.sqrt(max(float(cov[0, 0]), 0.0))
     return auc, max(0.0, auc - _z(level) * se), min(1.0, auc + _z(level) * se)
 
 
-def delong_test(y_true, score_a, score_b, level: float = LEVEL) -> dict:
-    """Paired DeLong test of AUC(a) - AUC(b) on the same clips: delta, its CI, z and the two-sided p-value."""
-    aucs, cov = delong(y_true, np.stack([np.asarray(score_a, float), np.asarray(score_b, float)]))
+def delong_test(y_true, score_a, score_b, level: float = LEVEL, groups=None) -> dict:
+    """Paired DeLong test of AUC(a) - AUC(b) on the same clips (Obuchowski's covariance where `groups` clusters
+    them): delta, its CI, z and the two-sided p-value."""
+    aucs, cov = _auc_cov(y_true, np.stack([np.asarray(score_a, float), np.asarray(score_b, float)]), groups)
     delta = float(aucs[0] - aucs[1])
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
     se = math.sqrt(max(var, 0.0))
@@ -106,33 +183,68 @@ def _resamples(y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def _threshold_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
-    """y, pred: (B, N) in {0, 1} -> each threshold metric as (B,), with usnb.metrics' conventions."""
-    tp = ((pred == 1) & (y == 1)).sum(-1).astype(float)
-    tn = ((pred == 0) & (y == 0)).sum(-1).astype(float)
-    fp = ((pred == 1) & (y == 0)).sum(-1).astype(float)
-    fn = ((pred == 0) & (y == 1)).sum(-1).astype(float)
+def _threshold_metrics(y: np.ndarray, pred: np.ndarray, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """y, pred: (B, N) in {0, 1} -> each threshold metric as (B,), with usnb.metrics' conventions. `weights` (B, N):
+    how many times each clip is in each replicate (a cluster bootstrap); None: once."""
+    w = np.ones(np.broadcast_shapes(y.shape, pred.shape)) if weights is None else weights
+    tp = (w * ((pred == 1) & (y == 1))).sum(-1)
+    tn = (w * ((pred == 0) & (y == 0))).sum(-1)
+    fp = (w * ((pred == 1) & (y == 0))).sum(-1)
+    fn = (w * ((pred == 0) & (y == 1))).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return {"acc": (tp + tn) / y.shape[-1],
+        return {"acc": (tp + tn) / w.sum(-1),
                 "sen": np.where(tp + fn > 0, tp / (tp + fn), np.nan),
                 "spe": np.where(tn + fp > 0, tn / (tn + fp), np.nan),
                 "pre": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
                 "f1": np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)}
 
 
-def _average_precision(y: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """y, s: (B, N) -> AP per replicate, as scikit-learn's average_precision_score (ties share one step)."""
+def _average_precision(y: np.ndarray, s: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """y, s: (B, N) -> AP per replicate, as scikit-learn's average_precision_score (ties share one step). `weights`
+    (B, N): each clip counted that many times (a cluster bootstrap's replicate), which is AP of the clips repeated."""
+    w = np.ones(s.shape) if weights is None else np.broadcast_to(weights, s.shape)
     order = np.argsort(-s, axis=1, kind="stable")
-    ys, ss = np.take_along_axis(y, order, 1), np.take_along_axis(s, order, 1)
-    tp = np.cumsum(ys, 1)
-    k = np.arange(1, y.shape[1] + 1)
+    ys, ss, ws = (np.take_along_axis(np.broadcast_to(a, s.shape), order, 1) for a in (y, s, w))
+    tp = np.cumsum(ys * ws, 1)
+    k = np.cumsum(ws, 1)
     last = np.ones_like(ss, dtype=bool)  # the last clip of each run of tied scores closes a step
     last[:, :-1] = ss[:, :-1] != ss[:, 1:]
-    precision = tp / k
+    precision = np.divide(tp, k, out=np.zeros_like(tp), where=k > 0)
     ends = np.where(last, tp, 0)  # positives seen at each step's end (0 inside a run of ties)
     before = np.maximum.accumulate(np.concatenate([np.zeros((len(tp), 1)), ends[:, :-1]], 1), axis=1)
     gains = np.where(last, tp - before, 0)  # recall gain of each step, in positives: AP = sum (R_k - R_k-1) P_k
-    return (gains * precision).sum(1) / np.maximum(y.sum(1), 1)
+    return (gains * precision).sum(1) / np.maximum((ys * ws).sum(1), 1)
+
+
+# ---------------------------------------------------------------- patient-level (cluster) bootstrap
+
+def _cluster_weights(y: np.ndarray, groups, n_boot: int, seed: int) -> np.ndarray:
+    """(B, N) replicate weights: whole patients drawn with replacement, within strata of patients holding positives
+    only, negatives only, or both (each replicate keeps the number of patients of each kind); a clip's weight is
+    how many times its patient was drawn."""
+    index, n_clusters = _group_index(groups, len(y))
+    has_pos = np.bincount(index, weights=y, minlength=n_clusters) > 0
+    has_neg = np.bincount(index, weights=1 - y, minlength=n_clusters) > 0
+    kind = has_pos.astype(int) + 2 * has_neg.astype(int)  # 1 positives only, 2 negatives only, 3 both
+    rng = np.random.default_rng(seed)
+    drawn = np.zeros((n_boot, n_clusters))
+    for k in (1, 2, 3):
+        members = np.flatnonzero(kind == k)
+        if len(members):
+            drawn[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=n_boot)
+    return drawn[:, index]
+
+
+def cluster_bootstrap_cis(y_true, y_score, threshold: float, groups, n_boot: int = BOOTSTRAP, seed: int = 0,
+                          level: float = LEVEL) -> dict[str, list[float]]:
+    """Patient-level bootstrap CIs of ACC, SEN, SPE, PRE, F1 (at the fixed threshold) and AP: whole patients
+    resampled (`_cluster_weights`), percentile intervals. The clips of one patient move together, so their
+    correlation widens the interval as it should (a clip-level bootstrap treats them as independent evidence)."""
+    y, s = _binary(y_true, y_score)
+    w = _cluster_weights(y, groups, n_boot, seed)
+    values = _threshold_metrics(y, (s[0] >= threshold).astype(int), w)
+    values["ap"] = _average_precision(np.broadcast_to(y, w.shape), np.broadcast_to(s[0], w.shape), w)
+    return {k: [float(x) for x in np.nanpercentile(v, _percentiles(level))] for k, v in values.items()}
 
 
 def _split_statistic(key: str, threshold: float):
@@ -150,7 +262,7 @@ def _split_statistic(key: str, threshold: float):
 
 
 def bootstrap_cis(y_true, y_score, threshold: float, n_boot: int = BOOTSTRAP, seed: int = 0,
-                  level: float = LEVEL) -> dict[str, list[float]]:
+                  level: float = LEVEL, keys: Sequence[str] = (*THRESHOLD_KEYS, "ap")) -> dict[str, list[float]]:
     """Stratified-bootstrap CIs of ACC, SEN, SPE, PRE, F1 (at the fixed threshold) and AP: scipy.stats.bootstrap
     with the positives and the negatives as two samples (each resampled within itself: stratified by class) and
     the BCa interval (bias-corrected and accelerated; the percentile interval under-covered, 92 % for SEN with 60
@@ -165,7 +277,7 @@ def bootstrap_cis(y_true, y_score, threshold: float, n_boot: int = BOOTSTRAP, se
         values["ap"] = _average_precision(y[idx], s[0][idx])
         return {k: [float(x) for x in np.nanpercentile(v, _percentiles(level))] for k, v in values.items()}
     out = {}
-    for key in (*THRESHOLD_KEYS, "ap"):
+    for key in keys:
         for method in ("BCa", "percentile"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # DegenerateDataWarning / runtime warnings of a constant statistic
@@ -179,27 +291,38 @@ def bootstrap_cis(y_true, y_score, threshold: float, n_boot: int = BOOTSTRAP, se
     return out
 
 
-def metric_cis(y_true, y_score, threshold: float, level: float = LEVEL) -> dict[str, list[float]]:
-    """Every metric's 95 % CI as `{key}_ci: [low, high]`: AUC by DeLong, the rest by stratified bootstrap.
+def metric_cis(y_true, y_score, threshold: float, level: float = LEVEL, groups=None) -> dict[str, list[float]]:
+    """Every metric's 95 % CI as `{key}_ci: [low, high]`: AUC by DeLong, the rest by stratified bootstrap; where
+    `groups` (patient ids) puts several clips in one patient, Obuchowski and the patient-level bootstrap.
 
     A split with one class only gets [nan, nan] everywhere (the metrics are undefined or unresolvable)."""
     y = np.asarray(y_true).reshape(-1)
     if len(np.unique(y)) < 2:
         return {f"{k}_ci": [float("nan")] * 2 for k in (*THRESHOLD_KEYS, "auc", "ap")}
-    _, lo, hi = auc_ci(y, y_score, level)
-    return {"auc_ci": [lo, hi], **{f"{k}_ci": v for k, v in bootstrap_cis(y, y_score, threshold, level=level).items()}}
+    _, lo, hi = auc_ci(y, y_score, level, groups)
+    rest = (cluster_bootstrap_cis(y, y_score, threshold, groups, level=level) if clustered(groups)
+            else bootstrap_cis(y, y_score, threshold, level=level))
+    return {"auc_ci": [lo, hi], **{f"{k}_ci": v for k, v in rest.items()}}
+
+
+def _paired_replicates(y: np.ndarray, n_boot: int, seed: int, groups) -> tuple[np.ndarray, np.ndarray | None]:
+    """(indices (B, N), weights (B, N) or None): clips resampled within class, or whole patients (weights)."""
+    if clustered(groups):
+        return np.broadcast_to(np.arange(len(y)), (n_boot, len(y))), _cluster_weights(y, groups, n_boot, seed)
+    return _resamples(y, n_boot, seed), None
 
 
 def paired_bootstrap(y_true, score_a, threshold_a: float, score_b, threshold_b: float, n_boot: int = BOOTSTRAP,
-                     seed: int = 0, level: float = LEVEL) -> dict[str, dict]:
-    """Deltas a - b of the threshold metrics on the same clips, each with a paired stratified-bootstrap CI.
+                     seed: int = 0, level: float = LEVEL, groups=None) -> dict[str, dict]:
+    """Deltas a - b of the threshold metrics on the same clips, each with a paired stratified-bootstrap CI (whole
+    patients resampled where `groups` puts several clips in one patient).
 
     Both rows are scored on the same resampled clips in each replicate, so their correlation is kept."""
     y, s = _binary(y_true, np.stack([np.asarray(score_a, float), np.asarray(score_b, float)]))
-    idx = _resamples(y, n_boot, seed)
+    idx, w = _paired_replicates(y, n_boot, seed, groups)
     yb = y[idx]
-    a = _threshold_metrics(yb, (s[0][idx] >= threshold_a).astype(int))
-    b = _threshold_metrics(yb, (s[1][idx] >= threshold_b).astype(int))
+    a = _threshold_metrics(yb, (s[0][idx] >= threshold_a).astype(int), w)
+    b = _threshold_metrics(yb, (s[1][idx] >= threshold_b).astype(int), w)
     point_a = _threshold_metrics(y[None], (s[0] >= threshold_a).astype(int)[None])
     point_b = _threshold_metrics(y[None], (s[1] >= threshold_b).astype(int)[None])
     q = _percentiles(level)
@@ -211,11 +334,12 @@ def paired_bootstrap(y_true, score_a, threshold_a: float, score_b, threshold_b: 
 
 
 def paired_bootstrap_ap(y_true, score_a, score_b, n_boot: int = BOOTSTRAP, seed: int = 0,
-                        level: float = LEVEL) -> dict:
-    """AP(a) - AP(b) on the same clips with a paired stratified-bootstrap CI."""
+                        level: float = LEVEL, groups=None) -> dict:
+    """AP(a) - AP(b) on the same clips with a paired stratified-bootstrap CI (patient level where `groups` clusters
+    the clips)."""
     y, s = _binary(y_true, np.stack([np.asarray(score_a, float), np.asarray(score_b, float)]))
-    idx = _resamples(y, n_boot, seed)
-    d = _average_precision(y[idx], s[0][idx]) - _average_precision(y[idx], s[1][idx])
+    idx, w = _paired_replicates(y, n_boot, seed, groups)
+    d = _average_precision(y[idx], s[0][idx], w) - _average_precision(y[idx], s[1][idx], w)
     point = _average_precision(y[None], s[:1]) - _average_precision(y[None], s[1:])
     q = _percentiles(level)
     return {"delta": float(point[0]), "ci": [float(x) for x in np.percentile(d, q)]}
