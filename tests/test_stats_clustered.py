@@ -118,3 +118,32 @@ def test_patient_bootstrap_and_obuchowski_cover_where_clip_level_intervals_fall_
     print(coverage)  # the figures, with -s
     assert 0.93 <= coverage["sen patient"] <= 0.97 and 0.93 <= coverage["auc patient"] <= 0.97
     assert coverage["sen clip"] < 0.90 and coverage["auc clip"] < 0.90
+
+
+def test_held_out_metrics_and_claims_use_patients_and_the_evidence_is_saved(tmp_path):
+    from usnb.claims import Claim, judge
+    from usnb.metrics import held_out_metrics
+    from usnb.report import read_test_scores, write_metrics
+
+    rng = np.random.default_rng(4)
+    y, s, g = _clustered_draw(rng, patients=60)
+    other = s + np.repeat(rng.normal(0, 0.8, 60), 2)  # the rows disagree per patient: the delta clusters too
+    yv, sv, _ = _clustered_draw(rng, patients=20)
+    by_clip = held_out_metrics(y, 1 / (1 + np.exp(-s)), yv, 1 / (1 + np.exp(-sv)))
+    by_patient = held_out_metrics(y, 1 / (1 + np.exp(-s)), yv, 1 / (1 + np.exp(-sv)), groups=g)
+    width = lambda m, k: m[f"{k}_ci"][1] - m[f"{k}_ci"][0]  # noqa: E731
+    assert by_patient["auc"] == by_clip["auc"] and by_patient["sen"] == by_clip["sen"]  # the same point values
+    for key in ("auc", "acc", "sen", "ap"):
+        assert width(by_patient, key) > 1.15 * width(by_clip, key), key  # two correlated clips a patient: wider
+    assert by_clip["intervals"].startswith("clip level") and by_patient["intervals"].startswith("patient level")
+    rows = {"a": by_patient, "b": held_out_metrics(y, 1 / (1 + np.exp(-other)), yv, 1 / (1 + np.exp(-sv)), groups=g)}
+    claim = Claim("a", "b", "auc", "a beats b", "Table 1")
+    clip_rows = {k: {kk: vv for kk, vv in v.items() if kk != "groups"} for k, v in rows.items()}
+    wide, narrow = judge(claim, rows), judge(claim, clip_rows)
+    assert wide["delta"] == narrow["delta"] and wide["ci"][1] - wide["ci"][0] > narrow["ci"][1] - narrow["ci"][0]
+    write_metrics(tmp_path, "kganet", "small", "phantom", 0, 1.0, rows)
+    saved = read_test_scores(tmp_path)
+    assert set(saved) == {"a", "b"} and np.array_equal(saved["a"]["groups"], rows["a"]["groups"])
+    again = judge(claim, saved)
+    assert (again["delta"], again["verdict"]) == (wide["delta"], wide["verdict"])
+    assert again["ci"] == pytest.approx(wide["ci"], abs=1e-12)

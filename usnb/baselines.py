@@ -17,7 +17,7 @@ from torch import nn
 from . import sampling
 from .data import label_index
 from .datasets.records import VideoRecord
-from .evaluate import split_metrics
+from .evaluate import patients, split_metrics
 from .train import TrainConfig, train_once
 from .view import FieldOfView, frames
 
@@ -268,4 +268,4 @@ def train_baseline(name: str, dataset, prepare, config: TrainConfig, data, class
     probs = {s: predict(model, recs, data.cache, data.view, frames_per_clip, device)
              for s, recs in data.clips.items() if s in ("val", "test")}
     labels = {s: label_index(data.clips[s], classes) for s in probs}
-    return split_metrics(labels, probs), history, probs
+    return split_metrics(labels, probs, patients(data.clips["test"])), history, probs

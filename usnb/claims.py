@@ -89,15 +89,16 @@ def judge(claim: Claim, rows: Mapping[str, dict], paper_rows: Mapping[str, dict]
     if not np.array_equal(a["labels"], b["labels"]):
         raise ValueError(f"claim {claim.text}: the two rows were scored on different test clips; a paired "
                          "comparison needs the same split (same seed and data)")
+    groups = a.get("groups", b.get("groups"))  # patient ids: patient-level intervals where a patient has two clips
     if claim.metric == "auc":
-        test = stats.delong_test(a["labels"], a["scores"], b["scores"], level)
+        test = stats.delong_test(a["labels"], a["scores"], b["scores"], level, groups=groups)
     elif claim.metric == "ap":  # AP: the paired bootstrap of the AP difference
-        test = stats.paired_bootstrap_ap(a["labels"], a["scores"], b["scores"], level=level)
+        test = stats.paired_bootstrap_ap(a["labels"], a["scores"], b["scores"], level=level, groups=groups)
     else:
         # pooled k-fold rows (`pooled_metrics`) carry margins: score - their fold's threshold, called positive at 0
         sa, ta = (a["margins"], 0.0) if "margins" in a else (a["scores"], a["threshold"])
         sb, tb = (b["margins"], 0.0) if "margins" in b else (b["scores"], b["threshold"])
-        test = stats.paired_bootstrap(a["labels"], sa, ta, sb, tb, level=level)[claim.metric]
+        test = stats.paired_bootstrap(a["labels"], sa, ta, sb, tb, level=level, groups=groups)[claim.metric]
     return {**out, "delta": test["delta"], "ci": list(test["ci"]), "level": level, "verdict": verdict(claim, test["ci"])}
 
 

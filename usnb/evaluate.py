@@ -73,10 +73,17 @@ def predict(model: nn.Module, records: Sequence[VideoRecord], cache, view: Field
                        per_frame or None, kept, native)
 
 
-def split_metrics(labels: Mapping[str, np.ndarray], probs: Mapping[str, np.ndarray]) -> dict:
+def patients(records: Sequence) -> list[str]:
+    """The patient id of each clip: what the patient-level intervals group by (`usnb.stats`)."""
+    return [r.patient_id for r in records]
+
+
+def split_metrics(labels: Mapping[str, np.ndarray], probs: Mapping[str, np.ndarray],
+                  test_patients: Sequence[str] | None = None) -> dict:
     """Test metrics from per-split labels and P(class 1): Youden's threshold on "val" where it is, else on "test"
-    (`usnb.metrics.held_out_metrics`, the one threshold rule)."""
-    return held_out_metrics(labels["test"], probs["test"], labels.get("val"), probs.get("val"))
+    (`usnb.metrics.held_out_metrics`, the one threshold rule); intervals at patient level where `test_patients`
+    (one id per test clip, `patients(records)`) puts several clips in one patient."""
+    return held_out_metrics(labels["test"], probs["test"], labels.get("val"), probs.get("val"), groups=test_patients)
 
 
 def evaluate_splits(predict_split: Callable[[Sequence[VideoRecord]], Predictions],
@@ -84,7 +91,8 @@ def evaluate_splits(predict_split: Callable[[Sequence[VideoRecord]], Predictions
     """Predictions on the validation and test splits and the test metrics (Youden's threshold chosen on validation,
     on test where there is none): (metrics, {split: Predictions})."""
     preds = {s: predict_split(recs) for s, recs in clips.items() if s in ("val", "test")}
-    return split_metrics({s: p.labels for s, p in preds.items()}, {s: p.probs for s, p in preds.items()}), preds
+    return split_metrics({s: p.labels for s, p in preds.items()}, {s: p.probs for s, p in preds.items()},
+                         patients(preds["test"].records)), preds
 
 
 def visibility_of(preds: Predictions) -> list[np.ndarray]:

@@ -113,15 +113,16 @@ def binary_metrics(y_true, y_score, threshold: float | str = 0.5) -> dict:
     }
 
 
-def held_out_metrics(y_test, p_test, y_val=None, p_val=None) -> dict:
+def held_out_metrics(y_test, p_test, y_val=None, p_val=None, groups=None) -> dict:
     """The scoring rule of every notebook: Youden's threshold chosen on the validation clips (on the test clips when
     there are none: optimistic, and said so by `threshold_on`), the metrics on the test clips with their 95 % CIs.
 
     Returns `binary_metrics` plus `{key}_ci: [low, high]` for every metric (AUC by DeLong, the others by a
     stratified bootstrap, `usnb.stats`), `threshold_on` ('val' | 'test') and the evidence a paired comparison of
-    two rows needs (`usnb.claims`): `labels` and `scores` of the test clips.
+    two rows needs (`usnb.claims`): `labels` and `scores` of the test clips. `groups`: the test clips' patient ids;
+    where a patient holds several clips the intervals are patient level (`usnb.stats`), and `intervals` says which.
     """
-    from .stats import metric_cis
+    from .stats import interval_method, metric_cis
 
     on_val = y_val is not None and p_val is not None and len(np.unique(_as_numpy(y_val))) == 2
     if y_val is not None and p_val is not None and not on_val:
@@ -131,8 +132,9 @@ def held_out_metrics(y_test, p_test, y_val=None, p_val=None) -> dict:
     threshold = youden_threshold(y_val, p_val) if on_val else youden_threshold(y_test, p_test)
     y, s = _check_binary(y_test, p_test)
     metrics = binary_metrics(y, s, threshold=threshold)
-    return {**metrics, **metric_cis(y, s, threshold), "threshold_on": "val" if on_val else "test",
-            "labels": y, "scores": s}
+    out = {**metrics, **metric_cis(y, s, threshold, groups=groups), "threshold_on": "val" if on_val else "test",
+           "labels": y, "scores": s, "intervals": interval_method(groups)}
+    return out if groups is None else {**out, "groups": np.asarray(groups).astype(str)}
 
 
 def pooled_metrics(folds: Sequence[dict]) -> dict:
@@ -142,20 +144,25 @@ def pooled_metrics(folds: Sequence[dict]) -> dict:
     AP rank the pooled scores; the threshold metrics count each clip as its own fold called it (`margins` = score -
     that fold's threshold, positive at >= 0). `<key>_fold_sd` is the sample sd of each metric over the folds.
     """
-    from .stats import auc_ci, bootstrap_cis
+    from .stats import auc_ci, bootstrap_cis, cluster_bootstrap_cis, clustered, interval_method
 
     labels = np.concatenate([f["labels"] for f in folds])
+    groups = np.concatenate([f["groups"] for f in folds]) if all("groups" in f for f in folds) else None
     scores = np.concatenate([f["scores"] for f in folds])
     margins = np.concatenate([f["scores"] - f["threshold"] for f in folds])
     out = binary_metrics(labels, margins, threshold=0.0)
     ranked = binary_metrics(labels, scores, threshold=0.5)  # AUC and AP do not depend on the threshold
     out |= {"auc": ranked["auc"], "ap": ranked["ap"], "threshold": float("nan"),
             "threshold_on": "val" if all(f["threshold_on"] == "val" for f in folds) else "test",
-            "labels": labels, "scores": scores, "margins": margins}
+            "labels": labels, "scores": scores, "margins": margins, "intervals": interval_method(groups)}
+    if groups is not None:
+        out["groups"] = groups
     if len(np.unique(labels)) == 2:
-        counted = bootstrap_cis(labels, margins, 0.0)
+        boot = ((lambda s, t: cluster_bootstrap_cis(labels, s, t, groups)) if clustered(groups)
+                else (lambda s, t: bootstrap_cis(labels, s, t)))
+        counted = boot(margins, 0.0)
         out |= {f"{k}_ci": counted[k] for k in ("acc", "sen", "spe", "pre", "f1")}
-        out |= {"auc_ci": list(auc_ci(labels, scores)[1:]), "ap_ci": bootstrap_cis(labels, scores, 0.5)["ap"]}
+        out |= {"auc_ci": list(auc_ci(labels, scores, groups=groups)[1:]), "ap_ci": boot(scores, 0.5)["ap"]}
     for k in METRIC_KEYS:
         out[f"{k}_fold_sd"] = mean_std([f[k] for f in folds])[1]
     return out

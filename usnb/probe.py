@@ -78,7 +78,7 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, c: float | Sequence[floa
 
 def train_head(build: Callable[[int], nn.Module], features: Mapping[str, Sequence[np.ndarray]],
                labels: Mapping[str, np.ndarray], frames: int, config: TrainConfig, name: str, out_dir: str | Path,
-               device: torch.device | None = None, progress: bool = False
+               device: torch.device | None = None, progress: bool = False, test_patients: Sequence[str] | None = None
                ) -> tuple[dict, nn.Module, dict[str, np.ndarray]]:
     """A head on frozen frame features ({split: [(T_i, m)]}, `usnb.evaluate.frame_features`): `build(m)` -> a module
     mapping (B, T, m) to {"logits"}, trained with cross-entropy on `frames`-frame clips of the training features
@@ -97,4 +97,4 @@ def train_head(build: Callable[[int], nn.Module], features: Mapping[str, Sequenc
     with torch.no_grad():
         probs = {s: np.array([float(head(torch.from_numpy(f)[None].to(dev))["logits"].softmax(-1)[0, 1])
                               for f in features[s]]) for s in features if s in ("val", "test")}
-    return split_metrics(labels, probs), head, probs
+    return split_metrics(labels, probs, test_patients), head, probs

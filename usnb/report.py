@@ -9,6 +9,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .paths import atomic_write
 
 METRIC_KEYS = ("acc", "sen", "spe", "pre", "f1", "auc", "ap")
@@ -25,6 +27,10 @@ def write_metrics(out_dir: str | Path, paper: str, profile: str, dataset: str, s
     rows from `pooled_metrics` also `<metric>_fold_sd`); `claims`
     (`usnb.claims.judge` outputs) are written as they are, without the per-clip evidence; `not_trained`: {row: why
     this run could not train it} (the report prints the reasons under the paper's table).
+
+    The per-clip evidence of each row (test labels, P(class 1), threshold, patient ids; what `usnb.claims.judge`
+    compares) goes to `test_scores.json` beside it, so that claims can be judged again (`judge_saved`) or pooled
+    over seeds by patient.
     """
     clean = {}
     for name, metrics in rows.items():
@@ -51,9 +57,27 @@ def write_metrics(out_dir: str | Path, paper: str, profile: str, dataset: str, s
         record["claims"] = [json_safe(c) for c in claims]
     if not_trained:
         record["not_trained"] = {str(k): str(v) for k, v in not_trained.items()}
+    evidence = {name: {k: json_safe(np.asarray(m[k]).tolist()) for k in EVIDENCE_KEYS if k in m}
+                for name, m in rows.items() if "scores" in m}
+    if evidence:
+        (out / "test_scores.json").write_text(json.dumps({"paper": paper, "seed": int(seed), "rows": evidence}))
     path = out / "metrics.json"
     path.write_text(json.dumps(record, indent=1))
     return path
+
+
+EVIDENCE_KEYS = ("labels", "scores", "threshold", "margins", "groups")
+
+
+def read_test_scores(run_dir: str | Path) -> dict[str, dict]:
+    """{row: {labels, scores, threshold, margins?, groups?} as NumPy arrays} from a run's test_scores.json."""
+    path = Path(run_dir) / "test_scores.json"
+    if not path.is_file():
+        raise ReportError(f"{path}: no per-clip test scores (runs before this version did not write them). Fix: run "
+                          "the notebook again into that folder")
+    rows = json.loads(path.read_text())["rows"]
+    kinds = {"groups": str, "labels": int}
+    return {name: {k: np.asarray(v, dtype=kinds.get(k, float)) for k, v in row.items()} for name, row in rows.items()}
 
 
 def json_safe(value):

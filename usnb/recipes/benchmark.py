@@ -22,7 +22,7 @@ import torch
 from ..cache import FIT
 from ..data import label_index
 from ..datasets.records import VideoRecord
-from ..evaluate import split_metrics
+from ..evaluate import patients, split_metrics
 from ..view import FieldOfView, field_of_view
 
 METHODS = ("KGA-Net", "MVCC", "CLMAN", "BYOL (lung paper)")  # in the order of the table
@@ -42,9 +42,11 @@ class Result:
     test_ids: list[str] = field(default_factory=list)  # video ids in the order of probs["test"]
 
 
-def score(labels: dict[str, np.ndarray], probs: dict[str, np.ndarray]) -> dict:
-    """The one scoring rule of the benchmark: Youden threshold on val (else test), metrics on test."""
-    return split_metrics(labels, probs)
+def score(labels: dict[str, np.ndarray], probs: dict[str, np.ndarray], test_patients: Sequence[str] | None = None
+          ) -> dict:
+    """The one scoring rule of the benchmark: Youden threshold on val (else test), metrics on test (intervals at
+    patient level where `test_patients` puts several clips in one patient)."""
+    return split_metrics(labels, probs, test_patients)
 
 
 def same_split(split_a: dict[str, list[VideoRecord]], split_b: dict[str, list[VideoRecord]]) -> None:
@@ -201,7 +203,7 @@ def run_method(name: str, profile: str, seed: int, out_dir: str | Path, dataset:
     split, probs, labels, notes = runners[name](profile, dataset, dict(source or {}), seed, out, device, **overrides)
     if reference_split is not None:
         same_split(reference_split, split)
-    result = Result(score(labels, probs), probs, labels, round(time.perf_counter() - t0, 1), notes,
+    result = Result(score(labels, probs, patients(split["test"])), probs, labels, round(time.perf_counter() - t0, 1), notes,
                     [r.video_id for r in split["test"]])
     return result, split
 

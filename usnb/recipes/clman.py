@@ -19,7 +19,7 @@ from .. import baselines, paper_claims, params, probe
 from ..breast import CLASSES, BreastData, load_breast, train_clips
 from ..data import FrameViews, label_index
 from ..datasets.records import VideoRecord
-from ..evaluate import Predictions, all_frames, evaluate_splits, frame_gradcam, frame_localisation
+from ..evaluate import Predictions, all_frames, evaluate_splits, frame_gradcam, frame_localisation, patients
 from ..evaluate import predict as predict_videos
 from ..models.clman import CLMAN, DeformedResNet18, FrameSimCLR, VideoHead
 from ..models.contrastive import nt_xent, top1_positive
@@ -261,7 +261,8 @@ def train_head(name: str, features: dict[str, list[np.ndarray]], data: BreastDat
                                 "frames": profile.train_frames, "feature_frames": profile.eval_frames})
     return probe.train_head(lambda m: VideoHead(m, row.aggregator, len(CLASSES)), features,
                             {s: label_index(data.clips[s], data.classes) for s in features}, profile.train_frames,
-                            config, f"frozen {row.aggregator}", out_dir, device, progress)
+                            config, f"frozen {row.aggregator}", out_dir, device, progress,
+                            patients(data.clips["test"]))
 
 
 def attention_per_frame(preds: Predictions) -> list[np.ndarray]:

@@ -20,7 +20,7 @@ from ..augment_st import SpatioTemporalAugment
 from ..checkpoints import state_fingerprint
 from ..data import PairedDataset, Repeated, label_index
 from ..datasets.records import VideoRecord
-from ..evaluate import saliency_localisation, split_metrics
+from ..evaluate import patients, saliency_localisation, split_metrics
 from ..lung import LungData, Normalised, clip_boxes, clip_dataset, clip_input, embed, load_lung, predict
 from ..models.lung_ssl import BYOL, Darknet3D, EncoderClassifier, VideoSimCLR, darknet53_3d
 from ..models.summary import n_params
@@ -241,7 +241,7 @@ def run_study(data: LungData, split: dict[str, list[VideoRecord]], profile: Prof
     row = lambda curve, f: curve if f == 1.0 else f"{curve} @{f:.0%}"  # noqa: E731 - a row's name
 
     def score(curve, f, p_val, p_test, model):
-        m = split_metrics(y, {"val": p_val, "test": p_test})
+        m = split_metrics(y, {"val": p_val, "test": p_test}, patients(split["test"]))
         study.curves.setdefault(curve, {})[f] = m
         study.rows[row(curve, f)], study.probs[row(curve, f)] = m, p_test
         study.params[row(curve, f)] = {"trainable": n_params(model, trainable=True), "total": n_params(model)}
