@@ -1,4 +1,5 @@
 """The batch runner (usnb run --seeds/--all): run folders, resume after a kill, failures, report, submitit, torchrun."""
+import importlib.util
 import json
 import os
 import signal
@@ -299,7 +300,7 @@ def test_report_shows_cis_the_papers_own_columns_and_the_claims_pooled_over_seed
         unfit = {"Table 1: MViT": K.baseline_unfit("MViT", K.get_profile("small"))}  # a row this profile cannot train
         trained_here = {"Table 1: I3D": rows["KGA-Net"]} if seed == 2 else {}  # seeds 0, 1 could not: not listed
         write_metrics(folder, "kganet", "small", "phantom", seed, 1.0, rows | trained_here,
-                      claims=judge_all(K, rows), not_trained=unfit | ({"Table 1: I3D": "no time"} if seed < 2 else {}))
+                      claims=judge_all(K, rows, spread={}), not_trained=unfit | ({"Table 1: I3D": "no time"} if seed < 2 else {}))
         (folder / "status.json").write_text(json.dumps({"ok": True, "notebook": "03_kganet.ipynb", "seconds": 1,
                                                         "parameters": {"seed": seed}}))
     saved = json.loads((tmp_path / "03_kganet" / "seed0" / "metrics.json").read_text())
@@ -315,10 +316,21 @@ def test_report_shows_cis_the_papers_own_columns_and_the_claims_pooled_over_seed
     assert "*Table 1: I3D*: not trained" not in text  # another seed trained it
     assert "### The paper's claims" in text
     line = next(l for l in text.splitlines() if l.startswith("| KGA-Net > w/o image guidance (AUC)"))
-    assert line.endswith(f"| {SUPPORTED} |") and "3 seeds" in line  # a gap of ~0.35 AUC, pooled over three seeds
+    assert f"| {SUPPORTED}" in line and "3 seeds" in line  # a gap of ~0.35 AUC, pooled over three seeds
     assert "| KGA-Net > w/o coherence loss (AUC)" in text  # a small gap: its verdict is whatever the CI says
     # MVCC's Table 1: the paper's five columns, though its first row kept only two cells
     assert paper_columns(M.PAPER_TABLE1) == ["acc", "sen", "spe", "pre", "f1"]
+    # the seeds' spread of each claim's delta, from the runs' saved per-clip scores (benchmarks/seed_spread.py)
+    spec = importlib.util.spec_from_file_location("seed_spread", Path(__file__).parents[1] / "benchmarks" /
+                                                  "seed_spread.py")
+    seed_spread = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seed_spread)
+    record, lines = seed_spread.analyse(tmp_path)
+    entry = record["papers"]["kganet"]["claims"]["KGA-Net > w/o image guidance (AUC)"]
+    at_run_time = [next(c for c in json.loads((tmp_path / "03_kganet" / f"seed{s}" / "metrics.json").read_text())
+                        ["claims"] if c["claim"] == "KGA-Net > w/o image guidance (AUC)")["delta"] for s in (0, 1, 2)]
+    assert entry["deltas"] == pytest.approx(at_run_time) and entry["sd"] == pytest.approx(np.std(at_run_time, ddof=1))
+    assert record["papers"]["kganet"]["rows"]["KGA-Net"]["auc_sd"] > 0 and record["settings"] == [("phantom", "small")]
 
 
 def test_submitit_local_executor_runs_the_batch(tmp_path):

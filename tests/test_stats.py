@@ -215,7 +215,9 @@ def test_claims_pooled_over_seeds_keep_the_shared_test_splits_uncertainty():
     narrow = claims.judge_over_seeds(claim, _seeds(claim, (0.04, 0.05, 0.06), 0.03))
     assert narrow["verdict"] == claims.SUPPORTED
     one = claims.judge_over_seeds(claim, _seeds(claim, (0.05,), 0.03))
-    assert one["ci"] == pytest.approx([0.02, 0.08]) and one["verdict"] == claims.SUPPORTED
+    assert one["ci"] == pytest.approx([0.02, 0.08]) and one["verdict"] == "provisional (1 seed)"
+    two = claims.judge_over_seeds(claim, _seeds(claim, (0.04, 0.06), 0.01))  # narrow, but two seeds: no verdict
+    assert two["verdict"] == "provisional (2 seeds)"
 
 
 def test_close_claims_use_a_90_percent_interval_and_zero_width_resolves_nothing():
@@ -255,8 +257,9 @@ def test_every_recipes_claims_are_judged_on_its_rows():
     y, base = _binormal(rng, 50, 50, 1.0)
     names = {n for c in S.CLAIMS for n in (c.better, c.worse)}
     rows = {n: held_out_metrics(y, base + rng.normal(0, 0.3, 100)) for n in names}
-    got = claims.judge_all(S, rows)
+    got = claims.judge_all(S, rows, spread={c.text: 0.01 for c in S.CLAIMS})
     assert len(got) == len(S.CLAIMS) and all(g["verdict"] != claims.NOT_RUN for g in got)
+    assert {g["verdict"] for g in claims.judge_all(S, rows, spread=None)} == {claims.PROVISIONAL}
     fs = next(g for g in got if g["worse"] == "Fully supervised" and g["metric"] == "acc")
     assert fs["paper_delta"] == pytest.approx(0.84 - 0.82)  # Sec. 4.2's fully supervised number, not a table's
 
@@ -297,3 +300,49 @@ def test_paired_against_tables_each_method_against_the_reference_on_the_same_cli
     assert table[2].startswith(f"| R3D | {float(np.mean([[o > n for n in other[:3]] for o in other[3:]])):.3f} | "
                                f"{delta * 100:.1f}")
     assert table[3] == "| same | 1.000 | 0.0 [0.0, 0.0] | 1.000 |"
+
+
+def test_a_single_runs_verdict_holds_the_seed_spread_or_is_provisional():
+    """One seed: the interval adds the delta's known seed sd (se^2 = se_test^2 + sd^2); unknown: provisional."""
+    rows = _rows(np.random.default_rng(5))
+    claim = claims.Claim("strong", "weak", "auc", "q", "Sec. 1")
+    test_only = claims.judge(claim, rows)
+    assert test_only["verdict"] == claims.SUPPORTED and test_only["ci"] == test_only["test_ci"]
+    se_test = (test_only["ci"][1] - test_only["ci"][0]) / (2 * 1.959964)
+    noisy = claims.judge(claim, rows, seed_sd=0.2)
+    half = (noisy["ci"][1] - noisy["ci"][0]) / 2
+    assert half == pytest.approx(1.959964 * math.hypot(se_test, 0.2), rel=1e-5)
+    assert noisy["verdict"] == claims.UNRESOLVED and noisy["test_ci"] == test_only["ci"]  # the seeds' spread swamps it
+    unknown = claims.judge(claim, rows, seed_sd=None)
+    assert unknown["verdict"] == claims.PROVISIONAL and unknown["ci"] == test_only["ci"]
+    # pooled over seeds, the per-seed test intervals are used (the seed spread is counted once, from the seeds)
+    pooled = claims.judge_over_seeds(claim, [noisy, noisy, noisy])
+    assert pooled["ci"] == pytest.approx(test_only["ci"], abs=1e-3)
+
+
+def test_a_claim_resting_on_a_row_at_chance_says_so(tmp_path):
+    from usnb.metrics import metrics_table
+
+    rng = np.random.default_rng(7)
+    y, base = _binormal(rng, 30, 30, 1.5)
+    rows = {"good": held_out_metrics(y, base), "coin": held_out_metrics(y, rng.random(60))}
+    assert rows["coin"]["auc_ci"][0] < 0.5 < rows["good"]["auc_ci"][0]
+    got = claims.judge(claims.Claim("good", "coin", "auc", "q", "s"), rows)
+    assert got["chance_rows"] == ["coin"]
+    assert "rests on a row at chance (AUC CI holds 0.5): coin" in claims.claims_table([got])[0][-1]
+    pooled = claims.judge_over_seeds(claims.Claim("good", "coin", "auc", "q", "s"), [got, got, got])
+    assert pooled["chance_rows"] == {"coin": 3} and "coin (3 of 3 seeds)" in claims.claims_table([pooled])[0][-1]
+    table = metrics_table(rows)
+    assert [c[0] for c in table.cells()] == ["good", "coin (at chance)"] and "holds 0.5" in table.to_markdown()
+
+
+def test_the_recorded_seed_spread_applies_to_the_default_setting_only():
+    from usnb.recipes import kganet as K
+
+    assert claims.seed_spread("kganet", default_setting=False) is None
+    spread = claims.seed_spread("kganet", default_setting=True)
+    assert spread and set(spread) <= {c.text for c in K.CLAIMS} and all(v >= 0 for v in spread.values())
+    rows = _rows(np.random.default_rng(5))
+    assert "provisional" in claims.claims_note(rows, None, "usnb run kganet --seeds 0 1 2")
+    assert "Seed spread" in claims.claims_note(rows, spread, "-")
+    assert "clip level" in claims.claims_note(rows, spread, "-")

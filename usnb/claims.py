@@ -13,12 +13,25 @@ AUC, a paired stratified bootstrap for the threshold metrics) or, pooled over se
 A zero-width interval (e.g. two rows that both separate the test clips perfectly) measures no uncertainty: not
 resolved. Pooled over seeds, the training noise (the seeds' spread) averages out but the test split's sampling error
 does not (every seed scores the same clips): se^2 = sd^2 / k + mean(se_i^2).
+
+What an interval holds:
+- the test split's sampling, at patient level where a patient holds several test clips (`usnb.stats`);
+- in a single run, the seed-to-seed spread of the delta where it was measured for that setting (the default
+  phantom and the small profile: `seed_spread.json`, written by benchmarks/seed_spread.py from a batch):
+  se^2 = se_test^2 + sd_seed^2. Where it is not known (other data, another profile), one seed gives no *supported*
+  or *contradicted*: the verdict is *provisional (one seed)*, with the command to run seeds; pooled verdicts need
+  at least 3 seeds.
+- It leaves out: the choice of the phantom or data set itself, the validation split's draw (the threshold), and
+  anything our small profiles change against the paper's training.
+A row whose AUC interval holds 0.5 is not above chance; a claim resting on it names it (`chance_rows`).
 Nothing here is tuned toward a verdict: the rows are trained as their recipe trains them, the claims are the papers'.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -26,6 +39,9 @@ import numpy as np
 from . import stats
 
 SUPPORTED, UNRESOLVED, CONTRADICTED, NOT_RUN = "supported", "not resolved at this size", "contradicted", "not run"
+PROVISIONAL = "provisional (one seed)"
+MIN_SEEDS = 3  # pooled verdicts need at least this many seeds
+SEED_SPREAD = Path(__file__).with_name("seed_spread.json")
 
 
 @dataclass(frozen=True)
@@ -74,11 +90,54 @@ def _paper_delta(claim: Claim, paper_rows: Mapping[str, dict], test_size: tuple[
     return {"paper_delta": delta, "paper_ci": ci}
 
 
+def seed_spread(paper: str, default_setting: bool) -> dict[str, float] | None:
+    """{claim text: seed-to-seed sd of its delta} recorded for the default setting (the default phantom, the
+    recipe's small profile unchanged; `seed_spread.json`), or None: another setting, or nothing recorded for this
+    paper. The notebook decides `default_setting` in plain sight. See `judge` for what the spread changes."""
+    if not default_setting or not SEED_SPREAD.is_file():
+        return None
+    entry = json.loads(SEED_SPREAD.read_text()).get("papers", {}).get(paper)
+    return None if entry is None else {k: float(v["sd"]) for k, v in entry["claims"].items()}
+
+
+def seeds_command(paper: str, dataset: str, data_dir=None) -> str:
+    """The batch that gives verdicts over seeds on this data: `usnb run <paper> --seeds 0 1 2 ...`."""
+    where = f" --dataset {dataset}" + (f" --data-dir {data_dir}" if data_dir else "")
+    return f"usnb run {paper} --seeds 0 1 2{where} --out runs/{paper}_seeds"
+
+
+def claims_note(rows: Mapping[str, dict], spread: Mapping[str, float] | None, command: str) -> str:
+    """What this run's claims intervals hold, for the notebook: the test split's sampling (patient or clip level,
+    from the rows' `intervals`) and the seeds' spread where it is recorded; else that the verdicts are provisional
+    and the command that runs seeds."""
+    methods = sorted({r["intervals"] for r in rows.values() if "intervals" in r})
+    lines = [f"Test-split intervals: {'; '.join(methods) or 'clip level'}."]
+    if spread is None:
+        lines.append("The seed-to-seed spread of these deltas is not recorded for this setting (only for the default "
+                     "phantom with the small profile), so one seed cannot tell a real gap from seed luck: each verdict "
+                     f"is provisional. Verdicts need at least {MIN_SEEDS} seeds: {command}")
+    else:
+        measured = json.loads(SEED_SPREAD.read_text())["measured"]
+        lines.append(f"Seed spread: each interval adds its delta's seed-to-seed variance ({measured}) to the "
+                     "test split's, so a verdict here is not the luck of one seed.")
+    return "\n".join(lines)
+
+
+def _at_chance(row: Mapping) -> bool:
+    ci = row.get("auc_ci")
+    return ci is not None and ci[0] is not None and not math.isnan(ci[0]) and ci[0] <= 0.5
+
+
 def judge(claim: Claim, rows: Mapping[str, dict], paper_rows: Mapping[str, dict] | None = None,
-          test_size: tuple[int, int] | None = None) -> dict:
+          test_size: tuple[int, int] | None = None, seed_sd: float | None = 0.0) -> dict:
     """One run: delta = better - worse on the same test clips, its 95 % CI, the verdict; the paper's own delta and
     the CI its test size (n_pos, n_neg) allows. `rows`: name -> `usnb.metrics.held_out_metrics` output (it keeps
-    the test labels, scores and threshold)."""
+    the test labels, scores, threshold and patient ids).
+
+    `seed_sd`: the seed-to-seed sd of this delta where it is known (`seed_spread`): the interval adds it,
+    se^2 = se_test^2 + seed_sd^2 (`test_ci` keeps the test split's own); 0 judges the test sampling alone (a
+    caller that pools seeds itself); None (not known): the verdict is PROVISIONAL, whatever the interval.
+    `chance_rows`: the claim's rows whose AUC interval holds 0.5."""
     out = {"claim": claim.text, **asdict(claim), **_paper_delta(claim, paper_rows or {}, test_size)}
     a, b = rows.get(claim.better), rows.get(claim.worse)
     if a is None or b is None or "scores" not in a or "scores" not in b:
@@ -99,21 +158,35 @@ def judge(claim: Claim, rows: Mapping[str, dict], paper_rows: Mapping[str, dict]
         sa, ta = (a["margins"], 0.0) if "margins" in a else (a["scores"], a["threshold"])
         sb, tb = (b["margins"], 0.0) if "margins" in b else (b["scores"], b["threshold"])
         test = stats.paired_bootstrap(a["labels"], sa, ta, sb, tb, level=level, groups=groups)[claim.metric]
-    return {**out, "delta": test["delta"], "ci": list(test["ci"]), "level": level, "verdict": verdict(claim, test["ci"])}
+    test_ci = [float(c) for c in test["ci"]]
+    ci = test_ci
+    if seed_sd:  # widen the test interval (its half-width / z is the test se) by the seeds' spread
+        z = stats._z(level)
+        se = math.hypot((test_ci[1] - test_ci[0]) / (2 * z), seed_sd)
+        centre = (test_ci[0] + test_ci[1]) / 2
+        ci = [centre - z * se, centre + z * se]
+    chance = [name for name, row in ((claim.better, a), (claim.worse, b)) if _at_chance(row)]
+    return {**out, "delta": test["delta"], "ci": ci, "test_ci": test_ci, "seed_sd": seed_sd, "level": level,
+            "chance_rows": chance, "verdict": PROVISIONAL if seed_sd is None else verdict(claim, ci)}
 
 
-def judge_all(recipe, rows: Mapping[str, dict]) -> list[dict]:
+def judge_all(recipe, rows: Mapping[str, dict], spread: Mapping[str, float] | None) -> list[dict]:
     """Every claim of a paper's recipe (`CLAIMS`) judged on one run's rows, beside its tables (`PAPER_TABLES`)
-    and the CI its test size (`PAPER_TEST`) allows."""
+    and the CI its test size (`PAPER_TEST`) allows. `spread`: {claim text: seed sd of its delta} (`seed_spread`),
+    or None where it is not known (every verdict provisional)."""
     paper_rows = {name: row for table in getattr(recipe, "PAPER_TABLES", {}).values() for name, row in table.items()}
     paper_rows |= getattr(recipe, "PAPER_CLAIM_ROWS", {})
-    return [judge(c, rows, paper_rows, getattr(recipe, "PAPER_TEST", None)) for c in getattr(recipe, "CLAIMS", [])]
+    return [judge(c, rows, paper_rows, getattr(recipe, "PAPER_TEST", None),
+                  None if spread is None else spread.get(c.text)) for c in getattr(recipe, "CLAIMS", [])]
 
 
 def judge_over_seeds(claim: Claim, per_seed: Sequence[dict]) -> dict:
     """Pooled over seeds: the mean of the per-seed deltas with se^2 = sd^2 / k + mean(se_i^2) (the seeds' spread
-    averages out, the shared test split's sampling error does not; se_i from each seed's CI), a normal interval at
-    the claim's level, and the verdict from it. One seed: its own CI. per_seed: `judge` outputs (not-run rows left out)."""
+    averages out, the shared test split's sampling error does not; se_i from each seed's test-sampling CI,
+    `test_ci`), a normal interval at the claim's level, and the verdict from it; fewer than MIN_SEEDS seeds give a
+    provisional verdict (two seeds cannot estimate their spread). per_seed: `judge` outputs (not-run rows left
+    out). `chance_rows`: {row: seeds in which its AUC interval held 0.5}."""
+    per_seed = [{**r, "ci": r.get("test_ci") or r["ci"]} for r in per_seed]
     runs = [r for r in per_seed if r.get("verdict") != NOT_RUN and not math.isnan(r["delta"])
             and not any(c is None or math.isnan(c) for c in r["ci"])]
     first = per_seed[0] if per_seed else {}
@@ -129,20 +202,45 @@ def judge_over_seeds(claim: Claim, per_seed: Sequence[dict]) -> dict:
     se = math.sqrt(test_var + (sd ** 2 / len(runs) if len(runs) > 1 else 0.0))
     mean = float(deltas.mean())
     ci = [mean - z * se, mean + z * se]
-    return {**base, "delta": mean, "sd": sd, "ci": ci, "seeds": len(runs), "verdict": verdict(claim, ci)}
+    chance = {}
+    for r in runs:
+        for name in r.get("chance_rows") or []:
+            chance[name] = chance.get(name, 0) + 1
+    return {**base, "delta": mean, "sd": sd, "ci": ci, "seeds": len(runs), "chance_rows": chance,
+            "verdict": verdict(claim, ci) if len(runs) >= MIN_SEEDS else f"provisional ({len(runs)} seed"
+                                                                         f"{'s' if len(runs) > 1 else ''})"}
+
+
+def _chance_text(chance, seeds: int | None) -> str:
+    """'; rests on a row at chance: X (2 of 3 seeds)' or ''."""
+    if not chance:
+        return ""
+    if isinstance(chance, Mapping):  # pooled: {row: seeds}
+        names = [f"{n} ({k} of {seeds} seeds)" for n, k in chance.items()]
+    else:
+        names = list(chance)
+    return "; rests on a row at chance (AUC CI holds 0.5): " + ", ".join(names)
 
 
 def claims_table(results: Sequence[dict], scale: float = 100) -> list[list[str]]:
-    """Rows for a claims table: claim, where, ours (delta [CI]), the paper's delta [CI at its size], verdict."""
+    """Rows for a claims table: claim, where, ours (delta [CI]), the paper's delta [CI at its size], verdict (and
+    the claim's rows that are not above chance)."""
     lines = []
     for r in results:
-        ours = "-" if math.isnan(r["delta"]) else stats.interval_text(r["delta"], r["ci"], scale, digits=1)
-        if r.get("sd") is not None and not math.isnan(r.get("sd", float("nan"))):
+        ours = "-" if _nan(r["delta"]) else stats.interval_text(r["delta"], r["ci"], scale, digits=1)
+        if r.get("sd") is not None and not _nan(r["sd"]):
             ours += f" (sd {r['sd'] * scale:.1f}, {r['seeds']} seeds)"
+        elif r.get("seed_sd"):
+            ours += f" (seed sd {r['seed_sd'] * scale:.1f} in it)"
         pd = r.get("paper_delta", float("nan"))
-        paper = "-" if pd is None or math.isnan(pd) else stats.interval_text(pd, r.get("paper_ci"), scale, digits=1)
-        lines.append([r["claim"], r["section"], ours, paper, r["verdict"]])
+        paper = "-" if _nan(pd) else stats.interval_text(pd, r.get("paper_ci"), scale, digits=1)
+        lines.append([r["claim"], r["section"], ours, paper,
+                      r["verdict"] + _chance_text(r.get("chance_rows"), r.get("seeds"))])
     return lines
+
+
+def _nan(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 CLAIMS_HEADER = ["claim (the paper's)", "where", "ours: delta [95 % CI; ~: 90 %]", "paper: delta [95 % CI at its n]",
@@ -156,6 +254,7 @@ def claims_markdown(results: Sequence[dict]) -> str:
 
 
 def summary(results: Sequence[dict]) -> str:
-    """'3 supported, 4 not resolved at this size, 1 contradicted, 0 not run'."""
+    """'3 supported, 4 not resolved at this size, 1 contradicted, 0 not run' (and how many provisional)."""
     counts = {v: sum(r["verdict"] == v for r in results) for v in (SUPPORTED, UNRESOLVED, CONTRADICTED, NOT_RUN)}
-    return ", ".join(f"{n} {v}" for v, n in counts.items())
+    provisional = sum(r["verdict"].startswith("provisional") for r in results)
+    return ", ".join([f"{n} {v}" for v, n in counts.items()] + ([f"{provisional} provisional"] if provisional else []))

@@ -195,6 +195,11 @@ def format_cell(values, cis=None, scale: float = 100, digits: int = 2) -> str:
     return f"{text} [{lo * scale:.1f}, {hi * scale:.1f}]"
 
 
+CHANCE_MARK = " (at chance)"
+CHANCE_NOTE = ("(at chance): the row's AUC 95 % CI holds 0.5, it is not above chance on this test split; a claim "
+               "resting on it says little.")
+
+
 @dataclass
 class MetricsTable:
     """Rows of metrics (one list of per-seed values per cell); `to_markdown()` renders the papers' table.
@@ -214,16 +219,35 @@ class MetricsTable:
     def header(self) -> list[str]:
         return ["", *(self.labels.get(k, k.upper()) for k in self.keys)]
 
+    def at_chance(self) -> list[bool]:
+        """Per row: does our AUC's 95 % CI (over seeds, the mean of each bound) hold 0.5? Such a row is not above
+        chance on this test split, and a claim resting on it says little."""
+        key = "auc" if "auc" in self.keys else None
+        if key is None or self.cis is None:
+            return [False] * len(self.names)
+        j = self.keys.index(key)
+        flags = []
+        for row_cis in self.cis:
+            bounds = [c for c in row_cis[j] if c is not None and not any(b is None or np.isnan(b) for b in c)]
+            flags.append(bool(bounds) and float(np.mean([b[0] for b in bounds])) <= 0.5)
+        return flags
+
     def cells(self) -> list[list[str]]:
-        """Formatted rows: [name, 'mean(std) [low, high]', ...]."""
+        """Formatted rows: [name, 'mean(std) [low, high]', ...]; a row not above chance marked with CHANCE_MARK."""
         cis = self.cis or [[None] * len(self.keys) for _ in self.names]
-        return [[name, *(format_cell(v, c, self.scale, self.digits) for v, c in zip(row, row_cis))]
-                for name, row, row_cis in zip(self.names, self.values, cis)]
+        return [[name + (CHANCE_MARK if chance else ""),
+                 *(format_cell(v, c, self.scale, self.digits) for v, c in zip(row, row_cis))]
+                for name, row, row_cis, chance in zip(self.names, self.values, cis, self.at_chance())]
+
+    def legend(self) -> str:
+        """The caption, and what the chance mark means where a row carries it."""
+        note = CHANCE_NOTE if any(self.at_chance()) else ""
+        return " ".join(t for t in (self.caption, note) if t)
 
     def to_markdown(self) -> str:
         lines = [self.header(), ["---"] * len(self.header()), *self.cells()]
         table = "\n".join("| " + " | ".join(line) + " |" for line in lines)
-        return f"*{self.caption}*\n\n{table}" if self.caption else table
+        return f"*{self.legend()}*\n\n{table}" if self.legend() else table
 
     def _repr_markdown_(self) -> str:  # Jupyter shows the table rendered
         return self.to_markdown()

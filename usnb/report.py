@@ -296,6 +296,7 @@ def pooled_claims(module, runs: list[RunRecord]) -> list[dict]:
         per_seed = [c for r in runs for c in r.metrics.get("claims", []) if c.get("claim") == claim.text]
         per_seed = [{**c, "delta": float("nan") if c.get("delta") is None else c["delta"],
                      "ci": [float("nan") if v is None else v for v in c.get("ci", [None, None])],
+                     "test_ci": [float("nan") if v is None else v for v in c["test_ci"]] if c.get("test_ci") else None,
                      "paper_delta": float("nan") if c.get("paper_delta") is None else c["paper_delta"]}
                     for c in per_seed]
         if per_seed:
@@ -427,21 +428,23 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
         body.append(f"<h2>{html.escape(heading)}</h2>")
         for name, table in s["tables"]:
             cells = [[("-" if c == "nan" else c) for c in row] for row in table.cells()]
-            caption = [f"*{table.caption}*", ""] if table.caption else []
+            caption = [f"*{table.legend()}*", ""] if table.legend() else []
             md += [f"### {name}", "", *caption, _md_table(table.header(), cells), ""]
             body += [f"<h3>{html.escape(name)}</h3>",
-                     f"<p class='caption'>{html.escape(table.caption)}</p>" if table.caption else "",
+                     f"<p class='caption'>{html.escape(table.legend())}</p>" if table.legend() else "",
                      _html_table(table.header(), cells)]
             _say_not_trained(s["not_trained"].get(name, {}), md, body)  # under the table the rows belong to
         _say_not_trained(s["not_trained"].get(None, {}), md, body)
         if s["claims"]:
-            from .claims import CLAIMS_HEADER, claims_table, summary
+            from .claims import CLAIMS_HEADER, MIN_SEEDS, claims_table, summary
 
             lines = claims_table(s["claims"])
             intro = (f"The paper's claims, judged on our runs ({summary(s['claims'])}): delta = first row - second "
                      "row on the same test clips, mean over seeds; its interval adds the seeds' spread / k to the "
-                     "test split's own sampling variance (every seed scores the same clips). The paper's delta "
-                     "comes with the CI its own test size allows.")
+                     "test split's own sampling variance (every seed scores the same clips; at patient level where "
+                     f"a patient holds several clips). Fewer than {MIN_SEEDS} seeds give provisional verdicts. The "
+                     "paper's delta comes with the CI its own test size allows. A verdict on our data is about this "
+                     "run's rows, not a judgement of the paper.")
             md += ["### The paper's claims", "", intro, "", _md_table(CLAIMS_HEADER, lines), ""]
             body += ["<h3>The paper's claims</h3>", f"<p>{html.escape(intro)}</p>", _html_table(CLAIMS_HEADER, lines)]
         if s["warnings"]:

@@ -411,14 +411,16 @@ def interval_text(value: float, ci: Sequence[float] | None, scale: float = 100, 
 
 
 
-def paired_against(y_true, reference: Sequence[float], others: Mapping[str, Sequence[float]], name: str = "ours"
-                   ) -> str:
+def paired_against(y_true, reference: Sequence[float], others: Mapping[str, Sequence[float]], name: str = "ours",
+                   groups=None) -> str:
     """A Markdown table: for each of `others` (scores on the same clips, in the same order), AUC(other) -
-    AUC(`reference`) in points with DeLong's paired CI and its p-value: how far each comparison method is from the
-    paper's method on our data."""
-    lines = [f"| method | AUC | AUC - {name} (DeLong {LEVEL:.0%} CI) | p |", "|---|---|---|---|"]
+    AUC(`reference`) in points with DeLong's paired CI (Obuchowski's where `groups`, the clips' patient ids, puts
+    several clips in one patient) and its p-value: how far each comparison method is from the paper's method on
+    our data."""
+    method = "Obuchowski" if clustered(groups) else "DeLong"
+    lines = [f"| method | AUC | AUC - {name} ({method} {LEVEL:.0%} CI) | p |", "|---|---|---|---|"]
     for other, scores in others.items():
-        test = delong_test(y_true, scores, reference)
+        test = delong_test(y_true, scores, reference, groups=groups)
         lines.append(f"| {other} | {auc_ci(y_true, scores)[0]:.3f} | {interval_text(test['delta'], test['ci'])} | "
                      f"{test['p']:.3f} |")
     return "\n".join(lines)

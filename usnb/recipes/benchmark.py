@@ -209,7 +209,8 @@ def run_method(name: str, profile: str, seed: int, out_dir: str | Path, dataset:
 
 
 def paired_auc(results: dict[str, Result]) -> list[list[str]]:
-    """Every pair of methods on the same test videos: AUC(first) - AUC(second) with DeLong's paired 95 % CI and p.
+    """Every pair of methods on the same test videos: AUC(first) - AUC(second) with DeLong's paired 95 % CI and p
+    (Obuchowski's where a patient holds several test videos, `usnb.stats`).
 
     Rows: [first, second, 'delta [low, high]' in AUC points, p]. Scores are matched by video id."""
     from ..stats import delong_test, interval_text
@@ -222,6 +223,7 @@ def paired_auc(results: dict[str, Result]) -> list[list[str]]:
             if sorted(order) != sorted(ra.test_ids):
                 raise ValueError(f"{a} and {b} were tested on different videos; a paired test needs one split")
             idx = [order[v] for v in ra.test_ids]
-            test = delong_test(ra.labels["test"], ra.probs["test"], rb.probs["test"][idx])
+            test = delong_test(ra.labels["test"], ra.probs["test"], rb.probs["test"][idx],
+                               groups=ra.metrics.get("groups"))
             rows.append([a, b, interval_text(test["delta"], test["ci"]), f"{test['p']:.3f}"])
     return rows
