@@ -42,9 +42,14 @@ def _width(ci) -> float:
     return float(ci[1] - ci[0])
 
 
+DEFAULT_KNOBS = {"profile", "seed", "out_dir", "dataset"}  # what a batch of the default setting sets, and no more
+
+
 def analyse(folder: Path) -> tuple[dict, list[str]]:
-    runs = [r for r in collect_runs(folder) if r.metrics and r.status.get("ok")]
+    runs = [r for r in collect_runs(folder) if r.metrics and r.status.get("ok")
+            and getattr(recipe(r.metrics["paper"]), "CLAIMS", None) and (r.folder / "test_scores.json").is_file()]
     settings = {(r.metrics["dataset"], r.metrics["profile"]) for r in runs}
+    changed = sorted({k for r in runs for k in r.status.get("parameters", {}) if k not in DEFAULT_KNOBS})
     by_paper: dict[str, list] = {}
     for r in runs:
         by_paper.setdefault(r.metrics["paper"], []).append(r)
@@ -65,7 +70,7 @@ def analyse(folder: Path) -> tuple[dict, list[str]]:
                     aucs.setdefault(name, []).append(row["auc"])
                     widen["auc"].append(_width(row["auc_ci"]) / max(_width(clip_rows[name]["auc_ci"]), 1e-12))
                     y, s, g = row["labels"], row["scores"], row.get("groups")
-                    if stats.clustered(g):
+                    if stats.patient_level(y, g):
                         t = float(row["threshold"]) if "margins" not in row else 0.0
                         s_t = row["margins"] if "margins" in row else s
                         wide = stats.cluster_bootstrap_cis(y, s_t, t, g)["acc"]
@@ -105,7 +110,7 @@ def analyse(folder: Path) -> tuple[dict, list[str]]:
                      + ", ".join(f"{k} {np.median(v):.2f}x ({len(v)})" for k, v in widen.items() if v))
         lines.append("")
         record["papers"][paper] = entry
-    return record | {"settings": sorted(settings)}, lines
+    return record | {"settings": sorted(settings), "changed": changed}, lines
 
 
 def main(argv=None) -> int:
@@ -116,15 +121,16 @@ def main(argv=None) -> int:
     record, lines = analyse(args.folder)
     print("\n".join(lines))
     if args.write:
-        if record["settings"] != [["phantom", "small"]] and record["settings"] != [("phantom", "small")]:
-            print(f"seed_spread: the runs are of {record['settings']}; the recorded spread is for the default "
-                  "phantom with the small profile only. Nothing written.", file=sys.stderr)
+        if record["settings"] != [("phantom", "small")] or record["changed"]:
+            print(f"seed_spread: the runs are of {record['settings']} with {record['changed'] or 'no'} parameters "
+                  "changed; the recorded spread is for the default phantom with the small profile and no "
+                  "parameter changed. Nothing written.", file=sys.stderr)
             return 2
         seeds = sorted({s for p in record["papers"].values() for s in p["seeds"]})
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
         record["measured"] = (f"sd over seeds {', '.join(map(str, seeds))} of the small profile on the default "
                               f"phantom, {len(seeds)} runs a paper, usnb {commit or '?'}")
-        del record["settings"]
+        del record["settings"], record["changed"]
         args.write.write_text(json.dumps(record, indent=1) + "\n")
         print(f"written: {args.write}")
     return 0

@@ -305,7 +305,7 @@ def test_report_shows_cis_the_papers_own_columns_and_the_claims_pooled_over_seed
                                                         "parameters": {"seed": seed}}))
     saved = json.loads((tmp_path / "03_kganet" / "seed0" / "metrics.json").read_text())
     row = saved["rows"]["KGA-Net"]
-    assert set(row) == {*METRIC_KEYS, *(f"{k}_ci" for k in METRIC_KEYS)}
+    assert set(row) == {*METRIC_KEYS, *(f"{k}_ci" for k in METRIC_KEYS), "intervals"}
     assert row["auc_ci"][0] < row["auc"] < row["auc_ci"][1]
     assert len(saved["claims"]) == len(K.CLAIMS) and "scores" not in saved["claims"][0]
     assert saved["not_trained"] == unfit | {"Table 1: I3D": "no time"}
@@ -331,6 +331,8 @@ def test_report_shows_cis_the_papers_own_columns_and_the_claims_pooled_over_seed
                         ["claims"] if c["claim"] == "KGA-Net > w/o image guidance (AUC)")["delta"] for s in (0, 1, 2)]
     assert entry["deltas"] == pytest.approx(at_run_time) and entry["sd"] == pytest.approx(np.std(at_run_time, ddof=1))
     assert record["papers"]["kganet"]["rows"]["KGA-Net"]["auc_sd"] > 0 and record["settings"] == [("phantom", "small")]
+    assert record["changed"] == [] and seed_spread.main([str(tmp_path), "--write", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["papers"]["kganet"]["seeds"] == [0, 1, 2]
 
 
 def test_submitit_local_executor_runs_the_batch(tmp_path):

@@ -74,7 +74,7 @@ def test_weighted_average_precision_is_ap_of_the_repeated_clips():
     y = rng.integers(0, 2, 30)
     s = np.round(rng.random(30), 1)  # ties
     w = rng.integers(0, 3, 30)
-    w[y == 1][:1] = 1  # keep a positive
+    w[np.flatnonzero(y == 1)[0]] = 1  # keep a positive
     repeated = np.repeat(np.arange(30), w)
     expected = average_precision_score(y[repeated], s[repeated])
     assert stats._average_precision(y[None], s[None], w[None].astype(float))[0] == pytest.approx(expected)
@@ -147,3 +147,30 @@ def test_held_out_metrics_and_claims_use_patients_and_the_evidence_is_saved(tmp_
     again = judge(claim, saved)
     assert (again["delta"], again["verdict"]) == (wide["delta"], wide["verdict"])
     assert again["ci"] == pytest.approx(wide["ci"], abs=1e-12)
+
+
+def test_one_patient_holding_a_class_keeps_the_clip_level_intervals():
+    """Three positive sweeps of one patient: no between-patient variance of the positives can be estimated, so the
+    intervals stay clip level (and say so) rather than dropping that class's variance."""
+    y = np.array([1, 1, 1, 0, 0, 0, 0])
+    s = np.array([0.9, 0.4, 0.7, 0.3, 0.5, 0.1, 0.2])
+    groups = ["a", "a", "a", "b", "c", "d", "d"]
+    assert stats.clustered(groups) and not stats.patient_level(y, groups)
+    assert stats.auc_ci(y, s, groups=groups) == stats.auc_ci(y, s)
+    assert stats.metric_cis(y, s, 0.5, groups=groups) == stats.metric_cis(y, s, 0.5)
+    assert stats.interval_method(groups, y).startswith("clip level although 2 of 4 patients hold several")
+
+
+def test_widening_by_the_seed_spread_keeps_each_side_of_an_asymmetric_interval():
+    from usnb.claims import Claim, judge
+    from usnb.metrics import held_out_metrics
+
+    rng = np.random.default_rng(11)
+    y = np.r_[np.ones(30, int), np.zeros(60, int)]
+    rows = {"a": held_out_metrics(y, rng.normal(y * 1.2, 1)), "b": held_out_metrics(y, rng.normal(y * 0.6, 1))}
+    claim = Claim("a", "b", "sen", "q", "s")
+    got = judge(claim, rows, seed_sd=0.05)
+    lo, hi = got["test_ci"]
+    z = 1.959964
+    assert got["ci"][0] == pytest.approx(got["delta"] - math.hypot(got["delta"] - lo, z * 0.05), abs=1e-6)
+    assert got["ci"][1] == pytest.approx(got["delta"] + math.hypot(hi - got["delta"], z * 0.05), abs=1e-6)

@@ -23,13 +23,15 @@ What an interval holds:
   at least 3 seeds.
 - It leaves out: the choice of the phantom or data set itself, the validation split's draw (the threshold), and
   anything our small profiles change against the paper's training.
-A row whose AUC interval holds 0.5 is not above chance; a claim resting on it names it (`chance_rows`).
+A row whose AUC interval reaches 0.5 (or lies below) is not above chance; a claim resting on it names it
+(`chance_rows`).
 Nothing here is tuned toward a verdict: the rows are trained as their recipe trains them, the claims are the papers'.
 """
 from __future__ import annotations
 
 import json
 import math
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -100,10 +102,11 @@ def seed_spread(paper: str, default_setting: bool) -> dict[str, float] | None:
     return None if entry is None else {k: float(v["sd"]) for k, v in entry["claims"].items()}
 
 
-def seeds_command(paper: str, dataset: str, data_dir=None) -> str:
-    """The batch that gives verdicts over seeds on this data: `usnb run <paper> --seeds 0 1 2 ...`."""
-    where = f" --dataset {dataset}" + (f" --data-dir {data_dir}" if data_dir else "")
-    return f"usnb run {paper} --seeds 0 1 2{where} --out runs/{paper}_seeds"
+def seeds_command(paper: str, profile: str, dataset: str, data_dir=None) -> str:
+    """The batch that gives verdicts over seeds on this data: `usnb run <paper> --seeds 0 1 2 ...` (add the -p
+    parameters this run changed, e.g. the task's `positive`)."""
+    where = f" --dataset {dataset}" + (f" --data-dir {shlex.quote(str(data_dir))}" if data_dir else "")
+    return f"usnb run {paper} --profile {profile} --seeds 0 1 2{where} --out runs/{paper}_seeds"
 
 
 def claims_note(rows: Mapping[str, dict], spread: Mapping[str, float] | None, command: str) -> str:
@@ -124,6 +127,7 @@ def claims_note(rows: Mapping[str, dict], spread: Mapping[str, float] | None, co
 
 
 def _at_chance(row: Mapping) -> bool:
+    """Is a row's AUC not above chance (its 95 % CI reaches 0.5 or lies below it)?"""
     ci = row.get("auc_ci")
     return ci is not None and ci[0] is not None and not math.isnan(ci[0]) and ci[0] <= 0.5
 
@@ -137,18 +141,23 @@ def judge(claim: Claim, rows: Mapping[str, dict], paper_rows: Mapping[str, dict]
     `seed_sd`: the seed-to-seed sd of this delta where it is known (`seed_spread`): the interval adds it,
     se^2 = se_test^2 + seed_sd^2 (`test_ci` keeps the test split's own); 0 judges the test sampling alone (a
     caller that pools seeds itself); None (not known): the verdict is PROVISIONAL, whatever the interval.
-    `chance_rows`: the claim's rows whose AUC interval holds 0.5."""
-    out = {"claim": claim.text, **asdict(claim), **_paper_delta(claim, paper_rows or {}, test_size)}
+    `chance_rows`: the claim's rows not above chance (AUC interval not above 0.5)."""
+    out = {"claim": claim.text, **asdict(claim), **_paper_delta(claim, paper_rows or {}, test_size),
+           "seed_sd": seed_sd, "chance_rows": []}
+    nothing = {"delta": float("nan"), "ci": [float("nan")] * 2, "test_ci": [float("nan")] * 2}
     a, b = rows.get(claim.better), rows.get(claim.worse)
     if a is None or b is None or "scores" not in a or "scores" not in b:
-        return {**out, "delta": float("nan"), "ci": [float("nan")] * 2, "verdict": NOT_RUN}
+        return {**out, **nothing, "verdict": NOT_RUN}
     level = 0.90 if claim.kind == "close" else 0.95  # TOST for "about the same"
     if len(np.unique(a["labels"])) < 2:
-        return {**out, "delta": float("nan"), "ci": [float("nan")] * 2, "verdict": UNRESOLVED}
+        return {**out, **nothing, "verdict": UNRESOLVED}
     if not np.array_equal(a["labels"], b["labels"]):
         raise ValueError(f"claim {claim.text}: the two rows were scored on different test clips; a paired "
                          "comparison needs the same split (same seed and data)")
     groups = a.get("groups", b.get("groups"))  # patient ids: patient-level intervals where a patient has two clips
+    if "groups" in a and "groups" in b and not np.array_equal(a["groups"], b["groups"]):
+        raise ValueError(f"claim {claim.text}: the two rows' test clips have different patient ids; a paired "
+                         "comparison needs the same split")
     if claim.metric == "auc":
         test = stats.delong_test(a["labels"], a["scores"], b["scores"], level, groups=groups)
     elif claim.metric == "ap":  # AP: the paired bootstrap of the AP difference
@@ -158,22 +167,21 @@ def judge(claim: Claim, rows: Mapping[str, dict], paper_rows: Mapping[str, dict]
         sa, ta = (a["margins"], 0.0) if "margins" in a else (a["scores"], a["threshold"])
         sb, tb = (b["margins"], 0.0) if "margins" in b else (b["scores"], b["threshold"])
         test = stats.paired_bootstrap(a["labels"], sa, ta, sb, tb, level=level, groups=groups)[claim.metric]
-    test_ci = [float(c) for c in test["ci"]]
+    delta, test_ci = float(test["delta"]), [float(c) for c in test["ci"]]
     ci = test_ci
-    if seed_sd:  # widen the test interval (its half-width / z is the test se) by the seeds' spread
+    if seed_sd:  # each side widened: its distance from delta is z * se_test there; add z * seed_sd in quadrature
         z = stats._z(level)
-        se = math.hypot((test_ci[1] - test_ci[0]) / (2 * z), seed_sd)
-        centre = (test_ci[0] + test_ci[1]) / 2
-        ci = [centre - z * se, centre + z * se]
+        ci = [delta - math.hypot(delta - test_ci[0], z * seed_sd), delta + math.hypot(test_ci[1] - delta, z * seed_sd)]
     chance = [name for name, row in ((claim.better, a), (claim.worse, b)) if _at_chance(row)]
-    return {**out, "delta": test["delta"], "ci": ci, "test_ci": test_ci, "seed_sd": seed_sd, "level": level,
-            "chance_rows": chance, "verdict": PROVISIONAL if seed_sd is None else verdict(claim, ci)}
+    return {**out, "delta": delta, "ci": ci, "test_ci": test_ci, "level": level, "chance_rows": chance,
+            "verdict": PROVISIONAL if seed_sd is None else verdict(claim, ci)}
 
 
 def judge_all(recipe, rows: Mapping[str, dict], spread: Mapping[str, float] | None) -> list[dict]:
     """Every claim of a paper's recipe (`CLAIMS`) judged on one run's rows, beside its tables (`PAPER_TABLES`)
     and the CI its test size (`PAPER_TEST`) allows. `spread`: {claim text: seed sd of its delta} (`seed_spread`),
-    or None where it is not known (every verdict provisional)."""
+    or None where it is not known; a claim without a recorded sd (None, or absent from `spread`, e.g. `{}`) gets a
+    provisional verdict."""
     paper_rows = {name: row for table in getattr(recipe, "PAPER_TABLES", {}).values() for name, row in table.items()}
     paper_rows |= getattr(recipe, "PAPER_CLAIM_ROWS", {})
     return [judge(c, rows, paper_rows, getattr(recipe, "PAPER_TEST", None),
@@ -186,6 +194,8 @@ def judge_over_seeds(claim: Claim, per_seed: Sequence[dict]) -> dict:
     `test_ci`), a normal interval at the claim's level, and the verdict from it; fewer than MIN_SEEDS seeds give a
     provisional verdict (two seeds cannot estimate their spread). per_seed: `judge` outputs (not-run rows left
     out). `chance_rows`: {row: seeds in which its AUC interval held 0.5}."""
+    if len(per_seed) == 1 and per_seed[0].get("seed_sd"):  # one run that held the recorded seed spread: its verdict
+        return {**per_seed[0], "sd": float("nan"), "seeds": 1}
     per_seed = [{**r, "ci": r.get("test_ci") or r["ci"]} for r in per_seed]
     runs = [r for r in per_seed if r.get("verdict") != NOT_RUN and not math.isnan(r["delta"])
             and not any(c is None or math.isnan(c) for c in r["ci"])]
@@ -212,14 +222,14 @@ def judge_over_seeds(claim: Claim, per_seed: Sequence[dict]) -> dict:
 
 
 def _chance_text(chance, seeds: int | None) -> str:
-    """'; rests on a row at chance: X (2 of 3 seeds)' or ''."""
+    """'; rests on a row not above chance ...: X (2 of 3 seeds)' or ''."""
     if not chance:
         return ""
     if isinstance(chance, Mapping):  # pooled: {row: seeds}
         names = [f"{n} ({k} of {seeds} seeds)" for n, k in chance.items()]
     else:
         names = list(chance)
-    return "; rests on a row at chance (AUC CI holds 0.5): " + ", ".join(names)
+    return "; rests on a row not above chance (AUC CI reaches 0.5): " + ", ".join(names)
 
 
 def claims_table(results: Sequence[dict], scale: float = 100) -> list[list[str]]:

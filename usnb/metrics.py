@@ -133,7 +133,7 @@ def held_out_metrics(y_test, p_test, y_val=None, p_val=None, groups=None) -> dic
     y, s = _check_binary(y_test, p_test)
     metrics = binary_metrics(y, s, threshold=threshold)
     out = {**metrics, **metric_cis(y, s, threshold, groups=groups), "threshold_on": "val" if on_val else "test",
-           "labels": y, "scores": s, "intervals": interval_method(groups)}
+           "labels": y, "scores": s, "intervals": interval_method(groups, y)}
     return out if groups is None else {**out, "groups": np.asarray(groups).astype(str)}
 
 
@@ -144,7 +144,7 @@ def pooled_metrics(folds: Sequence[dict]) -> dict:
     AP rank the pooled scores; the threshold metrics count each clip as its own fold called it (`margins` = score -
     that fold's threshold, positive at >= 0). `<key>_fold_sd` is the sample sd of each metric over the folds.
     """
-    from .stats import auc_ci, bootstrap_cis, cluster_bootstrap_cis, clustered, interval_method
+    from .stats import auc_ci, bootstrap_cis, cluster_bootstrap_cis, interval_method, patient_level
 
     labels = np.concatenate([f["labels"] for f in folds])
     groups = np.concatenate([f["groups"] for f in folds]) if all("groups" in f for f in folds) else None
@@ -154,11 +154,11 @@ def pooled_metrics(folds: Sequence[dict]) -> dict:
     ranked = binary_metrics(labels, scores, threshold=0.5)  # AUC and AP do not depend on the threshold
     out |= {"auc": ranked["auc"], "ap": ranked["ap"], "threshold": float("nan"),
             "threshold_on": "val" if all(f["threshold_on"] == "val" for f in folds) else "test",
-            "labels": labels, "scores": scores, "margins": margins, "intervals": interval_method(groups)}
+            "labels": labels, "scores": scores, "margins": margins, "intervals": interval_method(groups, labels)}
     if groups is not None:
         out["groups"] = groups
     if len(np.unique(labels)) == 2:
-        boot = ((lambda s, t: cluster_bootstrap_cis(labels, s, t, groups)) if clustered(groups)
+        boot = ((lambda s, t: cluster_bootstrap_cis(labels, s, t, groups)) if patient_level(labels, groups)
                 else (lambda s, t: bootstrap_cis(labels, s, t)))
         counted = boot(margins, 0.0)
         out |= {f"{k}_ci": counted[k] for k in ("acc", "sen", "spe", "pre", "f1")}
@@ -195,9 +195,9 @@ def format_cell(values, cis=None, scale: float = 100, digits: int = 2) -> str:
     return f"{text} [{lo * scale:.1f}, {hi * scale:.1f}]"
 
 
-CHANCE_MARK = " (at chance)"
-CHANCE_NOTE = ("(at chance): the row's AUC 95 % CI holds 0.5, it is not above chance on this test split; a claim "
-               "resting on it says little.")
+CHANCE_MARK = " (not above chance)"
+CHANCE_NOTE = ("(not above chance): the row's AUC 95 % CI reaches 0.5 (or lies below it) on this test split; a "
+               "claim resting on it says little.")
 
 
 @dataclass
@@ -220,8 +220,8 @@ class MetricsTable:
         return ["", *(self.labels.get(k, k.upper()) for k in self.keys)]
 
     def at_chance(self) -> list[bool]:
-        """Per row: does our AUC's 95 % CI (over seeds, the mean of each bound) hold 0.5? Such a row is not above
-        chance on this test split, and a claim resting on it says little."""
+        """Per row: does our AUC's 95 % CI (over seeds, the mean of each bound) reach 0.5 or lie below it? Such a
+        row is not above chance on this test split, and a claim resting on it says little."""
         key = "auc" if "auc" in self.keys else None
         if key is None or self.cis is None:
             return [False] * len(self.names)

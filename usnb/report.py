@@ -29,8 +29,9 @@ def write_metrics(out_dir: str | Path, paper: str, profile: str, dataset: str, s
     this run could not train it} (the report prints the reasons under the paper's table).
 
     The per-clip evidence of each row (test labels, P(class 1), threshold, patient ids; what `usnb.claims.judge`
-    compares) goes to `test_scores.json` beside it, so that claims can be judged again (`judge_saved`) or pooled
-    over seeds by patient.
+    compares) goes to `test_scores.json` beside it (`read_test_scores`), so that claims can be judged again with
+    `usnb.claims.judge` (benchmarks/seed_spread.py does, over a batch's seeds). Each row's `intervals` (what its CIs
+    take into account: clip or patient level) is written as it is.
     """
     clean = {}
     for name, metrics in rows.items():
@@ -48,6 +49,8 @@ def write_metrics(out_dir: str | Path, paper: str, profile: str, dataset: str, s
                 row[f"{k}_ci"] = [None if math.isnan(float(c)) else float(c) for c in metrics[f"{k}_ci"]]
             if f"{k}_fold_sd" in metrics:  # k-fold runs: the folds' spread (`usnb.metrics.pooled_metrics`)
                 row[f"{k}_fold_sd"] = json_safe(float(metrics[f"{k}_fold_sd"]))
+        if "intervals" in metrics:
+            row["intervals"] = str(metrics["intervals"])
         clean[name] = row
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -273,6 +276,8 @@ def paper_sections(records: list[RunRecord]) -> list[dict]:
                          "claims": pooled_claims(module, runs), "notebook": runs[0].notebook,
                          "warnings": Counter(w for r in runs for w in dict.fromkeys(r.data_warnings())),
                          "runs": len(runs),
+                         "intervals": sorted({m["intervals"] for r in runs for m in r.metrics["rows"].values()
+                                              if isinstance(m.get("intervals"), str)}),
                          "not_trained": _not_trained(runs, per_row, tables)})
     return sorted(sections, key=lambda s: (s["notebook"], s["profile"], s["dataset"]))  # notebook order: 01_, 02_, ...
 
@@ -426,6 +431,10 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
         heading = f"{s['paper']}: {s['dataset']}, {s['profile']} profile, seeds {', '.join(map(str, s['seeds']))}"
         md += [f"## {heading}", ""]
         body.append(f"<h2>{html.escape(heading)}</h2>")
+        if s.get("intervals"):
+            said = f"95 % CIs on the test split: {'; '.join(s['intervals'])}."
+            md += [f"*{said}*", ""]
+            body.append(f"<p class='caption'>{html.escape(said)}</p>")
         for name, table in s["tables"]:
             cells = [[("-" if c == "nan" else c) for c in row] for row in table.cells()]
             caption = [f"*{table.legend()}*", ""] if table.legend() else []

@@ -88,13 +88,28 @@ def clustered(groups) -> bool:
     return bool((counts > 1).any())
 
 
-def interval_method(groups) -> str:
-    """What the intervals of a test split with these patient ids take into account, in words."""
+def patient_level(y_true, groups) -> bool:
+    """Do the intervals go patient level? Where `groups` puts several clips in one patient and at least two
+    patients hold each class (with one, a class's between-patient variance cannot be estimated: Obuchowski's S10 or
+    S01 has I - 1 = 0 in its denominator, and a bootstrap stratum of one patient never varies)."""
+    if not clustered(groups):
+        return False
+    y = np.asarray(y_true).reshape(-1).astype(int)
+    index, n = _group_index(groups, len(y))
+    holding = [len(np.unique(index[y == c])) for c in (0, 1)]
+    return min(holding) >= 2
+
+
+def interval_method(groups, y_true=None) -> str:
+    """What the intervals of a test split with these patient ids (and labels) take into account, in words."""
     if not clustered(groups):
         return "clip level (one clip per patient, or patients unknown): DeLong AUC, stratified bootstrap"
     ids, counts = np.unique(np.asarray(groups).astype(str), return_counts=True)
-    return (f"patient level ({int((counts > 1).sum())} of {len(ids)} patients hold several of the {int(counts.sum())} "
-            "clips): Obuchowski's clustered AUC variance, patient (cluster) bootstrap")
+    several = f"{int((counts > 1).sum())} of {len(ids)} patients hold several of the {int(counts.sum())} clips"
+    if y_true is not None and not patient_level(y_true, groups):
+        return (f"clip level although {several}: fewer than two patients hold one class, so no patient-level "
+                "variance can be estimated (these intervals are too narrow)")
+    return f"patient level ({several}): Obuchowski's clustered AUC variance, patient (cluster) bootstrap"
 
 
 def _group_index(groups, n: int) -> tuple[np.ndarray, int]:
@@ -116,7 +131,8 @@ def obuchowski(y_true, scores, groups) -> tuple[np.ndarray, np.ndarray]:
       S11 = I / (I - 1) sum_i (V10_i - m_i AUC)(V01_i - n_i AUC)   (Eq. 5)
       var(AUC) = S10 / M + S01 / N + 2 S11 / (M N)                  (Eq. 2)
     and for two score sets k, l the same sums of products (S11 taken both ways), which gives the paired test.
-    With one clip per cluster, S11 = 0 and S10 / M, S01 / N are DeLong's terms.
+    With one clip per cluster, S11 = 0 and S10 / M, S01 / N are DeLong's terms. Needs two clusters holding each
+    class (`patient_level`; with one, S10 or S01 is set to 0 here, and `auc_ci` / `delong_test` use DeLong instead).
     """
     y, s = _binary(y_true, scores)
     index, n_clusters = _group_index(groups, len(y))
@@ -148,7 +164,7 @@ def obuchowski(y_true, scores, groups) -> tuple[np.ndarray, np.ndarray]:
 
 def _auc_cov(y_true, scores, groups=None) -> tuple[np.ndarray, np.ndarray]:
     """DeLong, or Obuchowski where `groups` puts several clips in one patient."""
-    return obuchowski(y_true, scores, groups) if clustered(groups) else delong(y_true, scores)
+    return obuchowski(y_true, scores, groups) if patient_level(y_true, groups) else delong(y_true, scores)
 
 
 def auc_ci(y_true, y_score, level: float = LEVEL, groups=None) -> tuple[float, float, float]:
@@ -202,7 +218,7 @@ def _threshold_metrics(y: np.ndarray, pred: np.ndarray, weights: np.ndarray | No
 def _average_precision(y: np.ndarray, s: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """y, s: (B, N) -> AP per replicate, as scikit-learn's average_precision_score (ties share one step). `weights`
     (B, N): each clip counted that many times (a cluster bootstrap's replicate), which is AP of the clips repeated."""
-    w = np.ones(s.shape) if weights is None else np.broadcast_to(weights, s.shape)
+    w = np.ones(s.shape) if weights is None else np.broadcast_to(np.asarray(weights, float), s.shape)
     order = np.argsort(-s, axis=1, kind="stable")
     ys, ss, ws = (np.take_along_axis(np.broadcast_to(a, s.shape), order, 1) for a in (y, s, w))
     tp = np.cumsum(ys * ws, 1)
@@ -300,14 +316,14 @@ def metric_cis(y_true, y_score, threshold: float, level: float = LEVEL, groups=N
     if len(np.unique(y)) < 2:
         return {f"{k}_ci": [float("nan")] * 2 for k in (*THRESHOLD_KEYS, "auc", "ap")}
     _, lo, hi = auc_ci(y, y_score, level, groups)
-    rest = (cluster_bootstrap_cis(y, y_score, threshold, groups, level=level) if clustered(groups)
+    rest = (cluster_bootstrap_cis(y, y_score, threshold, groups, level=level) if patient_level(y, groups)
             else bootstrap_cis(y, y_score, threshold, level=level))
     return {"auc_ci": [lo, hi], **{f"{k}_ci": v for k, v in rest.items()}}
 
 
 def _paired_replicates(y: np.ndarray, n_boot: int, seed: int, groups) -> tuple[np.ndarray, np.ndarray | None]:
     """(indices (B, N), weights (B, N) or None): clips resampled within class, or whole patients (weights)."""
-    if clustered(groups):
+    if patient_level(y, groups):
         return np.broadcast_to(np.arange(len(y)), (n_boot, len(y))), _cluster_weights(y, groups, n_boot, seed)
     return _resamples(y, n_boot, seed), None
 
@@ -417,7 +433,7 @@ def paired_against(y_true, reference: Sequence[float], others: Mapping[str, Sequ
     AUC(`reference`) in points with DeLong's paired CI (Obuchowski's where `groups`, the clips' patient ids, puts
     several clips in one patient) and its p-value: how far each comparison method is from the paper's method on
     our data."""
-    method = "Obuchowski" if clustered(groups) else "DeLong"
+    method = "Obuchowski" if patient_level(y_true, groups) else "DeLong"
     lines = [f"| method | AUC | AUC - {name} ({method} {LEVEL:.0%} CI) | p |", "|---|---|---|---|"]
     for other, scores in others.items():
         test = delong_test(y_true, scores, reference, groups=groups)
