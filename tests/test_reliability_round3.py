@@ -161,8 +161,11 @@ def _gone(pid: int) -> bool:
 def test_a_killed_run_takes_its_executor_and_kernel_with_it(tmp_path, sig):
     kernel_pid = tmp_path / "kernel.pid"
     nb, out = _sleeper(tmp_path / "99_sleep.ipynb", kernel_pid), tmp_path / "run"
+    # a run started from a terminal: hang-ups at their default even where this test runs under nohup (which a run
+    # inherits, and keeps honouring: test_a_run_under_nohup_survives_the_hang_up)
     proc = subprocess.Popen([sys.executable, "-m", "usnb.cli", "run", str(nb), "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     deadline = time.time() + 120
     while not kernel_pid.exists() or not kernel_pid.read_text():
         assert time.time() < deadline and proc.poll() is None
