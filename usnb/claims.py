@@ -39,6 +39,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import stats
+from .metrics import not_above_chance
 
 SUPPORTED, UNRESOLVED, CONTRADICTED, NOT_RUN = "supported", "not resolved at this size", "contradicted", "not run"
 PROVISIONAL = "provisional (one seed)"
@@ -126,12 +127,6 @@ def claims_note(rows: Mapping[str, dict], spread: Mapping[str, float] | None, co
     return "\n".join(lines)
 
 
-def _at_chance(row: Mapping) -> bool:
-    """Is a row's AUC not above chance (its 95 % CI reaches 0.5 or lies below it)?"""
-    ci = row.get("auc_ci")
-    return ci is not None and ci[0] is not None and not math.isnan(ci[0]) and ci[0] <= 0.5
-
-
 def judge(claim: Claim, rows: Mapping[str, dict], paper_rows: Mapping[str, dict] | None = None,
           test_size: tuple[int, int] | None = None, seed_sd: float | None = 0.0) -> dict:
     """One run: delta = better - worse on the same test clips, its 95 % CI, the verdict; the paper's own delta and
@@ -172,7 +167,7 @@ def judge(claim: Claim, rows: Mapping[str, dict], paper_rows: Mapping[str, dict]
     if seed_sd:  # each side widened: its distance from delta is z * se_test there; add z * seed_sd in quadrature
         z = stats._z(level)
         ci = [delta - math.hypot(delta - test_ci[0], z * seed_sd), delta + math.hypot(test_ci[1] - delta, z * seed_sd)]
-    chance = [name for name, row in ((claim.better, a), (claim.worse, b)) if _at_chance(row)]
+    chance = [name for name, row in ((claim.better, a), (claim.worse, b)) if not_above_chance(row.get("auc_ci"))]
     return {**out, "delta": delta, "ci": ci, "test_ci": test_ci, "level": level, "chance_rows": chance,
             "verdict": PROVISIONAL if seed_sd is None else verdict(claim, ci)}
 

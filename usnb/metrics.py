@@ -144,7 +144,7 @@ def pooled_metrics(folds: Sequence[dict]) -> dict:
     AP rank the pooled scores; the threshold metrics count each clip as its own fold called it (`margins` = score -
     that fold's threshold, positive at >= 0). `<key>_fold_sd` is the sample sd of each metric over the folds.
     """
-    from .stats import auc_ci, bootstrap_cis, cluster_bootstrap_cis, interval_method, patient_level
+    from .stats import interval_method, metric_cis
 
     labels = np.concatenate([f["labels"] for f in folds])
     groups = np.concatenate([f["groups"] for f in folds]) if all("groups" in f for f in folds) else None
@@ -158,11 +158,10 @@ def pooled_metrics(folds: Sequence[dict]) -> dict:
     if groups is not None:
         out["groups"] = groups
     if len(np.unique(labels)) == 2:
-        boot = ((lambda s, t: cluster_bootstrap_cis(labels, s, t, groups)) if patient_level(labels, groups)
-                else (lambda s, t: bootstrap_cis(labels, s, t)))
-        counted = boot(margins, 0.0)
-        out |= {f"{k}_ci": counted[k] for k in ("acc", "sen", "spe", "pre", "f1")}
-        out |= {"auc_ci": list(auc_ci(labels, scores, groups=groups)[1:]), "ap_ci": boot(scores, 0.5)["ap"]}
+        counted = metric_cis(labels, margins, 0.0, groups=groups)  # the threshold metrics as each fold called them
+        ranked = metric_cis(labels, scores, 0.5, groups=groups)  # AUC and AP rank the pooled scores
+        out |= {f"{k}_ci": counted[f"{k}_ci"] for k in ("acc", "sen", "spe", "pre", "f1")}
+        out |= {"auc_ci": ranked["auc_ci"], "ap_ci": ranked["ap_ci"]}
     for k in METRIC_KEYS:
         out[f"{k}_fold_sd"] = mean_std([f[k] for f in folds])[1]
     return out
@@ -193,6 +192,11 @@ def format_cell(values, cis=None, scale: float = 100, digits: int = 2) -> str:
         return text
     lo, hi = np.mean(bounds, axis=0)
     return f"{text} [{lo * scale:.1f}, {hi * scale:.1f}]"
+
+
+def not_above_chance(auc_ci) -> bool:
+    """Is an AUC 95 % CI [low, high] not above chance (it reaches 0.5 or lies below it)? None or nan: unknown, no."""
+    return auc_ci is not None and auc_ci[0] is not None and not np.isnan(auc_ci[0]) and auc_ci[0] <= 0.5
 
 
 CHANCE_MARK = " (not above chance)"
@@ -229,7 +233,7 @@ class MetricsTable:
         flags = []
         for row_cis in self.cis:
             bounds = [c for c in row_cis[j] if c is not None and not any(b is None or np.isnan(b) for b in c)]
-            flags.append(bool(bounds) and float(np.mean([b[0] for b in bounds])) <= 0.5)
+            flags.append(bool(bounds) and not_above_chance(np.mean(bounds, axis=0)))
         return flags
 
     def cells(self) -> list[list[str]]:

@@ -58,23 +58,30 @@ def _midranks(x: np.ndarray) -> np.ndarray:
     return st.rankdata(x, method="average")
 
 
-def delong(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
-    """AUCs of K score sets on the same clips and their (K, K) DeLong covariance.
-
-    y_true: (N,) in {0, 1}; scores: (N,) or (K, N). Sun & Xu (2014) Eqs. (7)-(13): with m positives, n negatives,
-    T_x / T_y the midranks within each class and T_z in the pooled sample,
-    AUC = (sum T_z[pos] - m(m+1)/2) / (m n), V10 = (T_z[pos] - T_x) / n, V01 = 1 - (T_z[neg] - T_y) / m,
-    S = cov(V10) / m + cov(V01) / n.
-    """
-    y, s = _binary(y_true, scores)
+def _structural(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """AUCs (K,) and the structural components V10 (K, m) of the positives and V01 (K, n) of the negatives, by
+    midranks (Sun & Xu 2014, Eqs. (7), (10), (11)): T_x / T_y the midranks within each class, T_z in the pooled
+    sample, AUC = (sum T_z[pos] - m(m+1)/2) / (m n), V10 = (T_z[pos] - T_x) / n, V01 = 1 - (T_z[neg] - T_y) / m."""
     pos, neg = s[:, y == 1], s[:, y == 0]  # (K, m), (K, n)
     m, n = pos.shape[1], neg.shape[1]
     tx = np.stack([_midranks(r) for r in pos])
     ty = np.stack([_midranks(r) for r in neg])
     tz = np.stack([_midranks(r) for r in s])
     aucs = (tz[:, y == 1].sum(1) - m * (m + 1) / 2) / (m * n)  # Eq. (7)
-    v10 = (tz[:, y == 1] - tx) / n  # Eq. (10): structural components of the positives
+    v10 = (tz[:, y == 1] - tx) / n  # Eq. (10): each positive's share of the negatives it outranks
     v01 = 1.0 - (tz[:, y == 0] - ty) / m  # Eq. (11): of the negatives
+    return aucs, v10, v01
+
+
+def delong(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs of K score sets on the same clips and their (K, K) DeLong covariance.
+
+    y_true: (N,) in {0, 1}; scores: (N,) or (K, N). Sun & Xu (2014) Eq. (13) on the structural components of
+    `_structural`: S = cov(V10) / m + cov(V01) / n.
+    """
+    y, s = _binary(y_true, scores)
+    aucs, v10, v01 = _structural(y, s)
+    m, n = v10.shape[1], v01.shape[1]
     s10 = np.atleast_2d(np.cov(v10)) if m > 1 else np.zeros((len(s), len(s)))
     s01 = np.atleast_2d(np.cov(v01)) if n > 1 else np.zeros((len(s), len(s)))
     return aucs, s10 / m + s01 / n  # Eq. (13)
@@ -136,14 +143,8 @@ def obuchowski(y_true, scores, groups) -> tuple[np.ndarray, np.ndarray]:
     """
     y, s = _binary(y_true, scores)
     index, n_clusters = _group_index(groups, len(y))
-    pos, neg = s[:, y == 1], s[:, y == 0]
-    m, n = pos.shape[1], neg.shape[1]
-    tx = np.stack([_midranks(r) for r in pos])
-    ty = np.stack([_midranks(r) for r in neg])
-    tz = np.stack([_midranks(r) for r in s])
-    aucs = (tz[:, y == 1].sum(1) - m * (m + 1) / 2) / (m * n)
-    v10 = (tz[:, y == 1] - tx) / n  # (K, M): each positive's share of negatives it outranks
-    v01 = 1.0 - (tz[:, y == 0] - ty) / m  # (K, N)
+    aucs, v10, v01 = _structural(y, s)  # (K,), (K, M), (K, N)
+    m, n = v10.shape[1], v01.shape[1]
 
     def per_cluster(v, members):  # (K, clips of one class) -> (K, I) sums per cluster
         out = np.zeros((len(s), n_clusters))

@@ -204,7 +204,7 @@ class TimeSformer(nn.Module):
         """Embed only the visible patches: (B, t'*n', D) tokens with positions, t', same-position mask (B, 1, L, L)."""
         self._check(x)
         b, t, c, h, w = x.shape
-        n, p = self.num_patches, self.patch
+        p = self.patch
         patches, t_keep, same = gather_visible(patchify(x, p), mask)  # (B, L, p*p*C)
         if self.stem == "linear":
             weight = self.patch_embed.proj.weight.permute(0, 2, 3, 1).reshape(self.dim, -1)  # same order as patchify
