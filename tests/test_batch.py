@@ -241,10 +241,20 @@ def test_report_puts_our_mean_std_beside_the_papers_numbers(tmp_path):
     assert "|  | AUC ours | AUC paper | ACC ours | ACC paper |" in text
     assert "| R(2+1)D | 65.00(7.07) | 86.46 [75.2, 97.7] |" in text
     assert "## 03_kganet, seed 2: FAILED\n\nIt stopped at cell 4: boom." in text
-    assert "<table>" in html.read_text() and "94.67" in html.read_text()
+    page = html.read_text()
+    assert "<table>" in page and "94.67" in page
+    assert "name='viewport'" in page and "<div class='scroll'><table>" in page  # a phone: wide tables scroll alone
     index = (tmp_path / "index.html").read_text()
     assert index.count("<tr>") == 4 and "03_kganet/seed1/metrics.json" in index and "FAILED: cell 4: boom" in index
     assert set(PAPER_TABLE2) >= {"KGA-Net"}
+
+
+def test_figures_are_captioned_in_words():
+    from usnb.report import caption
+
+    assert caption("fig3d_gradcam") == "Fig. 3d (the paper's): Grad-CAM"
+    assert caption("fig3e_attention_vs_distance") == "Fig. 3e (the paper's): attention against distance"
+    assert caption("tsne_video_features") == "t-SNE video features" and caption("roc") == "ROC curves"
 
 
 @pytest.mark.bad_input
@@ -276,10 +286,10 @@ def test_report_lists_the_data_warnings_of_its_runs(tmp_path):
 
 
 def test_markdown_cells_escape_the_pipe_of_a_claim():
-    from usnb.report import _md_table
+    from usnb.metrics import markdown_table
 
-    row = _md_table(["claim", "verdict"], [["A ~ B (AUC, |delta| <= 0.02)", "supported"]]).splitlines()[2]
-    assert row == "| A ~ B (AUC, \\|delta\\| <= 0.02) | supported |"  # two cells, not four
+    row = markdown_table(["claim", "verdict"], [["A ~ B (AUC, |delta| <= 2 points)", "supported"]]).splitlines()[2]
+    assert row == "| A ~ B (AUC, \\|delta\\| <= 2 points) | supported |"  # two cells, not four
 
 
 def test_report_shows_cis_the_papers_own_columns_and_the_claims_pooled_over_seeds(tmp_path):

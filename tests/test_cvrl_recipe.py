@@ -97,8 +97,6 @@ def test_cvrl_row_pretrains_fine_tunes_predicts_and_reloads(tiny, tmp_path, monk
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     _, again_preds = C.evaluate(again, data, profile)
     assert np.array_equal(again_preds["test"].probs, p.probs)
-    pair = C.augment_examples(data, profile, data.clips["train"][0])
-    assert pair.shape == (2, profile.frames, profile.size, profile.size)
 
 
 def test_paper_profile_holds_the_papers_facts():

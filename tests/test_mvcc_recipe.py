@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from usnb.models.mvcc import masked_fraction, strategy_ratios
 from usnb.recipes import mvcc as M
 from usnb.view import field_of_view, frames
 
@@ -84,7 +85,8 @@ def test_masks_gradcam_and_localisation(tiny, tmp_path):
     t, n = profile.frames, (profile.size // profile.patch) ** 2
     assert all(m.shape == (t, n) for m in masks.values())
     assert masks["MVCC-Frame"].all(1).sum() == round(profile.alpha * t)  # frame level: whole frames hidden
-    assert M.fraction_masked("dual", profile) == pytest.approx(float(masks["MVCC"].float().mean()))
+    dual = masked_fraction(t, n, *strategy_ratios("dual", profile.alpha, profile.beta))
+    assert dual == pytest.approx(float(masks["MVCC"].float().mean()))  # the share the rounding rule predicts
     model, _ = M.train_row("Baseline", data, profile, seed=0, out_dir=tmp_path, progress=False)
     record = data.clips["test"][0]
     x = M.clip_tensor(record, data, M.view_indices(len(data.cache.get(record)), profile.frames, 1)[0])

@@ -28,6 +28,29 @@ def test_environment_yml_lists_the_pyproject_packages():
     assert listed == wanted, "versions differ between environment.yml and pyproject.toml"
 
 
+IMPORT_TO_DISTRIBUTION = {"PIL": "pillow", "sklearn": "scikit-learn", "IPython": "ipython"}
+
+
+def test_every_package_usnb_imports_is_declared():
+    """A third-party module imported anywhere in usnb/ is a dependency in pyproject.toml (by its PyPI name)."""
+    import ast
+    import sys
+
+    tomllib = pytest.importorskip("tomllib")
+    declared = {_name(r) for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+    imported = set()
+    for path in (REPO / "usnb").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "usnb"}
+    assert "torch" in third_party and "nbconvert" in third_party  # the scan sees imports inside functions too
+    missing = sorted(m for m in third_party if IMPORT_TO_DISTRIBUTION.get(m, m).lower() not in declared)
+    assert not missing, f"imported by usnb/ but not declared in pyproject.toml's dependencies: {missing}"
+
+
 def test_data_check_phantom_reports_every_item(tiny_breast, capsys):
     assert main(["data", "check", "phantom", str(tiny_breast)]) == 0
     out = capsys.readouterr().out.strip().splitlines()

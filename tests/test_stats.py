@@ -198,6 +198,9 @@ def test_claim_verdicts_follow_the_interval():
     assert got[missing]["verdict"] == claims.NOT_RUN
     sen = claims.judge(claims.Claim("strong", "weak", "sen", "q", "s"), rows)
     assert sen["delta"] == pytest.approx(rows["strong"]["sen"] - rows["weak"]["sen"])
+    assert close.text == "weak ~ twin (AUC, |delta| <= 5 points)"  # margins in points, as the deltas beside them
+    table = claims.claims_markdown([got[close]])
+    assert "\\|delta\\| <= 5 points" in table and claims.CLAIMS_LEGEND in table  # escaped: one cell, not three
 
 
 def _seeds(claim, deltas, half):
@@ -368,3 +371,11 @@ def test_the_committed_seed_spread_covers_every_papers_claims():
         texts = {c.text for c in recipe(paper).CLAIMS}
         assert entry["claims"] and set(entry["claims"]) <= texts, paper
         assert all(v["sd"] >= 0 and len(v["deltas"]) >= 3 for v in entry["claims"].values()), paper
+
+
+def test_interval_text_in_points_never_writes_minus_zero():
+    from usnb.stats import interval_text
+
+    assert interval_text(0.912, (0.88, 0.94)) == "91.2 [88.0, 94.0]"
+    assert interval_text(-0.0004, (-0.0301, 0.0204)) == "0.0 [-3.0, 2.0]"
+    assert interval_text(-0.0004, None) == "0.0" and interval_text(-0.0006, None) == "-0.1"

@@ -39,7 +39,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import stats
-from .metrics import not_above_chance
+from .metrics import markdown_table, not_above_chance
 
 SUPPORTED, UNRESOLVED, CONTRADICTED, NOT_RUN = "supported", "not resolved at this size", "contradicted", "not run"
 PROVISIONAL = "provisional (one seed)"
@@ -68,7 +68,7 @@ class Claim:
     @property
     def text(self) -> str:
         if self.kind == "close":
-            return f"{self.better} ~ {self.worse} ({self.metric.upper()}, |delta| <= {self.margin:g})"
+            return f"{self.better} ~ {self.worse} ({self.metric.upper()}, |delta| <= {self.margin * 100:g} points)"
         return f"{self.better} > {self.worse} ({self.metric.upper()})"
 
 
@@ -250,12 +250,14 @@ def _nan(v) -> bool:
 
 CLAIMS_HEADER = ["claim (the paper's)", "where", "ours: delta [95 % CI; ~: 90 %]", "paper: delta [95 % CI at its n]",
                  "verdict"]
+CLAIMS_LEGEND = ("Deltas and intervals in points (0-100). The paper's column: '-' where its table lacks one of the "
+                 "two numbers; a bare delta where its test size gives no interval for that metric (PRE, F1, AP) or "
+                 "is not known.")
 
 
 def claims_markdown(results: Sequence[dict]) -> str:
     """The claims table as Markdown (Jupyter shows it rendered with `display(Markdown(...))`)."""
-    lines = [CLAIMS_HEADER, ["---"] * len(CLAIMS_HEADER), *claims_table(results)]
-    return "\n".join("| " + " | ".join(c.replace("|", "/") for c in line) + " |" for line in lines)
+    return f"{markdown_table(CLAIMS_HEADER, claims_table(results))}\n\n*{CLAIMS_LEGEND}*"
 
 
 def summary(results: Sequence[dict]) -> str:

@@ -266,7 +266,9 @@ def occlusion(model: torch.nn.Module, x: torch.Tensor, window: Sequence[int], st
 
     Each window of shape `window` (stepped by `stride`) is set to `baseline`; a voxel's saliency is the mean, over
     the windows that cover it, of p(target | x) - p(target | x occluded) (softmax of the model's logits), as Captum's
-    `Occlusion` computes it. Positive: hiding the voxel lowers the target's probability. Returns x's shape.
+    `Occlusion` computes it (tests/test_crosscheck.py). One difference: where the strides do not tile an axis, our
+    last window sits flush with the end, while Captum's runs past it and is cut short. Positive: hiding the voxel
+    lowers the target's probability. Returns x's shape.
     """
     if len(window) != x.ndim or len(stride) != x.ndim:
         raise ValueError(f"window {tuple(window)} and stride {tuple(stride)} need one entry per dim of x "

@@ -204,6 +204,12 @@ CHANCE_NOTE = ("(not above chance): the row's AUC 95 % CI reaches 0.5 (or lies b
                "claim resting on it says little.")
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A Markdown (GFM) table; a "|" inside a cell ("|delta| <= 2 points") is escaped, not a column break."""
+    lines = [list(header), ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(str(c).replace("|", "\\|") for c in line) + " |" for line in lines)
+
+
 @dataclass
 class MetricsTable:
     """Rows of metrics (one list of per-seed values per cell); `to_markdown()` renders the papers' table.
@@ -249,8 +255,7 @@ class MetricsTable:
         return " ".join(t for t in (self.caption, note) if t)
 
     def to_markdown(self) -> str:
-        lines = [self.header(), ["---"] * len(self.header()), *self.cells()]
-        table = "\n".join("| " + " | ".join(line) + " |" for line in lines)
+        table = markdown_table(self.header(), self.cells())
         return f"*{self.legend()}*\n\n{table}" if self.legend() else table
 
     def _repr_markdown_(self) -> str:  # Jupyter shows the table rendered

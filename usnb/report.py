@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import markdown_table
 from .paths import atomic_write
 
 METRIC_KEYS = ("acc", "sen", "spe", "pre", "f1", "auc", "ap")
@@ -99,6 +100,19 @@ def json_safe(value):
 # ---------------------------------------------------------------- the batch report (usnb run --seeds ...)
 
 FIGURES = ("roc", "tsne", "gradcam", "occlusion", "fraction", "reconstruction", "attention")  # shown first
+
+
+FIGURE_WORDS = {"roc": "ROC curves", "tsne": "t-SNE", "gradcam": "Grad-CAM", "mae": "MAE", "ssl": "SSL",
+                "simclr": "SimCLR", "vs": "against"}
+
+
+def caption(stem: str) -> str:
+    """A figure's file name in words: 'fig3d_gradcam' -> "Fig. 3d (the paper's): Grad-CAM", 'roc_rows' -> 'ROC
+    curves rows'."""
+    words = stem.split("_")
+    figure = re.fullmatch(r"fig(\d+[a-z]?)", words[0])
+    text = " ".join(FIGURE_WORDS.get(w, w) for w in (words[1:] if figure else words))
+    return f"Fig. {figure.group(1)} (the paper's): {text}" if figure else text
 
 
 class ReportError(Exception):
@@ -316,11 +330,6 @@ def _key_figures(figures: list[Path], limit: int = 4) -> list[Path]:
     return ranked[:limit]
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = [header, ["---"] * len(header), *rows]  # a "|" inside a cell (|delta| <= 0.02) is escaped
-    return "\n".join("| " + " | ".join(str(c).replace("|", "\\|") for c in line) + " |" for line in lines)
-
-
 class _Html(str):
     """HTML built here from escaped parts (`_link`): `_html_table` puts it in as it is; every other cell is text."""
 
@@ -342,7 +351,7 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
     body = "".join("<tr>" + "".join(f"<td>{c if isinstance(c, _Html) else html.escape(str(c))}</td>" for c in row)
                    + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def export_html(notebook: Path) -> Path | None:
@@ -365,7 +374,9 @@ def export_html(notebook: Path) -> Path | None:
 INTRO = ("Our numbers: mean(std) over seeds [95 % CI on the test clips, mean of each bound over seeds], in percent. "
          "The papers' numbers are theirs, on their own (often private) data, with the 95 % CI their own test size "
          "allows (AUC: Hanley-McNeil; ACC, SEN, SPE: Wilson). Above each table: which data each column group is on.")
-STYLE = ("<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 12px}"
+STYLE = ("<meta name='viewport' content='width=device-width, initial-scale=1'>"  # phones: no zoomed-out page
+         "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 12px}"
+         ".scroll{overflow-x:auto}"  # a wide table scrolls on its own, the page keeps the screen's width
          "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
          ".caption{font-style:italic;margin:4px 0}figure{display:inline-block;margin:6px;vertical-align:top}"
          "figure img{max-width:560px;width:100%;border:1px solid #eee}figcaption{font-size:12px}"
@@ -428,7 +439,8 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
                      + (f"; the {_link(page.relative_to(out), 'notebook as far as it ran')}" if page else "") + ".</p>"]
             continue
         s = entry
-        heading = f"{s['paper']}: {s['dataset']}, {s['profile']} profile, seeds {', '.join(map(str, s['seeds']))}"
+        heading = (f"{s['paper']}: {s['dataset']}, {s['profile']} profile, seed{'s' * (len(s['seeds']) > 1)} "
+                   f"{', '.join(map(str, s['seeds']))}")
         md += [f"## {heading}", ""]
         body.append(f"<h2>{html.escape(heading)}</h2>")
         if s.get("intervals"):
@@ -437,15 +449,15 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
             body.append(f"<p class='caption'>{html.escape(said)}</p>")
         for name, table in s["tables"]:
             cells = [[("-" if c == "nan" else c) for c in row] for row in table.cells()]
-            caption = [f"*{table.legend()}*", ""] if table.legend() else []
-            md += [f"### {name}", "", *caption, _md_table(table.header(), cells), ""]
+            legend = [f"*{table.legend()}*", ""] if table.legend() else []
+            md += [f"### {name}", "", *legend, markdown_table(table.header(), cells), ""]
             body += [f"<h3>{html.escape(name)}</h3>",
                      f"<p class='caption'>{html.escape(table.legend())}</p>" if table.legend() else "",
                      _html_table(table.header(), cells)]
             _say_not_trained(s["not_trained"].get(name, {}), md, body)  # under the table the rows belong to
         _say_not_trained(s["not_trained"].get(None, {}), md, body)
         if s["claims"]:
-            from .claims import CLAIMS_HEADER, MIN_SEEDS, claims_table, summary
+            from .claims import CLAIMS_HEADER, CLAIMS_LEGEND, MIN_SEEDS, claims_table, summary
 
             lines = claims_table(s["claims"])
             intro = (f"The paper's claims, judged on our runs ({summary(s['claims'])}): delta = first row - second "
@@ -454,8 +466,10 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
                      f"a patient holds several clips). Fewer than {MIN_SEEDS} seeds give provisional verdicts. The "
                      "paper's delta comes with the CI its own test size allows. A verdict on our data is about this "
                      "run's rows, not a judgement of the paper.")
-            md += ["### The paper's claims", "", intro, "", _md_table(CLAIMS_HEADER, lines), ""]
-            body += ["<h3>The paper's claims</h3>", f"<p>{html.escape(intro)}</p>", _html_table(CLAIMS_HEADER, lines)]
+            md += ["### The paper's claims", "", intro, "", markdown_table(CLAIMS_HEADER, lines), "",
+                   f"*{CLAIMS_LEGEND}*", ""]
+            body += ["<h3>The paper's claims</h3>", f"<p>{html.escape(intro)}</p>", _html_table(CLAIMS_HEADER, lines),
+                     f"<p class='caption'>{html.escape(CLAIMS_LEGEND)}</p>"]
         if s["warnings"]:
             lines = [f"{text} ({n} of {s['runs']} runs)" for text, n in s["warnings"].items()]
             md += ["### Data warnings", "", *[f"* {line}" for line in lines], ""]
@@ -467,11 +481,12 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
             page = pages.get(s["folder"])
             where = s["folder"].relative_to(out)
             md += [f"Figures of {where} (every figure: its notebook, {page.relative_to(out) if page else where}):", "",
-                   *[f"![{p.stem}]({p})" for p in rel], ""]
+                   *[f"![{caption(p.stem)}]({p})" for p in rel], ""]
             body += [f"<p>Figures of {html.escape(str(where))}"
                      + (f" (every figure: its {_link(page.relative_to(out), 'notebook')})" if page else "") + "</p>",
                      "<div>" + "".join(f"<figure><a href='{_href(p)}'><img src='{_href(p)}' "
-                                       f"alt='{html.escape(p.stem)}'></a><figcaption>{html.escape(p.stem)}"
+                                       f"alt='{html.escape(caption(p.stem))}'></a><figcaption>"
+                                       f"{html.escape(caption(p.stem))}"
                                        "</figcaption></figure>" for p in rel)
                      + "</div>"]
     report_md.write_text("\n".join(md) + "\n")

@@ -421,10 +421,13 @@ def paper_delta_ci(a: dict, b: dict, key: str, n_pos: int, n_neg: int, columns: 
 
 def interval_text(value: float, ci: Sequence[float] | None, scale: float = 100, digits: int = 1) -> str:
     """0.912, [0.88, 0.94] -> '91.2 [88.0, 94.0]'."""
-    text = f"{value * scale:.{digits}f}"
+    def number(v: float) -> str:  # -0.004 -> '0.0', not '-0.0'
+        text = f"{v * scale:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text
+
     if ci is None or any(c is None or math.isnan(c) for c in ci):
-        return text
-    return f"{text} [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
+        return number(value)
+    return f"{number(value)} [{number(ci[0])}, {number(ci[1])}]"
 
 
 

@@ -212,7 +212,7 @@ def optimizer_step(model: torch.nn.Module, loss: torch.Tensor, optimizer: torch.
 def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: TrainConfig,
         checkpoint: str | Path | None = None, eval_fn: Callable | None = None, collate_fn: Callable | None = None,
         device: torch.device | None = None, progress: bool = True,
-        after_step: Callable | None = None) -> list[dict]:
+        after_step: Callable | None = None, name: str | None = None) -> list[dict]:
     """Train `model` on `dataset` for exactly `config.schedule.steps` optimizer steps; returns one dict of metrics per
     pass over the data (the last pass stops at the step count).
 
@@ -221,7 +221,8 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     after_step(model, n) runs after every optimizer step (n: steps so far), e.g. BYOL's target EMA update.
     With `checkpoint`, progress is saved atomically after every pass and training resumes from it.
     With `schedule.ema`, the model ends with the moving average of its weights (Polyak averaging; the decay ramps
-    up as min(ema, (1 + n) / (10 + n)) over the first steps n, so early weights do not linger).
+    up as min(ema, (1 + n) / (10 + n)) over the first steps n, so early weights do not linger). `name` labels the
+    progress bar (the row being trained).
     """
     init_distributed()
     rank, world = _world()
@@ -274,7 +275,7 @@ def fit(model: torch.nn.Module, dataset: Dataset, step_fn: Callable, config: Tra
     autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=config.amp and device.type == "cuda")
     # one bar for the whole run (steps): a widget in JupyterLab, a text line every 10 s headless (usnb.live)
     bar = live.progress(total=s.steps, initial=scheduler.last_epoch, disable=not progress or rank != 0,
-                        mininterval=10.0, unit="step")
+                        mininterval=10.0, unit="step", desc=name)
     for epoch in range(start, passes):
         sampler.set_epoch(epoch)
         net.train()
@@ -383,9 +384,17 @@ def train_once(build: Callable[[], torch.nn.Module], name: str, dataset: Dataset
     seed_everything(config.seed)
     model = build()
     checkpoint = Path(out_dir) / "checkpoints" / f"{slug(name)}-seed{config.seed}.pt"
-    history = train_or_load(model, checkpoint, config, lambda: fit(
-        model, dataset, step_fn, config, checkpoint=checkpoint, device=device, progress=progress,
-        after_step=after_step), device=device)
+    trained = []
+
+    def train() -> list[dict]:
+        trained.append(name)
+        return fit(model, dataset, step_fn, config, checkpoint=checkpoint, device=device, progress=progress,
+                   after_step=after_step, name=name)
+
+    history = train_or_load(model, checkpoint, config, train, device=device)
+    if progress and not trained and _world()[0] == 0:
+        print(f"{name}: loaded from checkpoint {checkpoint} (trained earlier with these settings); to retrain, "
+              "delete it or pass another out_dir")
     return model, history
 
 

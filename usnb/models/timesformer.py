@@ -118,17 +118,6 @@ class DividedBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def sincos_init_(table: torch.Tensor) -> None:
-    """Fill a (L, D) table with 1-D sine-cosine codes (a smooth start that training refines)."""
-    length, d = table.shape
-    pos = torch.arange(length, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
-    with torch.no_grad():
-        table.zero_()
-        table[:, 0::2] = torch.sin(pos * freq)
-        table[:, 1::2] = torch.cos(pos * freq)[:, : d // 2]
-
-
 class ConvStem(nn.Module):
     """Per-patch convolutional embedding (small profile): each p x p patch alone -> (D,).
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from .. import paper_claims, params
@@ -201,10 +200,3 @@ def evaluate(model: R3DClassifier, data: BreastData, profile: Profile, device: t
     """Test metrics at the Youden threshold chosen on the validation split (the test split where there is none)."""
     return evaluate_views(model, data, profile.frames, profile.eval_views, encoder_outputs, device)
 
-
-def augment_examples(data: BreastData, profile: Profile, record: VideoRecord, seed: int = 0) -> torch.Tensor:
-    """The two augmented clips of one video as pretraining sees them, drawn with a fixed generator: (2, T, s, s)."""
-    g = torch.Generator().manual_seed(seed)
-    x = ClipPairs([record], data.cache, profile.frames, profile.stride).pair(0, np.random.default_rng(seed))
-    aug = pair_augment(data, profile)
-    return torch.cat([aug(x[i:i + 1], profile.blur_p[i], profile.solarize_p[i], g) for i in (0, 1)])[:, :, 0]

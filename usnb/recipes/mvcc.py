@@ -18,7 +18,7 @@ from ..breast import CLASSES, BreastData, load_breast, train_clips
 from ..datasets.records import VideoRecord
 from ..evaluate import Predictions, VideoLogits, evaluate_views, predict_views, view_indices
 from ..evaluate import localisation as gradcam_localisation
-from ..models.mvcc import MaskedVideoModel, dual_level_mask, masked_fraction, mvcc_loss, strategy_ratios
+from ..models.mvcc import MaskedVideoModel, dual_level_mask, mvcc_loss, strategy_ratios
 from ..models.summary import n_params  # noqa: F401 (M.n_params in notebook 01)
 from ..models.timesformer import TimeSformer, TimeSformerClassifier, load_pretrained, patchify, unpatchify
 from ..train import Schedule, TrainConfig, stage_config, train_once
@@ -273,8 +273,3 @@ def localisation(model: TimeSformerClassifier, records: Sequence[VideoRecord], d
         return gradcam_localisation(cam, records, data.cache, data.view, data.classes,
                                     lambda n: view_indices(n, profile.frames, 1), k)
 
-
-def fraction_masked(strategy: str, profile: Profile) -> float:
-    """Share of tokens masked by a strategy with the profile's alpha, beta, after rounding (`masked_fraction`)."""
-    t, gh, gw = profile.grid
-    return masked_fraction(t, gh * gw, *strategy_ratios(strategy, profile.alpha, profile.beta))
