@@ -2,8 +2,11 @@ from pathlib import Path
 
 import pytest
 
+from usnb.paths import dataset_root
+
 REPO = Path(__file__).resolve().parents[1]
-POCUS = REPO.parent / "shared" / "realdata" / "pocus"
+# The real POCUS subset (data_cards/pocus.md): USNB_POCUS_DIR, else USNB_DATA_DIR/pocus; its tests skip without it
+POCUS = dataset_root("pocus")
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import POCUS
 from usnb import io
 from usnb.datasets import (ImageRecord, VideoRecord, class_counts, content_hash, load_busi, load_busv, load_manifest,
                            load_pocus)
@@ -24,7 +25,7 @@ from usnb.errors import DataError, DataWarning, LeakageError
 from usnb.sources import SOURCES, load
 from usnb.splits import assign_splits, check_leakage, kfold
 
-POCUS_ROOT = Path(__file__).resolve().parents[1].parent / "shared/realdata/pocus"
+POCUS_ROOT = POCUS
 
 
 # ============================================================================ any source: the folder
@@ -644,7 +645,7 @@ def test_pocus_unknown_prefix_is_an_error(tmp_path):
 @pytest.fixture(scope="module")
 def pocus_real():
     if not (POCUS_ROOT / "pocus_videos").is_dir():
-        pytest.skip(f"real POCUS subset not found at {POCUS_ROOT} (it lives outside the repository)")
+        pytest.skip(f"real POCUS subset not found at {POCUS_ROOT}: set USNB_POCUS_DIR to its folder")
     return load_pocus(POCUS_ROOT)
 
 

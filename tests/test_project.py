@@ -78,7 +78,7 @@ def test_data_check_missing_folder(tmp_path, capsys):
     assert out.strip().endswith("loaded 0/0 items")
 
 
-@pytest.mark.skipif(not POCUS.is_dir(), reason="../shared/realdata/pocus not present")
+@pytest.mark.skipif(not POCUS.is_dir(), reason="real POCUS subset not found: set USNB_POCUS_DIR")
 def test_data_check_pocus_loads_all_131_and_shows_the_task(capsys):
     assert main(["data", "check", "pocus", str(POCUS), "--positive", "covid", "pneumonia", "viral",
                  "--drop", "uncertain"]) == 0
@@ -139,6 +139,9 @@ def test_committed_notebooks_are_clean():
         for cell in nb.cells:
             if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" not in cell.source:
                 assert not cell.outputs and cell.execution_count is None, f"{path.name}: stray output in {cell.source[:40]!r}"
+            if cell.cell_type == "code":  # JupyterLab at a laptop's width shows 100 characters without scrolling
+                long = [line for line in cell.source.splitlines() if len(line) > 100]
+                assert not long, f"{path.name}: a code line over 100 characters: {long[0]!r}"
 
 
 @pytest.mark.bad_input

@@ -233,7 +233,7 @@ def test_folders_and_a_split_less_manifest_of_the_same_clips_split_alike(phantom
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not POCUS.is_dir(), reason="../shared/realdata/pocus not present")
+@pytest.mark.skipif(not POCUS.is_dir(), reason="real POCUS subset not found: set USNB_POCUS_DIR")
 def test_lung_study_on_pocus_a_manifest_and_class_folders_of_it_gives_the_same_split_and_numbers(tmp_path):
     """The lung notebook's first fold on the real POCUS clips, read three ways, at a tiny training length."""
     from usnb.datasets import load_pocus

@@ -1,5 +1,6 @@
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -411,3 +412,23 @@ def test_loss_fell_compares_the_last_epoch_with_the_first():
     assert not loss_fell([{"loss": 1.0}, {"loss": 0.5}, {"loss": 1.0}])  # equal is not lower
     assert not loss_fell([{"loss": 1.0}, {"loss": 1.1}])
     assert not loss_fell([{"loss": 1.0}]) and not loss_fell([])  # one epoch: nothing to compare
+
+
+def test_choose_threads_says_what_it_chose_and_why(monkeypatch):
+    from usnb.train import choose_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert choose_threads(1).startswith("torch threads: 1 (the threads parameter)") and torch.get_num_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert "2 (OMP_NUM_THREADS" in choose_threads() and torch.get_num_threads() == 2
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setattr("psutil.cpu_percent", lambda interval: 100.0)  # every core busy: one thread
+        assert "torch threads: 1 (the idle ones of" in choose_threads() and torch.get_num_threads() == 1
+        monkeypatch.setattr("psutil.cpu_percent", lambda interval: 0.0)  # idle: every available core
+        cores = len(os.sched_getaffinity(0))
+        assert f"torch threads: {cores} (the idle ones of {cores} cores" in choose_threads()
+        with pytest.raises(ValueError, match="threads"):
+            choose_threads(0)
+    finally:
+        torch.set_num_threads(before)

@@ -21,8 +21,12 @@ def cache_dir() -> Path:
 
 
 def dataset_root(source: str, root: str | Path | None = None) -> Path:
-    """The folder of a data set: `root` if given, else `<data_dir>/<source>`."""
-    return Path(root).expanduser() if root else data_dir() / source
+    """The folder of a data set: `root` if given, else `$USNB_<SOURCE>_DIR` (e.g. USNB_POCUS_DIR) if set, else
+    `<data_dir>/<source>`."""
+    if root:
+        return Path(root).expanduser()
+    own = os.environ.get(f"USNB_{source.upper()}_DIR")
+    return Path(own).expanduser() if own else data_dir() / source
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import psutil
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from . import live
 from .errors import DataWarning
 from .checkpoints import ema_update, load_checkpoint, save_checkpoint
+from .params import number
 
 
 def seed_everything(seed: int) -> None:
@@ -46,6 +48,25 @@ def init_distributed() -> bool:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl" if cuda else "gloo")
     return dist.is_available() and dist.is_initialized()
+
+
+def choose_threads(threads: int | None = None) -> str:
+    """Set torch's CPU threads and say why: `threads` if given; else OMP_NUM_THREADS where set (`usnb run` sets it:
+    the cores over the runs it starts side by side); else the cores that are idle now (the available cores less those
+    busy over half a second, at least 1), because OpenMP threads on busy cores spin and slow every job (on a busy
+    2-core machine 1 thread trained at 2.9 steps/s, 2 threads at 1.6). Returns the sentence a notebook prints."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads is not None:
+        n, why = number("threads", threads, low=1, integer=True), "the threads parameter"
+    elif os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        n, why = int(os.environ["OMP_NUM_THREADS"]), "OMP_NUM_THREADS, as usnb run sets it"
+    else:
+        busy = psutil.cpu_percent(interval=0.5) / 100 * (os.cpu_count() or cores)  # cores in use over 0.5 s
+        n = max(1, min(cores, round(cores - busy)))
+        why = f"the idle ones of {cores} cores ({busy:.1f} busy now); set threads to choose"
+    torch.set_num_threads(int(n))
+    return (f"torch threads: {n} ({why}). Results differ slightly with the thread count, within the seeds' "
+            "spread; `usnb run` and the floors use 2 on 2 cores.")
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
