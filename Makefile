@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lab kernel figures clean
+.PHONY: install demo test test-quick lab kernel figures clean
 
 install: $(STAMP)
 
@@ -17,8 +17,12 @@ demo: install
 	$(BIN)/usnb demo --out runs/demo --profile small
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 	USNB_HEADLESS=1 $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+
+# while editing: the tests not marked slow (no notebook kernels, no paper-sized shapes), about a minute on 2 cores
+test-quick: install
+	$(BIN)/python -m pytest -q -m "not slow" --durations=5 tests
 
 # JupyterLab at the repository root (README, docs/, data_cards/ reachable; links between them resolve), opened on
 # notebooks/, served on this machine only, saving widget state with each notebook

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,11 @@ def phantom16_stills(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path, monkeypatch):
-    """Tests never write into the user's USNB_DATA_DIR."""
+    """Tests never write into the user's USNB_DATA_DIR, nor find a data set through USNB_<SOURCE>_DIR (the tests of
+    the real POCUS subset read it through POCUS, taken at import)."""
     monkeypatch.setenv("USNB_DATA_DIR", str(tmp_path / "usnb_data"))
+    for name in [k for k in os.environ if k.startswith("USNB_") and k.endswith("_DIR") and k != "USNB_DATA_DIR"]:
+        monkeypatch.delenv(name)
 
 
 _bad_input_tests: set[str] = set()  # node ids of the collected tests marked `bad_input`

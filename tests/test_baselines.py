@@ -92,6 +92,7 @@ def test_torchvisions_video_resnets_are_narrowed_in_the_small_profile(name, publ
         baselines.video_baseline(name, weights="kinetics", frames=4, small=True)
 
 
+@pytest.mark.slow
 def test_timesformer_row_is_vit_b16_at_the_papers_size():
     """TimeSformer (Bertasius, Wang, Torresani, ICML 2021, arXiv:2102.05095), divided space-time attention, ViT-B/16,
     8 frames of 224 px: the paper's Table 1 gives 121.4 M parameters (400 classes); ours counts 121.56 M (0.13 % more:

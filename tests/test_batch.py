@@ -70,6 +70,7 @@ def _locked_run(tmp_path, holder: dict):
 
 
 @pytest.mark.bad_input
+@pytest.mark.slow
 def test_a_run_folder_in_use_is_not_run_twice_and_a_stale_lock_is_taken_over(tmp_path):
     run, lock = _locked_run(tmp_path, {"pid": os.getpid(), "host": __import__("platform").node()})  # a live process
     [outcome] = run_batch([run], echo=lambda *_: None)
@@ -83,6 +84,7 @@ def test_a_run_folder_in_use_is_not_run_twice_and_a_stale_lock_is_taken_over(tmp
 
 
 @pytest.mark.bad_input
+@pytest.mark.slow
 def test_a_lock_of_another_host_holds_while_its_heartbeat_is_recent(tmp_path):
     run, lock = _locked_run(tmp_path, {"pid": 1, "host": "node-17.cluster"})  # a pid this host cannot check
     [outcome] = run_batch([run], echo=lambda *_: None)
@@ -93,6 +95,7 @@ def test_a_lock_of_another_host_holds_while_its_heartbeat_is_recent(tmp_path):
     assert outcome.ok and (Path(run.out_dir) / "ran").read_text() == "yes" and not lock.exists()
 
 
+@pytest.mark.slow
 def test_a_running_run_touches_its_lock(tmp_path, monkeypatch):
     monkeypatch.setattr(batch, "LOCK_BEAT", 0.3)
     nb = _notebook(tmp_path / "01_a.ipynb", "lock = Path(out_dir, 'run.lock'); t0 = lock.stat().st_mtime\n"
@@ -104,6 +107,7 @@ def test_a_running_run_touches_its_lock(tmp_path, monkeypatch):
     assert float((Path(run.out_dir) / "beat").read_text()) > 0
 
 
+@pytest.mark.slow
 def test_stopping_usnb_run_stops_its_run_and_leaves_it_to_resume(tmp_path):
     flag = tmp_path / "started"
     nb = _notebook(tmp_path / "01_slow.ipynb", f"Path({str(flag)!r}).write_text(str(__import__('os').getpid()))\n"
@@ -133,6 +137,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_batch_killed_half_way_finishes_only_the_missing_runs(tmp_path):
     ledger, slow = tmp_path / "ledger.txt", tmp_path / "slow"
     nb = _notebook(tmp_path / "01_metrics.ipynb", METRICS_BODY, f"ledger = {str(ledger)!r}\nslow = {str(slow)!r}")
@@ -159,6 +164,7 @@ def test_batch_killed_half_way_finishes_only_the_missing_runs(tmp_path):
 
 
 @pytest.mark.bad_input
+@pytest.mark.slow
 def test_a_failing_run_is_named_the_others_complete_and_the_batch_fails(tmp_path, capsys):
     ledger = tmp_path / "ledger.txt"
     extra = f"ledger = {str(ledger)!r}\nslow = {str(tmp_path / 'never')!r}\nalpha = 0.5"
@@ -345,6 +351,7 @@ def test_report_shows_cis_the_papers_own_columns_and_the_claims_pooled_over_seed
     assert json.loads((tmp_path / "s.json").read_text())["papers"]["kganet"]["seeds"] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_submitit_local_executor_runs_the_batch(tmp_path):
     pytest.importorskip("submitit")
     ledger = tmp_path / "ledger.txt"
@@ -368,6 +375,7 @@ Path(out_dir, 'world.txt').write_text(f"{dist.get_world_size()} {dist.get_rank()
 """
 
 
+@pytest.mark.slow
 def test_gpus_runs_the_notebook_under_torchrun_with_ddp(tmp_path):
     """--gpus 2 on the CPU: two gloo processes; rank 0 writes the run folder, rank 1 a scratch folder."""
     nb = _notebook(tmp_path / "01_ddp.ipynb", TORCHRUN_BODY)

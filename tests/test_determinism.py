@@ -11,6 +11,8 @@ from usnb.models.mvcc import MaskedVideoModel, dual_level_mask, strategy_ratios
 from usnb.models.timesformer import TimeSformer
 from usnb.view import field_of_view
 
+pytestmark = pytest.mark.slow  # trains rows twice at 1 and 2 threads: about a minute
+
 
 @pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
 def threads(request):

@@ -23,6 +23,7 @@ def tiny_lung(tmp_path_factory):
     return generate("lung", tmp_path_factory.mktemp("phantom") / "lung", n=16, size=32, frames=8, seed=2, workers=1)
 
 
+@pytest.mark.slow
 def test_study_produces_every_row_with_counts_and_reuses_checkpoints(tiny_lung, tmp_path):
     P = L.get_profile("small", ssl_steps=2, supervised_steps=2, ssl_batch=4, supervised_batch=4, frames=4, size=16)
     data = L.load_data("phantom", P, data_dir=tiny_lung)

@@ -54,6 +54,7 @@ def test_the_guard_blocks_the_internet_here_and_in_child_processes_but_not_loopb
     assert len(_blocked(no_network)) == 3  # example.com here and in the child, and TEST-NET-1
 
 
+@pytest.mark.slow
 def test_data_tour_runs_end_to_end_without_network(no_network, tmp_path):
     """The real notebook in a kernel that cannot reach the internet; small phantoms stand in for the
     default ones (the tour asks for 100+ clips of 32 frames; 32 px instead of 112 px keeps it quick)."""

@@ -79,6 +79,7 @@ def test_data_check_missing_folder(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not POCUS.is_dir(), reason="real POCUS subset not found: set USNB_POCUS_DIR")
+@pytest.mark.slow
 def test_data_check_pocus_loads_all_131_and_shows_the_task(capsys):
     assert main(["data", "check", "pocus", str(POCUS), "--positive", "covid", "pneumonia", "viral",
                  "--drop", "uncertain"]) == 0
@@ -145,6 +146,7 @@ def test_committed_notebooks_are_clean():
 
 
 @pytest.mark.bad_input
+@pytest.mark.slow
 def test_run_names_the_failing_cell(tmp_path, capsys):
     """A bad parameter fails the run with the notebook and the cell named, and a non-zero status."""
     assert main(["run", "data_tour", "--out", str(tmp_path / "bad"), "--seed", "-1"]) == 1

@@ -38,6 +38,7 @@ def test_clip_shorter_than_t_repeats_frames_in_order(tmp_path):
 
 
 @pytest.mark.bad_input
+@pytest.mark.slow
 def test_notebook_run_with_a_bad_parameter_names_the_cell_and_the_parameter(tmp_path, capsys):
     assert main(["run", "kganet", "--out", str(tmp_path / "bad"), "-p", "train_steps", "-3"]) == 1
     err = capsys.readouterr().err

@@ -158,6 +158,7 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP])
+@pytest.mark.slow
 def test_a_killed_run_takes_its_executor_and_kernel_with_it(tmp_path, sig):
     kernel_pid = tmp_path / "kernel.pid"
     nb, out = _sleeper(tmp_path / "99_sleep.ipynb", kernel_pid), tmp_path / "run"
@@ -182,6 +183,7 @@ def test_a_killed_run_takes_its_executor_and_kernel_with_it(tmp_path, sig):
     assert not (out / "status.json").exists()  # unfinished: the next usnb run redoes it
 
 
+@pytest.mark.slow
 def test_a_run_under_nohup_survives_the_hang_up(tmp_path):
     kernel_pid = tmp_path / "kernel.pid"
     nb, out = _sleeper(tmp_path / "99_sleep.ipynb", kernel_pid), tmp_path / "run"

@@ -72,6 +72,7 @@ def _binormal(rng, n_pos, n_neg, d):
     return y, np.r_[rng.normal(d, 1, n_pos), rng.normal(0, 1, n_neg)]
 
 
+@pytest.mark.slow
 def test_delong_and_bootstrap_intervals_cover_the_truth_about_95_percent():
     """500 simulated test splits (100 positives, 200 negatives, binormal scores: true AUC = Phi(d / sqrt 2)): the AUC
     interval (DeLong) and the SEN / SPE / ACC intervals (stratified BCa bootstrap at a fixed threshold) each contain

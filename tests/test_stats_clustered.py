@@ -95,6 +95,7 @@ def _clustered_draw(rng, patients=150, rho_sd=1.0, noise_sd=0.3, shift=0.9):
     return y, s, np.repeat(np.arange(patients), 2)
 
 
+@pytest.mark.slow
 def test_patient_bootstrap_and_obuchowski_cover_where_clip_level_intervals_fall_short():
     """Over 500 simulated test sets of 150 patients with two correlated clips each: how often the 95 % interval holds
     the true value. Patient level: 93-97 %. Clip level (the clips taken as independent): well under."""

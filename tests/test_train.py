@@ -339,6 +339,7 @@ def _ddp_worker(rank, world, init_file, out_file):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one_with_the_same_global_batch(tmp_path):
     """2 gloo processes x batch 4 == 1 process x batch 8: same data order (DistributedSampler), gradients
     averaged; equal up to float32 summation order (tolerance 1e-6)."""
@@ -423,11 +424,15 @@ def test_choose_threads_says_what_it_chose_and_why(monkeypatch):
         monkeypatch.setenv("OMP_NUM_THREADS", "2")
         assert "2 (OMP_NUM_THREADS" in choose_threads() and torch.get_num_threads() == 2
         monkeypatch.delenv("OMP_NUM_THREADS")
-        monkeypatch.setattr("psutil.cpu_percent", lambda interval: 100.0)  # every core busy: one thread
+        many = [100.0] * 256
+        monkeypatch.setattr("psutil.cpu_percent", lambda interval, percpu: many)  # all busy: one thread
         assert "torch threads: 1 (the idle ones of" in choose_threads() and torch.get_num_threads() == 1
-        monkeypatch.setattr("psutil.cpu_percent", lambda interval: 0.0)  # idle: every available core
+        monkeypatch.setattr("psutil.cpu_percent", lambda interval, percpu: [0.0] * 256)  # idle: every core
+        monkeypatch.setattr("usnb.train._cpu_quota", lambda: None)
         cores = len(os.sched_getaffinity(0))
-        assert f"torch threads: {cores} (the idle ones of {cores} cores" in choose_threads()
+        assert f"torch threads: {cores} (the idle ones of the {cores} cores" in choose_threads()
+        monkeypatch.setattr("usnb.train._cpu_quota", lambda: 1)  # a container limited to one CPU
+        assert "torch threads: 1 (the idle ones of the 1 cores" in choose_threads()
         with pytest.raises(ValueError, match="threads"):
             choose_threads(0)
     finally:

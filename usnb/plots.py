@@ -163,7 +163,8 @@ def roc_curves(rows: Mapping[str, tuple | Mapping], path: str | Path | None = No
         ax.plot(roc["fpr"], roc["tpr"], label=f"{name} (AUC={roc['auc']:.3f})")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
     ax.set(xlabel="1 - specificity (FPR)", ylabel="sensitivity (TPR)", xlim=(0, 1), ylim=(0, 1.01))
-    ax.legend(fontsize=8, loc="lower right")
+    # beside the axes, not on them: a legend of several long row names would cover the curves and the ticks
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -218,12 +219,15 @@ def cam_overlay(frames, cam, boxes: Mapping | None = None, indices: Sequence[int
     fig, axes = plt.subplots(1, len(shown), figsize=(1.7 * len(shown), 1.9), squeeze=False)
     for k, (ax, i) in enumerate(zip(axes[0], shown)):
         ax.imshow(_grey(frames[i]), cmap="gray", vmin=0, vmax=255)
-        ax.imshow(cam[i], cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        heat = ax.imshow(cam[i], cmap="jet", alpha=alpha, vmin=0, vmax=1)
         _draw_boxes(ax, (boxes or {}).get(int(i)))
         title = titles[i] if titles and len(titles) == len(frames) else titles[k] if titles else f"t={i}"
         ax.set_title(title, fontsize=8)  # titles: one per frame, or one per shown frame
         ax.axis("off")
     fig.tight_layout()
+    bar = fig.colorbar(heat, ax=list(axes[0]), fraction=0.02, pad=0.01)
+    bar.set_label("CAM (clip max = 1)", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
     return _save(fig, path)
 
 

@@ -235,11 +235,60 @@ def _not_trained(runs: list[RunRecord], trained: dict, tables: dict) -> dict[str
     return notes
 
 
-def _say_not_trained(notes: dict[str, str], md: list[str], body: list[str]) -> None:
-    """Append 'ROW: not trained here. WHY.' for each note to the Markdown lines and the HTML body."""
-    for name, reason in notes.items():
-        md += [f"*{name}*: not trained here. {reason}.", ""]
-        body.append(f"<p><em>{html.escape(name)}</em>: not trained here. {html.escape(reason)}.</p>")
+def _not_trained_blocks(notes: dict[str, str]) -> list[Block]:
+    """'ROW: not trained here. WHY.' for each note."""
+    return [_p(Em(name), f": not trained here. {reason}.") for name, reason in notes.items()]
+
+
+def _failed_blocks(r: "RunRecord", out: Path, pages: dict) -> list[Block]:
+    """A failed or damaged run: where it stopped, its log and the notebook as far as it ran."""
+    heading = f"{r.notebook}, seed {r.seed}: {'DAMAGED' if r.damaged else 'FAILED'}"
+    where = (f"Its records are damaged: {r.damaged}; the run is left out of the tables. Fix: run it again "
+             "(`usnb run` redoes it)." if r.damaged else f"It stopped at {r.status.get('error')}.")
+    log, page = (r.folder / "run.log").relative_to(out), pages.get(r.folder)
+    parts = [f"{where} Its log: ", Link(str(log), str(log))]
+    if page:
+        parts += ["; the notebook as far as it ran: ", Link(str(page.relative_to(out)), str(page.relative_to(out)))]
+    return [_h(heading, style="failed"), _p(*parts, ".")]
+
+
+def _section_blocks(s: dict, out: Path, pages: dict) -> list[Block]:
+    """One paper's section: its tables beside the paper's, the claims, data warnings, key figures."""
+    from .claims import CLAIMS_HEADER, CLAIMS_LEGEND, MIN_SEEDS, claims_table, summary
+
+    heading = (f"{s['paper']}: {s['dataset']}, {s['profile']} profile, seed{'s' * (len(s['seeds']) > 1)} "
+               f"{', '.join(map(str, s['seeds']))}")
+    doc = [_h(heading)]
+    if s.get("intervals"):
+        doc.append(_p(f"95 % CIs on the test split: {'; '.join(s['intervals'])}.", style="caption"))
+    for name, table in s["tables"]:
+        cells = tuple(tuple("-" if c == "nan" else c for c in row) for row in table.cells())
+        doc.append(_h(name, 3))
+        if table.legend():
+            doc.append(_p(table.legend(), style="caption"))
+        doc.append(Block("table", header=tuple(table.header()), rows=cells))
+        doc += _not_trained_blocks(s["not_trained"].get(name, {}))  # under the table the rows belong to
+    doc += _not_trained_blocks(s["not_trained"].get(None, {}))
+    if s["claims"]:
+        intro = (f"The paper's claims, judged on our runs ({summary(s['claims'])}): delta = first row - second "
+                 "row on the same test clips, mean over seeds; its interval adds the seeds' spread / k to the "
+                 "test split's own sampling variance (every seed scores the same clips; at patient level where "
+                 f"a patient holds several clips). Fewer than {MIN_SEEDS} seeds give provisional verdicts. The "
+                 "paper's delta comes with the CI its own test size allows. A verdict on our data is about this "
+                 "run's rows, not a judgement of the paper.")
+        doc += [_h("The paper's claims", 3), _p(intro),
+                Block("table", header=tuple(CLAIMS_HEADER), rows=tuple(map(tuple, claims_table(s["claims"])))),
+                _p(CLAIMS_LEGEND, style="caption")]
+    if s["warnings"]:
+        doc += [_h("Data warnings", 3),
+                Block("list", tuple(f"{text} ({n} of {s['runs']} runs)" for text, n in s["warnings"].items()))]
+    figs = _key_figures(s["figures"])
+    if figs:
+        page, where = pages.get(s["folder"]), s["folder"].relative_to(out)
+        every = ["(every figure: its ", Link("notebook", str(page.relative_to(out))), ")"] if page else []
+        doc += [_p(f"Figures of {where} ", *every, ":"),
+                Block("figures", figures=tuple((f.relative_to(out), caption(f.stem)) for f in figs))]
+    return doc
 
 
 def paper_sections(records: list[RunRecord]) -> list[dict]:
@@ -397,6 +446,93 @@ def written_by_usnb(path: Path) -> bool:
         "<title>usnb batch report</title>" in head or "<title>runs</title>" in head and "<h1>Every run</h1>" in head
 
 
+@dataclass(frozen=True)
+class Link:
+    """A link inside a paragraph: `text` pointing at the relative path `href`."""
+
+    text: str
+    href: Path | str
+
+
+@dataclass(frozen=True)
+class Em:
+    """Emphasised text inside a paragraph (a row's name)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of the report, written once and rendered to Markdown and to HTML (`render_markdown`,
+    `render_html`), so the two files cannot drift apart.
+
+    kind: "h" (`level`, `parts` = the heading text), "p" (`parts`: text, `Link`s, `Em`s; `style` "caption" is italic,
+    "failed" marks a failed run's heading), "table" (`header`, `rows`), "list" (`parts`: one text per item) or
+    "figures" (`figures`: (path, caption) pairs, each image a link to itself)."""
+
+    kind: str
+    parts: tuple = ()
+    level: int = 2
+    style: str = ""
+    header: tuple = ()
+    rows: tuple = ()
+    figures: tuple = ()
+
+
+def _inline_md(parts) -> str:
+    return "".join(f"[{p.text}]({p.href})" if isinstance(p, Link) else f"*{p.text}*" if isinstance(p, Em)
+                   else str(p) for p in parts)
+
+
+def _inline_html(parts) -> str:
+    return "".join(_link(p.href, p.text) if isinstance(p, Link) else f"<em>{html.escape(p.text)}</em>"
+                   if isinstance(p, Em) else html.escape(str(p)) for p in parts)
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    lines = []
+    for b in blocks:
+        if b.kind == "h":
+            lines += ["#" * b.level + " " + _inline_md(b.parts), ""]
+        elif b.kind == "p":
+            text = _inline_md(b.parts)
+            lines += [f"*{text}*" if b.style == "caption" else text, ""]
+        elif b.kind == "table":
+            lines += [markdown_table(b.header, b.rows), ""]
+        elif b.kind == "list":
+            lines += [*[f"* {item}" for item in b.parts], ""]
+        elif b.kind == "figures":
+            lines += [*[f"![{text}]({path})" for path, text in b.figures], ""]
+    return "\n".join(lines)
+
+
+def render_html(blocks: list[Block]) -> str:
+    out = []
+    for b in blocks:
+        css = f" class='{b.style}'" if b.style else ""
+        if b.kind == "h":
+            out.append(f"<h{b.level}{css}>{_inline_html(b.parts)}</h{b.level}>")
+        elif b.kind == "p":
+            out.append(f"<p{css}>{_inline_html(b.parts)}</p>")
+        elif b.kind == "table":
+            out.append(_html_table(list(b.header), [list(r) for r in b.rows]))
+        elif b.kind == "list":
+            out.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in b.parts) + "</ul>")
+        elif b.kind == "figures":
+            out.append("<div>" + "".join(
+                f"<figure><a href='{_href(path)}'><img src='{_href(path)}' alt='{html.escape(text)}'></a>"
+                f"<figcaption>{html.escape(text)}</figcaption></figure>" for path, text in b.figures) + "</div>")
+    return "\n".join(out)
+
+
+def _h(text: str, level: int = 2, style: str = "") -> Block:
+    return Block("h", (text,), level=level, style=style)
+
+
+def _p(*parts, style: str = "") -> Block:
+    return Block("p", parts, style=style)
+
+
 def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Path, Path]:
     """report.md and report.html (each paper's tables, ours beside the paper's, its claims, key figures; a section
     for each failed run saying where it failed) and index.html (every run with its status, time and files; each
@@ -419,79 +555,14 @@ def write_report(out: str | Path, title: str = "usnb batch report") -> tuple[Pat
     sections = paper_sections(records)
     failed = [r for r in records if not r.status.get("ok")]
     counts = f"{len(records)} runs, {len(failed)} failed."
-    md = [MARK, f"# {title}", "", f"{counts} {INTRO} Every run: [index.html](index.html).", ""]
-    body = [MARK, f"<h1>{html.escape(title)}</h1>",
-            f"<p>{html.escape(counts)} {html.escape(INTRO)} Every run: <a href='index.html'>index</a>.</p>"]
+    doc = [_h(title, 1), _p(f"{counts} {INTRO} Every run: ", Link("index.html", "index.html"), ".")]
     # notebook order: a failed run's section stands where its notebook's would
     entries = [(s["notebook"], 0, s) for s in sections] + [(r.notebook, 1, r) for r in failed]
     for _, kind, entry in sorted(entries, key=lambda e: (e[0], e[1])):
-        if kind == 1:
-            r = entry
-            heading = f"{r.notebook}, seed {r.seed}: {'DAMAGED' if r.damaged else 'FAILED'}"
-            where = (f"Its records are damaged: {r.damaged}; the run is left out of the tables. Fix: run it again "
-                     "(`usnb run` redoes it)." if r.damaged else f"It stopped at {r.status.get('error')}.")
-            log, page = (r.folder / "run.log").relative_to(out), pages.get(r.folder)
-            md += [f"## {heading}", "", f"{where} Its log: [{log}]({log})"
-                   + (f"; the notebook as far as it ran: [{page.relative_to(out)}]({page.relative_to(out)})"
-                      if page else "") + ".", ""]
-            body += [f"<h2 class='failed'>{html.escape(heading)}</h2>",
-                     f"<p>{html.escape(where)} Its {_link(log, 'log')}"
-                     + (f"; the {_link(page.relative_to(out), 'notebook as far as it ran')}" if page else "") + ".</p>"]
-            continue
-        s = entry
-        heading = (f"{s['paper']}: {s['dataset']}, {s['profile']} profile, seed{'s' * (len(s['seeds']) > 1)} "
-                   f"{', '.join(map(str, s['seeds']))}")
-        md += [f"## {heading}", ""]
-        body.append(f"<h2>{html.escape(heading)}</h2>")
-        if s.get("intervals"):
-            said = f"95 % CIs on the test split: {'; '.join(s['intervals'])}."
-            md += [f"*{said}*", ""]
-            body.append(f"<p class='caption'>{html.escape(said)}</p>")
-        for name, table in s["tables"]:
-            cells = [[("-" if c == "nan" else c) for c in row] for row in table.cells()]
-            legend = [f"*{table.legend()}*", ""] if table.legend() else []
-            md += [f"### {name}", "", *legend, markdown_table(table.header(), cells), ""]
-            body += [f"<h3>{html.escape(name)}</h3>",
-                     f"<p class='caption'>{html.escape(table.legend())}</p>" if table.legend() else "",
-                     _html_table(table.header(), cells)]
-            _say_not_trained(s["not_trained"].get(name, {}), md, body)  # under the table the rows belong to
-        _say_not_trained(s["not_trained"].get(None, {}), md, body)
-        if s["claims"]:
-            from .claims import CLAIMS_HEADER, CLAIMS_LEGEND, MIN_SEEDS, claims_table, summary
-
-            lines = claims_table(s["claims"])
-            intro = (f"The paper's claims, judged on our runs ({summary(s['claims'])}): delta = first row - second "
-                     "row on the same test clips, mean over seeds; its interval adds the seeds' spread / k to the "
-                     "test split's own sampling variance (every seed scores the same clips; at patient level where "
-                     f"a patient holds several clips). Fewer than {MIN_SEEDS} seeds give provisional verdicts. The "
-                     "paper's delta comes with the CI its own test size allows. A verdict on our data is about this "
-                     "run's rows, not a judgement of the paper.")
-            md += ["### The paper's claims", "", intro, "", markdown_table(CLAIMS_HEADER, lines), "",
-                   f"*{CLAIMS_LEGEND}*", ""]
-            body += ["<h3>The paper's claims</h3>", f"<p>{html.escape(intro)}</p>", _html_table(CLAIMS_HEADER, lines),
-                     f"<p class='caption'>{html.escape(CLAIMS_LEGEND)}</p>"]
-        if s["warnings"]:
-            lines = [f"{text} ({n} of {s['runs']} runs)" for text, n in s["warnings"].items()]
-            md += ["### Data warnings", "", *[f"* {line}" for line in lines], ""]
-            body += ["<h3>Data warnings</h3><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-                     + "</ul>"]
-        figs = _key_figures(s["figures"])
-        if figs:
-            rel = [f.relative_to(out) for f in figs]
-            page = pages.get(s["folder"])
-            where = s["folder"].relative_to(out)
-            md += [f"Figures of {where} (every figure: its notebook, {page.relative_to(out) if page else where}):", "",
-                   *[f"![{caption(p.stem)}]({p})" for p in rel], ""]
-            body += [f"<p>Figures of {html.escape(str(where))}"
-                     + (f" (every figure: its {_link(page.relative_to(out), 'notebook')})" if page else "") + "</p>",
-                     "<div>" + "".join(f"<figure><a href='{_href(p)}'><img src='{_href(p)}' "
-                                       f"alt='{html.escape(caption(p.stem))}'></a><figcaption>"
-                                       f"{html.escape(caption(p.stem))}"
-                                       "</figcaption></figure>" for p in rel)
-                     + "</div>"]
-    report_md.write_text("\n".join(md) + "\n")
+        doc += _failed_blocks(entry, out, pages) if kind == 1 else _section_blocks(entry, out, pages)
+    report_md.write_text(f"{MARK}\n{render_markdown(doc)}\n")
     report_html.write_text(f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}"
-                           + "\n".join(body))
+                           f"{MARK}\n{render_html(doc)}")
     rows = []
     for r in records:
         link = lambda p, text: _link(p.relative_to(out), text)  # noqa: E731

@@ -103,8 +103,9 @@ def load_task(dataset: str, data_dir: str | Path | None, classes: tuple[str, str
               positive: str | Sequence[str] | None = None, drop: str | Sequence[str] | None = None,
               patient_pattern: str | None = None) -> tuple[list[Record], tuple[str, str]]:
     """Clips of any video source (`usnb.sources.VIDEO_SOURCES`) with the task's labels (`task_labels`): the one way
-    every notebook reads its videos. `data_dir` None: USNB_DATA_DIR/<dataset> (the phantom: the default one; a
-    notebook passes the folder of its own phantom); `patient_pattern`: the `folders` source's patient ids."""
+    every notebook reads its videos. `data_dir` None: `usnb.paths.dataset_root` (USNB_<DATASET>_DIR, else
+    USNB_DATA_DIR/<dataset>; the phantom: the default one, a notebook passes the folder of its own phantom);
+    `patient_pattern`: the `folders` source's patient ids."""
     from .paths import dataset_root
     from .sources import VIDEO_SOURCES, load
 
@@ -113,7 +114,7 @@ def load_task(dataset: str, data_dir: str | Path | None, classes: tuple[str, str
         raise ValueError(f"dataset must be one of {list(VIDEO_SOURCES)}, got {dataset!r}{hint}")
     if dataset != "phantom" and data_dir is None and not dataset_root(dataset).exists():
         raise ValueError(f"dataset={dataset!r} needs data_dir: the folder holding the data (or put it at "
-                         f"{dataset_root(dataset)}); see data_cards/")
+                         f"{dataset_root(dataset)}, or set USNB_{dataset.upper()}_DIR); see data_cards/")
     kwargs = {"patient_pattern": patient_pattern} if dataset == "folders" and patient_pattern else {}
     return task_labels(load(dataset, data_dir, **kwargs), dataset, classes, positive, drop)
 

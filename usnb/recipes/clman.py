@@ -156,10 +156,7 @@ def pretrain(data: BreastData, profile: Profile, seed: int, out_dir: str | Path,
              progress: bool = True) -> tuple[FrameSimCLR, list[dict], TrainConfig]:
     """SimCLR on the training clips' frames (GroupNorm + non-local backbone): (model, history, config)."""
     dataset = FrameViews(data.clips["train"], data.cache, profile.simclr_frames, simclr_augment(data.view.cache_size))
-    config = TrainConfig(profile.simclr, seed=seed, num_workers=profile.num_workers, channels_last=profile.channels_last,
-                         extra={"temperature": profile.temperature, "frames": profile.simclr_frames, "size": profile.size,
-                                "fov": profile.fov, "width": profile.width, "stem_pool": profile.stem_pool,
-                                "proj_dim": profile.proj_dim, "dataset": data.dataset, "stage": "simclr"})
+    config = stage_config(profile, "simclr", seed, dataset=data.dataset)
     model, history = train_once(lambda: FrameSimCLR(build_backbone(profile, Row()), proj_dim=profile.proj_dim),
                                 "simclr", dataset, make_simclr_step(data.view, profile.temperature), config, out_dir,
                                 device, progress)
@@ -257,8 +254,9 @@ def train_head(name: str, features: dict[str, list[np.ndarray]], data: BreastDat
                progress: bool = False) -> tuple[dict, VideoHead, dict]:
     """A Table 3 aggregator + classifier on frozen features (`usnb.probe.train_head`): (metrics, head, P(malignant))."""
     row = ROWS[name]
-    config = TrainConfig(profile.head, seed=seed, extra={"row": asdict(row), "frozen": pretrained_config.fingerprint(),
-                                "frames": profile.train_frames, "feature_frames": profile.eval_frames})
+    # the heads read features of eval_frames frames per video: an evaluation-only field elsewhere, learned here
+    config = stage_config(profile, "head", seed, row=asdict(row), frozen=pretrained_config.fingerprint(),
+                          feature_frames=profile.eval_frames)
     return probe.train_head(lambda m: VideoHead(m, row.aggregator, len(CLASSES)), features,
                             {s: label_index(data.clips[s], data.classes) for s in features}, profile.train_frames,
                             config, f"frozen {row.aggregator}", out_dir, device, progress,
