@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,13 +127,19 @@ def main(argv=None) -> int:
                   "changed; the recorded spread is for the default phantom with the small profile and no "
                   "parameter changed. Nothing written.", file=sys.stderr)
             return 2
-        seeds = sorted({s for p in record["papers"].values() for s in p["seeds"]})
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        record["measured"] = (f"sd over seeds {', '.join(map(str, seeds))} of the small profile on the default "
-                              f"phantom, {len(seeds)} runs a paper, usnb {commit or '?'}")
-        del record["settings"], record["changed"]
-        args.write.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"written: {args.write}")
+        threads = os.environ.get("OMP_NUM_THREADS", "torch's default")
+        for entry in record["papers"].values():
+            entry["measured"] = (f"sd over seeds {', '.join(map(str, entry['seeds']))} of the small profile on the "
+                                 f"default phantom, one run a seed, usnb {commit or '?'}, OMP_NUM_THREADS={threads}")
+        # the papers of this batch replace theirs; the others keep what was measured for them
+        kept = json.loads(args.write.read_text()) if args.write.is_file() else {"papers": {}}
+        for paper, entry in kept["papers"].items():
+            entry.setdefault("measured", kept.get("measured", ""))  # files written before each paper had its own
+        written = {"papers": {**kept["papers"], **record["papers"]}}
+        args.write.write_text(json.dumps(written, indent=1) + "\n")
+        print(f"written: {args.write} ({', '.join(sorted(record['papers']))}; kept: "
+              f"{', '.join(sorted(set(kept['papers']) - set(record['papers']))) or 'none'})")
     return 0
 
 

@@ -349,6 +349,12 @@ def test_report_shows_cis_the_papers_own_columns_and_the_claims_pooled_over_seed
     assert record["papers"]["kganet"]["rows"]["KGA-Net"]["auc_sd"] > 0 and record["settings"] == [("phantom", "small")]
     assert record["changed"] == [] and seed_spread.main([str(tmp_path), "--write", str(tmp_path / "s.json")]) == 0
     assert json.loads((tmp_path / "s.json").read_text())["papers"]["kganet"]["seeds"] == [0, 1, 2]
+    # a batch of one paper replaces that paper's entry and keeps the others' (each with how it was measured)
+    (tmp_path / "s.json").write_text(json.dumps({"papers": {"mvcc": {"claims": {}, "seeds": [0]}}, "measured": "old"}))
+    assert seed_spread.main([str(tmp_path), "--write", str(tmp_path / "s.json")]) == 0
+    written = json.loads((tmp_path / "s.json").read_text())
+    assert set(written["papers"]) == {"mvcc", "kganet"} and written["papers"]["mvcc"]["measured"] == "old"
+    assert "seeds 0, 1, 2" in written["papers"]["kganet"]["measured"] and "measured" not in written
 
 
 @pytest.mark.slow

@@ -93,14 +93,25 @@ def _paper_delta(claim: Claim, paper_rows: Mapping[str, dict], test_size: tuple[
     return {"paper_delta": delta, "paper_ci": ci}
 
 
-def seed_spread(paper: str, default_setting: bool) -> dict[str, float] | None:
+class Spread(dict):
+    """{claim text: seed-to-seed sd of its delta}, and `measured`: how and where it was measured."""
+
+    measured: str = ""
+
+
+def seed_spread(paper: str, default_setting: bool) -> Spread | None:
     """{claim text: seed-to-seed sd of its delta} recorded for the default setting (the default phantom, the
-    recipe's small profile unchanged; `seed_spread.json`), or None: another setting, or nothing recorded for this
-    paper. The notebook decides `default_setting` in plain sight. See `judge` for what the spread changes."""
+    recipe's small profile unchanged; `seed_spread.json`, each paper's entry with its own `measured`), or None:
+    another setting, or nothing recorded for this paper. The notebook decides `default_setting` in plain sight. See
+    `judge` for what the spread changes."""
     if not default_setting or not SEED_SPREAD.is_file():
         return None
     entry = json.loads(SEED_SPREAD.read_text()).get("papers", {}).get(paper)
-    return None if entry is None else {k: float(v["sd"]) for k, v in entry["claims"].items()}
+    if entry is None:
+        return None
+    spread = Spread({k: float(v["sd"]) for k, v in entry["claims"].items()})
+    spread.measured = entry.get("measured", "")
+    return spread
 
 
 def seeds_command(paper: str, profile: str, dataset: str, data_dir=None) -> str:
@@ -121,7 +132,7 @@ def claims_note(rows: Mapping[str, dict], spread: Mapping[str, float] | None, co
                      "phantom with the small profile), so one seed cannot tell a real gap from seed luck: each verdict "
                      f"is provisional. Verdicts need at least {MIN_SEEDS} seeds: {command}")
     else:
-        measured = json.loads(SEED_SPREAD.read_text())["measured"]
+        measured = getattr(spread, "measured", "") or "recorded for this setting"
         lines.append(f"Seed spread: each interval adds its delta's seed-to-seed variance ({measured}) to the "
                      "test split's, so a verdict here is not the luck of one seed.")
     return "\n".join(lines)

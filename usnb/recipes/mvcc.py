@@ -101,13 +101,13 @@ PROFILES = {
                      finetune=Schedule(10_110, 8, "sgd", lr=0.0075, weight_decay=1e-4, schedule="cosine", warmup=200),
                      num_workers=4, augment_on="device"),
     # CPU-sized (our choices, on the validation split): 64 px, 4 frames, a 2-block width-64 TimeSformer with a conv
-    # stem, AdamW + cosine, gradients clipped to norm 1; 88 pretraining and 660 fine-tuning steps (8 and 60 passes
+    # stem, AdamW + cosine, gradients clipped to norm 1; 88 pretraining and 990 fine-tuning steps (8 and 90 passes
     # over the phantom's 191 training clips in batches of 16). How each was chosen: docs/tuning.md#mvcc.
     "small": Profile("small", size=64, fov=0.75, patch=16, frames=4, dim=64, depth=2, heads=4, stem="conv",
                      weights=None, decoder_dim=32, decoder_depth=1, decoder_heads=4, alpha=0.5, beta=0.75,
                      pretrain=Schedule(88, 16, "adamw", lr=2e-3, weight_decay=0.05, schedule="cosine", warmup=20,
                                        clip_grad=1.0),
-                     finetune=Schedule(660, 16, "adamw", lr=2e-3, weight_decay=0.05, schedule="cosine", warmup=20,
+                     finetune=Schedule(990, 16, "adamw", lr=2e-3, weight_decay=0.05, schedule="cosine", warmup=20,
                                        clip_grad=1.0), augment_on="device"),
 }
 
