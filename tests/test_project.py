@@ -137,6 +137,12 @@ def test_committed_notebooks_are_clean():
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), path.name
+        # nbformat 4.5 with an id on every cell: JupyterLab adds missing ids on opening, which marks the file modified
+        raw = json.loads(path.read_text())
+        assert (raw["nbformat"], raw["nbformat_minor"]) == (4, 5), path.name
+        ids = [c.get("id") for c in raw["cells"]]
+        assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: a cell without an id, or two with one"
+        nbformat.validate(nb)
         for cell in nb.cells:
             if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" not in cell.source:
                 assert not cell.outputs and cell.execution_count is None, f"{path.name}: stray output in {cell.source[:40]!r}"
