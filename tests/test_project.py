@@ -143,6 +143,8 @@ def test_committed_notebooks_are_clean():
         ids = [c.get("id") for c in raw["cells"]]
         assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: a cell without an id, or two with one"
         nbformat.validate(nb)
+        # written as nbformat (and so JupyterLab) writes it: saving a notebook changes only what the user changed
+        assert nbformat.writes(nb) + "\n" == path.read_text(), f"{path.name}: not in nbformat's own layout"
         for cell in nb.cells:
             if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" not in cell.source:
                 assert not cell.outputs and cell.execution_count is None, f"{path.name}: stray output in {cell.source[:40]!r}"
