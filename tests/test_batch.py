@@ -1,4 +1,5 @@
 """The batch runner (usnb run --seeds/--all): run folders, resume after a kill, failures, report, submitit, torchrun."""
+import dataclasses
 import importlib.util
 import json
 import os
@@ -400,3 +401,26 @@ def test_run_needs_notebooks_or_all(capsys):
 
 def test_run_dataclass_names():
     assert Run("a/03_kganet.ipynb", "/o", {"seed": 2}).name == "03_kganet seed 2"
+
+
+def test_pooled_claims_match_runs_by_what_a_claim_compares_and_list_the_claims_no_run_judged():
+    """A run written before a claim's wording changed ('|delta| <= 0.02', now '2 points') is still pooled; a claim
+    that no run judged is listed as not run, not dropped."""
+    from types import SimpleNamespace
+
+    from usnb import claims
+    from usnb.recipes import lung_ssl as S
+    from usnb.report import pooled_claims
+
+    close = next(c for c in S.CLAIMS if c.kind == "close")
+    old_wording = close.text.replace(f"{close.margin * 100:g} points", f"{close.margin:g}")
+    assert old_wording != close.text
+    judged = {"claim": old_wording, **dataclasses.asdict(close), "delta": 0.01, "ci": [-0.01, 0.03],
+              "test_ci": [-0.01, 0.03], "verdict": claims.UNRESOLVED, "level": 0.95, "paper_delta": 0.0,
+              "paper_ci": None}
+    runs = [SimpleNamespace(metrics={"claims": [dict(judged, delta=d)]}) for d in (0.0, 0.01, 0.02)]
+    pooled = {p["claim"]: p for p in pooled_claims(S, runs)}
+    assert set(pooled) == {c.text for c in S.CLAIMS}  # every claim listed, in today's wording
+    assert pooled[close.text]["seeds"] == 3 and pooled[close.text]["delta"] == pytest.approx(0.01)
+    others = [p for text, p in pooled.items() if text != close.text]
+    assert others and all(p["verdict"] == claims.NOT_RUN and p["section"] for p in others)

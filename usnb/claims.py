@@ -206,7 +206,8 @@ def judge_over_seeds(claim: Claim, per_seed: Sequence[dict]) -> dict:
     runs = [r for r in per_seed if r.get("verdict") != NOT_RUN and not math.isnan(r["delta"])
             and not any(c is None or math.isnan(c) for c in r["ci"])]
     first = per_seed[0] if per_seed else {}
-    base = {k: first.get(k) for k in ("claim", "quote", "section", "paper_delta", "paper_ci")}
+    base = {"claim": claim.text, "quote": claim.quote, "section": claim.section,  # today's wording of the claim
+            "paper_delta": first.get("paper_delta", float("nan")), "paper_ci": first.get("paper_ci")}
     if not runs:
         return {**base, "delta": float("nan"), "sd": float("nan"), "ci": [float("nan")] * 2, "seeds": 0,
                 "verdict": NOT_RUN}

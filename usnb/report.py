@@ -103,7 +103,7 @@ FIGURES = ("roc", "tsne", "gradcam", "occlusion", "fraction", "reconstruction", 
 
 
 FIGURE_WORDS = {"roc": "ROC curves", "tsne": "t-SNE", "gradcam": "Grad-CAM", "mae": "MAE", "ssl": "SSL",
-                "simclr": "SimCLR", "vs": "against"}
+                "simclr": "SimCLR", "vs": "against", "rows": "of the rows"}
 
 
 def caption(stem: str) -> str:
@@ -359,16 +359,18 @@ def pooled_claims(module, runs: list[RunRecord]) -> list[dict]:
     by `usnb.claims.judge_over_seeds`."""
     from .claims import judge_over_seeds
 
+    def same(c: dict, claim) -> bool:  # by what it compares, not its wording (which may differ between versions)
+        return all(c.get(k) == getattr(claim, k) for k in ("better", "worse", "metric", "kind", "margin"))
+
     out = []
     for claim in getattr(module, "CLAIMS", []) if module else []:
-        per_seed = [c for r in runs for c in r.metrics.get("claims", []) if c.get("claim") == claim.text]
+        per_seed = [c for r in runs for c in r.metrics.get("claims", []) if same(c, claim)]
         per_seed = [{**c, "delta": float("nan") if c.get("delta") is None else c["delta"],
                      "ci": [float("nan") if v is None else v for v in c.get("ci", [None, None])],
                      "test_ci": [float("nan") if v is None else v for v in c["test_ci"]] if c.get("test_ci") else None,
                      "paper_delta": float("nan") if c.get("paper_delta") is None else c["paper_delta"]}
                     for c in per_seed]
-        if per_seed:
-            out.append(judge_over_seeds(claim, per_seed))
+        out.append(judge_over_seeds(claim, per_seed))  # no run judged it: "not run", listed, not dropped
     return out
 
 
@@ -426,6 +428,7 @@ INTRO = ("Our numbers: mean(std) over seeds [95 % CI on the test clips, mean of 
 STYLE = ("<meta name='viewport' content='width=device-width, initial-scale=1'>"  # phones: no zoomed-out page
          "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 12px}"
          ".scroll{overflow-x:auto}"  # a wide table scrolls on its own, the page keeps the screen's width
+         "td:not(:first-child){white-space:nowrap}"  # '85.0 [80.1, 89.9]' on one line; row names wrap
          "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
          ".caption{font-style:italic;margin:4px 0}figure{display:inline-block;margin:6px;vertical-align:top}"
          "figure img{max-width:560px;width:100%;border:1px solid #eee}figcaption{font-size:12px}"
