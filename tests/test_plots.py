@@ -54,9 +54,10 @@ def test_cam_overlay(tmp_path):
     frames = RNG.integers(0, 256, (10, 16, 16), dtype=np.uint8)
     cam = torch.rand(10, 16, 16)
     fig = plots.cam_overlay(frames, cam, boxes={0: [(2, 3, 4, 5)]}, max_frames=4, path=tmp_path / "cam.png")
-    _saved(fig, tmp_path / "cam.png", 4)
+    _saved(fig, tmp_path / "cam.png", 5)  # 4 frames and the colour bar
     assert len(fig.axes[0].patches) == 1  # the box on frame 0
-    assert len(plots.cam_overlay(frames[:3, ..., None], cam[:3]).axes) == 3
+    assert fig.axes[-1].get_ylabel() == "CAM (clip max = 1)"  # the colour bar says what the colours mean
+    assert len(plots.cam_overlay(frames[:3, ..., None], cam[:3]).axes) == 4
     with pytest.raises(ValueError, match="must match frames"):
         plots.cam_overlay(frames, cam[:, :8])
 

@@ -279,7 +279,7 @@ def test_a_source_without_a_folder_names_the_fix_in_every_notebook_family(family
     from usnb.view import FieldOfView
 
     with pytest.raises(ValueError, match=r"dataset='folders' needs data_dir: the folder holding the data \(or put it "
-                                         r"at .*usnb_data/folders\)"):
+                                         r"at .*usnb_data/folders, or set USNB_FOLDERS_DIR\)"):
         load_breast("folders", FieldOfView(16)) if family == "breast" else load_lung("folders", 16)
 
 
