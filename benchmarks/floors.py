@@ -8,7 +8,8 @@ seconds. The row is trained exactly as its notebook trains it (same recipe calls
 kernels round differently, so the floors are set from several seeds at 1 and 2 threads and two kernel sets
 (`python benchmarks/floors.py --summary runs/floors` prints the table the notebooks quote). The floor rule: below the
 worst run by max(0.05, 2 sd), rounded down to 0.05, so that a correct pipeline passes on any machine. The runs
-behind the notebooks' floors: `python benchmarks/floors.py --summary benchmarks/results/floors-2026-11-29.jsonl`.
+behind the notebooks' floors: `python benchmarks/floors.py --summary benchmarks/results/floors-2026-11-29.jsonl`
+(MVCC's since its 90 fine-tuning passes: `benchmarks/results/floors-2026-12-08-mvcc.jsonl`).
 """
 from __future__ import annotations
 
