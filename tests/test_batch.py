@@ -220,6 +220,9 @@ def test_parallel_runs_share_the_cpu_cores_or_get_one_gpu_each(tmp_path, monkeyp
     seen.clear()
     run_batch(runs, parallel=16, echo=lambda *_: None)  # 4 runs left: they share the 8 cores
     assert {e["OMP_NUM_THREADS"] for e in seen.values()} == {"2"}
+    seen.clear()
+    run_batch(runs, parallel=1, echo=lambda *_: None)  # one at a time: every core, named (not left to the load)
+    assert all(e == {"OMP_NUM_THREADS": "8", "MKL_NUM_THREADS": "8"} for e in seen.values())
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting is kept
     seen.clear()
     run_batch(runs, parallel=2, echo=lambda *_: None)

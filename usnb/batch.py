@@ -369,13 +369,7 @@ def _run_batch(runs: Sequence[Run], parallel: int, slurm: dict | None, echo: Cal
         outcomes += [report(o) for o in _run_submitit(todo, slurm)]
     elif parallel > 1:
         gpus = _gpu_count()
-        # Without GPUs the cores are shared out: each torch process otherwise starts a thread per core, and `parallel`
-        # of them oversubscribe the CPU (two runs on 2 cores measured ~5x slower each, not 2x). Thread counts the user
-        # exported are kept, and so is a notebook's own `threads` parameter (notebook 04 sets 1; 05's default None
-        # leaves torch to read OMP_NUM_THREADS).
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = str(max(1, cores // max(1, min(parallel, len(todo)))))
-        cpu_env = {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if name not in os.environ}
+        cpu_env = _cpu_threads(min(parallel, len(todo)))
 
         def one(item):
             i, run = item
@@ -384,8 +378,20 @@ def _run_batch(runs: Sequence[Run], parallel: int, slurm: dict | None, echo: Cal
         with ThreadPoolExecutor(parallel) as pool:
             outcomes += list(pool.map(one, enumerate(todo)))
     else:
-        outcomes += [report(execute_in_child(run)) for run in todo]
+        env = None if _gpu_count() else _cpu_threads(1)
+        outcomes += [report(execute_in_child(run, env)) for run in todo]
     return outcomes
+
+
+def _cpu_threads(side_by_side: int) -> dict[str, str]:
+    """OMP_NUM_THREADS and MKL_NUM_THREADS for runs on the CPU: the cores shared out among the runs that go side by
+    side. Each torch process otherwise starts a thread per core, and several oversubscribe the CPU (two runs on 2
+    cores measured ~5x slower each, not 2x); one run alone gets every core, named, so that a notebook's thread count
+    (`usnb.train.choose_threads`) does not depend on how busy the machine happens to be. Thread counts the user
+    exported are kept, and so is a notebook's own `threads` parameter (notebook 04 sets 1)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = str(max(1, cores // max(1, side_by_side)))
+    return {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if name not in os.environ}
 
 
 def _run_submitit(runs: Sequence[Run], options: dict) -> list[Outcome]:
