@@ -428,10 +428,10 @@ def test_choose_threads_says_what_it_chose_and_why(monkeypatch):
         monkeypatch.setattr("psutil.cpu_percent", lambda interval, percpu: many)  # all busy: one thread
         assert "torch threads: 1 (the idle ones of" in choose_threads() and torch.get_num_threads() == 1
         monkeypatch.setattr("psutil.cpu_percent", lambda interval, percpu: [0.0] * 256)  # idle: every core
-        monkeypatch.setattr("usnb.train._cpu_quota", lambda: None)
+        monkeypatch.setattr("usnb.live._cpu_quota", lambda: None)
         cores = len(os.sched_getaffinity(0))
         assert f"torch threads: {cores} (the idle ones of the {cores} cores" in choose_threads()
-        monkeypatch.setattr("usnb.train._cpu_quota", lambda: 1)  # a container limited to one CPU
+        monkeypatch.setattr("usnb.live._cpu_quota", lambda: 1)  # a container limited to one CPU
         assert "torch threads: 1 (the idle ones of the 1 cores" in choose_threads()
         with pytest.raises(ValueError, match="threads"):
             choose_threads(0)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .notebooks import find_notebooks, notebook_parameters, run_notebook
+from .live import usable_cores
 from .paths import atomic_write
 
 
@@ -389,8 +390,7 @@ def _cpu_threads(side_by_side: int) -> dict[str, str]:
     cores measured ~5x slower each, not 2x); one run alone gets every core, named, so that a notebook's thread count
     (`usnb.train.choose_threads`) does not depend on how busy the machine happens to be. Thread counts the user
     exported are kept, and so is a notebook's own `threads` parameter (notebook 04 sets 1)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = str(max(1, cores // max(1, side_by_side)))
+    threads = str(max(1, usable_cores() // max(1, side_by_side)))
     return {name: threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if name not in os.environ}
 
 

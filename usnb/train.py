@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from . import live
+from .live import my_cpus, usable_cores
 from .errors import DataWarning
 from .checkpoints import ema_update, load_checkpoint, save_checkpoint
 from .params import number
@@ -55,8 +56,8 @@ def choose_threads(threads: int | None = None) -> str:
     the cores over the runs it starts side by side); else the cores that are idle now (the available cores less those
     busy over half a second, at least 1), because OpenMP threads on busy cores spin and slow every job (on a busy
     2-core machine 1 thread trained at 2.9 steps/s, 2 threads at 1.6). Returns the sentence a notebook prints."""
-    mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    cores = min(len(mine), _cpu_quota() or len(mine))  # a container's CPU limit counts too
+    mine = my_cpus()
+    cores = usable_cores()
     if threads is not None:
         n, why = number("threads", threads, low=1, integer=True), "the threads parameter"
     elif os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
@@ -68,15 +69,6 @@ def choose_threads(threads: int | None = None) -> str:
         why = f"the idle ones of the {cores} cores it may use ({busy:.1f} busy now); set threads to choose"
     torch.set_num_threads(int(n))
     return f"torch threads: {n} ({why}). Results differ slightly with the thread count, within the seeds' spread."
-
-
-def _cpu_quota() -> int | None:
-    """The CPUs a cgroup v2 limit allows this process (a container's `cpu.max`, rounded up), or None."""
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-    except (OSError, ValueError):
-        return None
-    return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
